@@ -1,0 +1,60 @@
+"""Decoding audio files into mono float32 waveforms at a chosen sample rate.
+
+This is the one place that reads audio; every dataset and ``evaluate.py audio=...`` goes through
+:func:`load_audio`, so a file that decodes for training decodes the same way for inference.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import soundfile as sf
+
+AUDIO_EXTENSIONS = (".wav", ".au", ".mp3", ".flac", ".ogg")
+
+
+class AudioDecodeError(Exception):
+    """A file that cannot be decoded into usable audio; ``str()`` names the file and the reason."""
+
+    def __init__(self, path: str | Path, reason: str):
+        self.path = str(path)
+        self.reason = reason
+        super().__init__(f"{self.path}: {reason}")
+
+
+def load_audio(path: str | Path, sample_rate: int) -> np.ndarray:
+    """Decode ``path`` into a mono float32 waveform at ``sample_rate`` Hz, shape ``(n_samples,)``.
+
+    soundfile (libsndfile) reads WAV, AU, FLAC, OGG and MP3; librosa's audioread fallback covers
+    what it cannot. Channels are averaged; resampling uses soxr (librosa's default).
+    Raises :class:`AudioDecodeError` for unreadable, empty or non-finite audio.
+    """
+    import librosa
+
+    path = Path(path)
+    if not path.is_file():
+        raise AudioDecodeError(path, "file not found")
+    try:
+        data, native_rate = sf.read(str(path), dtype="float32", always_2d=True)
+        waveform = data.mean(axis=1)
+    except Exception as sf_error:  # libsndfile raises several types; fall back before giving up
+        try:
+            waveform, native_rate = librosa.load(str(path), sr=None, mono=True)
+        except Exception as fallback_error:
+            raise AudioDecodeError(
+                path, f"unreadable audio ({sf_error}; fallback: {type(fallback_error).__name__})"
+            ) from None
+    if waveform.size == 0:
+        raise AudioDecodeError(path, "empty audio (0 samples)")
+    if not np.all(np.isfinite(waveform)):
+        raise AudioDecodeError(path, "audio contains NaN or infinite samples")
+    if native_rate != sample_rate:
+        waveform = librosa.resample(waveform, orig_sr=native_rate, target_sr=sample_rate)
+    return np.ascontiguousarray(waveform, dtype=np.float32)
+
+
+def fix_length(waveform: np.ndarray, n_samples: int) -> np.ndarray:
+    """Crop the end off, or zero-pad the end of, ``waveform`` to exactly ``n_samples``."""
+    if waveform.shape[0] >= n_samples:
+        return waveform[:n_samples]
+    return np.pad(waveform, (0, n_samples - waveform.shape[0]))

@@ -1,0 +1,206 @@
+"""HDF5 caches: decoded audio, and the features computed from it.
+
+``audio-<key>.h5`` holds every readable track decoded once (mono, resampled, fixed length);
+``features-<key>.h5`` holds the feature matrix of each whole track, computed once from it.
+Training reads clips out of the feature cache, so no epoch decodes audio or computes a spectrogram
+(PITFALLS: on a 2-core CPU the spectrogram of 64 ten-second clips costs ~1 s, per batch).
+
+A cache's name is a digest of everything that decides its content (each file's path, size and
+modification time; sample rate; length; feature settings; format version): a changed input or
+setting makes a new cache. Each cache is written to a ``.partial-<pid>.h5`` file and renamed into
+place only after its last row and its ``complete`` flag are written, so an interrupted build leaves
+nothing that a later run would trust.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+from concurrent.futures import ProcessPoolExecutor
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterator
+
+import h5py
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from genre.data.audio import AudioDecodeError, fix_length, load_audio
+from genre.data.index import SkippedFile, Track
+
+log = logging.getLogger(__name__)
+CACHE_VERSION = 1
+
+
+def _digest(content: object) -> str:
+    return hashlib.sha256(json.dumps(content, sort_keys=True, default=str).encode()).hexdigest()[:20]
+
+
+def _is_complete(path: Path, key: str) -> bool:
+    if not path.is_file():
+        return False
+    try:
+        with h5py.File(path, "r") as f:
+            return bool(f.attrs.get("complete", False)) and f.attrs.get("key") == key
+    except OSError:
+        return False
+
+
+def _remove_stale_partials(path: Path) -> None:
+    """Delete partial files of this cache left by processes that no longer run (crashed builds)."""
+    for partial in path.parent.glob(f"{path.stem}.partial-*.h5"):
+        pid = partial.stem.rsplit("-", 1)[-1]
+        try:
+            os.kill(int(pid), 0)
+        except (ValueError, ProcessLookupError):
+            partial.unlink(missing_ok=True)
+        except PermissionError:
+            pass
+
+
+@contextmanager
+def _atomic_h5(path: Path, key: str) -> Iterator[h5py.File]:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    _remove_stale_partials(path)
+    partial = path.with_name(f"{path.stem}.partial-{os.getpid()}.h5")
+    try:
+        with h5py.File(partial, "w") as f:
+            f.attrs["key"] = key
+            yield f
+            f.attrs["complete"] = True
+        os.replace(partial, path)
+    finally:
+        partial.unlink(missing_ok=True)
+
+
+@dataclass(frozen=True)
+class CachedTracks:
+    """A complete cache file: ``track_ids[i]`` is row ``i``; ``skipped`` lists what could not be decoded."""
+
+    path: Path
+    key: str
+    track_ids: list[str]
+    skipped: list[SkippedFile]
+
+    @classmethod
+    def open(cls, path: Path, key: str) -> "CachedTracks":
+        with h5py.File(path, "r") as f:
+            ids = [s.decode() if isinstance(s, bytes) else s for s in f["track_id"][()]]
+            skipped = [SkippedFile(**item) for item in json.loads(f.attrs.get("skipped", "[]"))]
+        return cls(path, key, ids, skipped)
+
+
+def _file_identity(track: Track) -> tuple[str, int, int] | tuple[str, None, None]:
+    try:
+        stat = track.path.stat()
+        return str(track.path.resolve()), stat.st_size, stat.st_mtime_ns
+    except OSError:
+        return str(track.path), None, None
+
+
+def _decode(job: tuple[str, int, int, int]) -> tuple[np.ndarray | None, str | None]:
+    path, sample_rate, n_samples, min_samples = job
+    try:
+        waveform = load_audio(path, sample_rate)
+    except AudioDecodeError as error:
+        return None, error.reason
+    if waveform.shape[0] < min_samples:
+        return None, (f"too short: {waveform.shape[0] / sample_rate:.2f} s, less than one clip "
+                      f"({min_samples / sample_rate:.2f} s)")
+    return fix_length(waveform, n_samples), None
+
+
+def build_audio_cache(tracks: list[Track], sample_rate: int, n_samples: int, cache_dir: str | Path,
+                      num_workers: int | None = None, min_seconds: float = 0.0) -> CachedTracks:
+    """Decode ``tracks`` into ``cache_dir/audio-<key>.h5`` unless a complete cache is there already.
+
+    Tracks whose audio is shorter than ``min_seconds`` (less than one clip), unreadable or empty are
+    skipped with their reason; shorter ones are zero-padded and longer ones cropped to ``n_samples``.
+    ``num_workers`` processes decode in parallel (default: one per core; 1 = in this process).
+    """
+    identities = [_file_identity(t) for t in tracks]
+    key = _digest({"version": CACHE_VERSION, "files": identities, "sample_rate": sample_rate,
+                   "n_samples": n_samples, "min_seconds": min_seconds})
+    path = Path(cache_dir) / f"audio-{key}.h5"
+    if _is_complete(path, key):
+        return CachedTracks.open(path, key)
+
+    workers = num_workers or os.cpu_count() or 1
+    jobs = [(str(t.path), sample_rate, n_samples, int(min_seconds * sample_rate)) for t in tracks]
+    skipped: list[SkippedFile] = []
+    kept: list[str] = []
+    with _atomic_h5(path, key) as f:
+        audio = f.create_dataset("audio", shape=(0, n_samples), maxshape=(None, n_samples),
+                                 dtype="float32", chunks=(1, n_samples))
+        pool = ProcessPoolExecutor(max_workers=workers) if workers > 1 else None
+        try:
+            results = pool.map(_decode, jobs, chunksize=2) if pool else map(_decode, jobs)
+            for track, (waveform, reason) in tqdm(zip(tracks, results), total=len(tracks),
+                                                  desc="audio cache", unit="track"):
+                if reason is not None:
+                    skipped.append(SkippedFile(str(track.path), reason))
+                    log.warning("skipped %s: %s", track.path, reason)
+                    continue
+                audio.resize(len(kept) + 1, axis=0)
+                audio[len(kept)] = waveform
+                kept.append(track.track_id)
+        finally:
+            if pool:
+                pool.shutdown(cancel_futures=True)
+        f.create_dataset("track_id", data=np.array(kept, dtype=object), dtype=h5py.string_dtype())
+        f.attrs["sample_rate"] = sample_rate
+        f.attrs["skipped"] = json.dumps([s.__dict__ for s in skipped])
+    if skipped:
+        log.warning("%d of %d files could not be used (listed in the run's skipped_files.csv)",
+                    len(skipped), len(tracks))
+    return CachedTracks(path, key, kept, skipped)
+
+
+def build_feature_cache(audio: CachedTracks, extractor: torch.nn.Module, settings: dict,
+                        cache_dir: str | Path, batch_tracks: int = 8) -> CachedTracks:
+    """Compute ``extractor`` on every track of ``audio`` into ``cache_dir/features-<key>.h5``.
+
+    ``settings`` are the feature settings that decide the content (part of the key). The dataset
+    ``features`` has shape ``(n_tracks, n_bands, n_frames)``, one HDF5 chunk per track.
+    """
+    key = _digest({"version": CACHE_VERSION, "audio": audio.key, "features": settings})
+    path = Path(cache_dir) / f"features-{key}.h5"
+    if _is_complete(path, key):
+        return CachedTracks.open(path, key)
+    with h5py.File(audio.path, "r") as source, _atomic_h5(path, key) as f:
+        waveforms = source["audio"]
+        n_tracks = waveforms.shape[0]
+        with torch.inference_mode():
+            probe = extractor(torch.zeros(1, waveforms.shape[1]))
+        _, n_bands, n_frames = probe.shape
+        features = f.create_dataset("features", shape=(n_tracks, n_bands, n_frames), dtype="float32",
+                                    chunks=(1, n_bands, n_frames))
+        for start in tqdm(range(0, n_tracks, batch_tracks), desc="feature cache", unit="batch"):
+            batch = torch.from_numpy(waveforms[start:start + batch_tracks])
+            with torch.inference_mode():
+                features[start:start + batch.shape[0]] = extractor(batch).numpy()
+        f.create_dataset("track_id", data=np.array(audio.track_ids, dtype=object),
+                         dtype=h5py.string_dtype())
+        f.attrs["skipped"] = json.dumps([s.__dict__ for s in audio.skipped])
+    return CachedTracks(path, key, list(audio.track_ids), list(audio.skipped))
+
+
+def band_statistics(features: CachedTracks, rows: list[int], chunk: int = 64) -> tuple[np.ndarray, np.ndarray]:
+    """Per-band mean and standard deviation over every frame of the given rows (the training split)."""
+    total = total_sq = None
+    count = 0
+    rows = sorted(rows)
+    with h5py.File(features.path, "r") as f:
+        data = f["features"]
+        for start in range(0, len(rows), chunk):
+            block = data[rows[start:start + chunk]].astype(np.float64)  # (n, bands, frames)
+            block_sum, block_sq = block.sum(axis=(0, 2)), (block ** 2).sum(axis=(0, 2))
+            total = block_sum if total is None else total + block_sum
+            total_sq = block_sq if total_sq is None else total_sq + block_sq
+            count += block.shape[0] * block.shape[2]
+    mean = total / count
+    std = np.sqrt(np.maximum(total_sq / count - mean ** 2, 1e-12))
+    return mean.astype(np.float32), std.astype(np.float32)

@@ -1,0 +1,104 @@
+"""Feature front ends: log-mel spectrogram and MFCC, as ``nn.Module``s built on torchaudio transforms.
+
+Both follow librosa's conventions (Slaney mel scale and filter norm, Hann window, centred frames
+with zero padding, power spectrogram, ``10*log10(max(S, 1e-10))`` without a ``top_db`` floor, DCT-II
+with orthonormal scaling), so a model trained here sees what ``librosa.feature.melspectrogram`` /
+``librosa.feature.mfcc`` would give on the same audio (tests/test_features.py states the tolerance).
+
+No ``top_db`` clamp: it is relative to the loudest frame of the input, so the features of a clip
+would depend on the rest of the track. Without it, computing features once per track and cutting
+clips out of them gives the same values as computing them per clip (away from the clip edges).
+"""
+from __future__ import annotations
+
+import torch
+import torchaudio
+from torch import nn
+
+AMIN = 1e-10  # power floor before the logarithm (librosa.power_to_db's amin)
+
+
+class FeatureError(ValueError):
+    """Invalid feature settings; the message names the setting and what to do."""
+
+
+def ms_to_samples(milliseconds: float, sample_rate: int) -> int:
+    """Convert a duration in milliseconds to a whole number of samples at ``sample_rate`` Hz."""
+    return int(round(milliseconds * sample_rate / 1000.0))
+
+
+class FeatureExtractor(nn.Module):
+    """Waveform ``(..., n_samples)`` -> features ``(..., n_bands, n_frames)``.
+
+    Args:
+        kind: ``"mel"`` (log-mel, ``n_bands = n_mels``) or ``"mfcc"`` (``n_bands = n_mfcc``).
+        sample_rate: sample rate of the input, Hz.
+        window_ms: analysis window length, ms (the FFT size defaults to the window length).
+        stride_ms: hop between frames, ms.
+        n_mels: mel bands.
+        n_mfcc: cepstral coefficients kept (``kind="mfcc"`` only).
+        f_min, f_max: frequency range of the mel filterbank, Hz (``f_max=None``: Nyquist).
+        n_fft: FFT size in samples; ``None`` = the window length in samples, librosa's call in the
+            seed project (``n_fft=2205`` at 100 ms, 22050 Hz).
+    """
+
+    def __init__(self, kind: str, sample_rate: int, window_ms: float, stride_ms: float,
+                 n_mels: int = 128, n_mfcc: int = 13, f_min: float = 0.0,
+                 f_max: float | None = None, n_fft: int | None = None):
+        super().__init__()
+        if kind not in ("mel", "mfcc"):
+            raise FeatureError(f"features.kind={kind!r}: choose 'mel' or 'mfcc'")
+        if sample_rate <= 0:
+            raise FeatureError(f"features.sample_rate={sample_rate}: must be a positive number of Hz")
+        if window_ms <= 0:
+            raise FeatureError(f"features.window_ms={window_ms}: the window must be longer than 0 ms")
+        if stride_ms <= 0:
+            raise FeatureError(f"features.stride_ms={stride_ms}: the stride must be longer than 0 ms")
+        win_length = ms_to_samples(window_ms, sample_rate)
+        hop_length = ms_to_samples(stride_ms, sample_rate)
+        if win_length < 2 or hop_length < 1:
+            raise FeatureError(f"features.window_ms={window_ms}/stride_ms={stride_ms} are shorter "
+                               f"than a sample at {sample_rate} Hz")
+        n_fft = n_fft or win_length
+        if n_fft < win_length:
+            raise FeatureError(f"features.n_fft={n_fft} is shorter than the {win_length}-sample window")
+        nyquist = sample_rate / 2
+        f_max = nyquist if f_max is None else f_max
+        if not 0 <= f_min < f_max <= nyquist:
+            raise FeatureError(f"features.f_min={f_min}, f_max={f_max}: need 0 <= f_min < f_max <= "
+                               f"{nyquist:g} Hz (half the sample rate)")
+        if n_mels < 1:
+            raise FeatureError(f"features.n_mels={n_mels}: need at least one mel band")
+        if kind == "mfcc" and not 1 <= n_mfcc <= n_mels:
+            raise FeatureError(f"features.n_mfcc={n_mfcc} must be between 1 and n_mels={n_mels}: "
+                               f"the DCT cannot return more coefficients than there are mel bands")
+        self.kind = kind
+        self.sample_rate = sample_rate
+        self.hop_length = hop_length
+        self.n_fft = n_fft
+        self.n_bands = n_mels if kind == "mel" else n_mfcc
+        self.mel = torchaudio.transforms.MelSpectrogram(
+            sample_rate=sample_rate, n_fft=n_fft, win_length=win_length, hop_length=hop_length,
+            f_min=f_min, f_max=f_max, n_mels=n_mels, power=2.0, center=True, pad_mode="constant",
+            norm="slaney", mel_scale="slaney")
+        # torchaudio places FFT bins at linspace(0, sr // 2, n_freqs), which is off for odd n_fft
+        # (2205 samples at 100 ms, 22050 Hz: up to 3 dB per band); librosa's filterbank uses the
+        # true bin frequencies k * sr / n_fft, so it replaces torchaudio's in the same buffer.
+        import librosa
+
+        filterbank = librosa.filters.mel(sr=sample_rate, n_fft=n_fft, n_mels=n_mels, fmin=f_min,
+                                         fmax=f_max, htk=False, norm="slaney")
+        self.mel.mel_scale.fb.copy_(torch.from_numpy(filterbank.T))
+        if kind == "mfcc":
+            # (n_mels, n_mfcc) DCT-II matrix, orthonormal: librosa.feature.mfcc's dct_type=2, norm="ortho"
+            self.register_buffer("dct", torchaudio.functional.create_dct(n_mfcc, n_mels, norm="ortho"))
+
+    def n_frames(self, n_samples: int) -> int:
+        """Frames produced for ``n_samples`` of audio (centred frames, ``n_fft // 2`` padding each side)."""
+        return 1 + (n_samples + 2 * (self.n_fft // 2) - self.n_fft) // self.hop_length
+
+    def forward(self, waveform: torch.Tensor) -> torch.Tensor:
+        log_mel = 10.0 * torch.log10(torch.clamp(self.mel(waveform), min=AMIN))
+        if self.kind == "mel":
+            return log_mel
+        return torch.matmul(log_mel.transpose(-1, -2), self.dct).transpose(-1, -2)

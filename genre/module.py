@@ -1,0 +1,192 @@
+"""The LightningModule: normalisation, loss, clip and track metrics, track aggregation, inference on audio."""
+from __future__ import annotations
+
+import numpy as np
+import pytorch_lightning as pl
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torchmetrics import MaxMetric
+from torchmetrics.classification import MulticlassAccuracy
+from torchmetrics.functional.classification import multiclass_f1_score
+
+from genre.data.clips import window_starts
+from genre.features import FeatureExtractor
+
+AGGREGATIONS = ("mean", "vote")
+
+
+def aggregate_tracks(clip_probs: torch.Tensor, track: torch.Tensor, method: str = "mean"
+                     ) -> tuple[torch.Tensor, torch.Tensor]:
+    """Combine clip predictions ``(n_clips, n_classes)`` into one per track.
+
+    ``method="mean"`` averages the clip probabilities; ``"vote"`` takes the share of clips voting
+    for each class (majority vote), ties going to the class with the higher mean probability.
+    Returns the sorted unique track positions ``(n_tracks,)`` and their scores ``(n_tracks, n_classes)``.
+    """
+    if method not in AGGREGATIONS:
+        raise ValueError(f"data.aggregation={method!r}: choose one of {AGGREGATIONS}")
+    tracks, inverse = torch.unique(track, return_inverse=True)
+    counts = torch.bincount(inverse, minlength=len(tracks)).unsqueeze(1).to(clip_probs.dtype)
+    mean = torch.zeros(len(tracks), clip_probs.shape[1], dtype=clip_probs.dtype,
+                       device=clip_probs.device).index_add_(0, inverse, clip_probs) / counts
+    if method == "mean":
+        return tracks, mean
+    votes = F.one_hot(clip_probs.argmax(1), clip_probs.shape[1]).to(clip_probs.dtype)
+    share = torch.zeros_like(mean).index_add_(0, inverse, votes) / counts
+    return tracks, share + 1e-6 * mean  # the tie-break term is below any difference of two shares
+
+
+class Normalize(nn.Module):
+    """Per-band standardisation with statistics of the training split: ``(x - mean) / std``."""
+
+    def __init__(self, n_bands: int):
+        super().__init__()
+        self.register_buffer("mean", torch.zeros(n_bands, 1))
+        self.register_buffer("std", torch.ones(n_bands, 1))
+
+    def set(self, mean: np.ndarray, std: np.ndarray) -> None:
+        self.mean.copy_(torch.as_tensor(mean).reshape(-1, 1))
+        self.std.copy_(torch.as_tensor(std).reshape(-1, 1))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return (x - self.mean) / self.std
+
+
+class ClipClassifier(nn.Module):
+    """What MLflow stores as the model: feature clips ``(batch, 1, n_bands, n_frames)`` -> genre probabilities."""
+
+    def __init__(self, normalize: Normalize, net: nn.Module):
+        super().__init__()
+        self.normalize = normalize
+        self.net = net
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.softmax(self.net(self.normalize(x)), dim=-1)
+
+
+class GenreClassifier(pl.LightningModule):
+    """Trains ``net`` on normalised feature clips and scores it clip by clip and track by track.
+
+    Logged metrics: ``train/loss``, ``train/acc``; ``val/loss``, ``val/acc`` (clip), ``val/track_acc``,
+    ``val/track_acc_best``; ``test/loss``, ``test/acc``, ``test/track_acc``, ``test/macro_f1`` and
+    ``test/f1_<genre>`` (track level). After ``trainer.test``, :attr:`test_results` holds the
+    per-clip and per-track predictions and the per-track embeddings for the plots.
+    """
+
+    def __init__(self, net: nn.Module, frontend: FeatureExtractor, genres: list[str], clip_frames: int,
+                 lr: float = 1e-3, weight_decay: float = 0.0, aggregation: str = "mean"):
+        super().__init__()
+        if aggregation not in AGGREGATIONS:
+            raise ValueError(f"data.aggregation={aggregation!r}: choose one of {AGGREGATIONS}")
+        self.net = net
+        self.frontend = frontend
+        self.normalize = Normalize(frontend.n_bands)
+        self.genres = list(genres)
+        self.clip_frames = clip_frames
+        self.lr = lr
+        self.weight_decay = weight_decay
+        self.aggregation = aggregation
+        n_classes = len(genres)
+        self.train_acc = MulticlassAccuracy(n_classes, average="micro")
+        self.val_acc = MulticlassAccuracy(n_classes, average="micro")
+        self.test_acc = MulticlassAccuracy(n_classes, average="micro")
+        self.val_track_acc_best = MaxMetric()
+        self.run_info: dict = {}   # saved into every checkpoint (see on_save_checkpoint)
+        self.test_results: dict | None = None
+        self._outputs: list[tuple[torch.Tensor, ...]] = []
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.net(self.normalize(x))
+
+    def training_step(self, batch, batch_idx):
+        x, y = batch
+        logits = self(x)
+        loss = F.cross_entropy(logits, y)
+        self.train_acc(logits, y)
+        self.log("train/loss", loss, on_step=False, on_epoch=True, prog_bar=True)
+        self.log("train/acc", self.train_acc, on_step=False, on_epoch=True, prog_bar=True)
+        return loss
+
+    def _evaluate_batch(self, batch, stage: str, metric: MulticlassAccuracy):
+        x, y, track = batch
+        embedding = self.net.embed(self.normalize(x))
+        logits = self.net.head(embedding)
+        self.log(f"{stage}/loss", F.cross_entropy(logits, y), on_step=False, on_epoch=True)
+        metric(logits, y)
+        self.log(f"{stage}/acc", metric, on_step=False, on_epoch=True, prog_bar=True)
+        self._outputs.append((logits.softmax(-1).detach(), y, track, embedding.detach()))
+
+    def _track_results(self) -> dict:
+        probs, y, track, embedding = (torch.cat(parts) for parts in zip(*self._outputs))
+        self._outputs = []
+        tracks, track_scores = aggregate_tracks(probs.float(), track, self.aggregation)
+        _, track_embedding = aggregate_tracks(embedding.float(), track, "mean")
+        track_true = torch.zeros_like(tracks).scatter_(0, torch.searchsorted(tracks, track), y)
+        track_pred = track_scores.argmax(1)
+        return {"clip_true": y.cpu().numpy(), "clip_pred": probs.argmax(1).cpu().numpy(),
+                "track": tracks.cpu().numpy(), "track_true": track_true.cpu().numpy(),
+                "track_pred": track_pred.cpu().numpy(), "track_scores": track_scores.cpu().numpy(),
+                "track_embedding": track_embedding.cpu().numpy(),
+                "track_acc": (track_pred == track_true).float().mean()}
+
+    def on_validation_epoch_start(self):
+        self._outputs = []
+
+    def validation_step(self, batch, batch_idx):
+        self._evaluate_batch(batch, "val", self.val_acc)
+
+    def on_validation_epoch_end(self):
+        results = self._track_results()
+        if self.trainer.sanity_checking:  # a couple of batches: no track accuracy worth keeping
+            return
+        self.val_track_acc_best(results["track_acc"])
+        self.log("val/track_acc", results["track_acc"], prog_bar=True)
+        self.log("val/track_acc_best", self.val_track_acc_best.compute())
+
+    def on_test_epoch_start(self):
+        self._outputs = []
+
+    def test_step(self, batch, batch_idx):
+        self._evaluate_batch(batch, "test", self.test_acc)
+
+    def on_test_epoch_end(self):
+        results = self._track_results()
+        f1 = multiclass_f1_score(torch.as_tensor(results["track_pred"]), torch.as_tensor(results["track_true"]),
+                                 num_classes=len(self.genres), average=None)
+        self.log("test/track_acc", results["track_acc"])
+        self.log("test/macro_f1", f1.mean())
+        for genre, score in zip(self.genres, f1):
+            self.log(f"test/f1_{genre}", score)
+        self.test_results = results
+
+    def configure_optimizers(self):
+        return torch.optim.Adam(self.parameters(), lr=self.lr, weight_decay=self.weight_decay)
+
+    def on_save_checkpoint(self, checkpoint: dict) -> None:
+        checkpoint["genre"] = self.run_info
+
+    def export(self) -> ClipClassifier:
+        """The trained network with its normalisation, for MLflow and other consumers."""
+        return ClipClassifier(self.normalize, self.net).eval()
+
+    @torch.no_grad()
+    def classify_waveform(self, waveform: np.ndarray, batch_size: int = 32) -> np.ndarray:
+        """Genre scores ``(n_genres,)`` of a whole mono waveform at the front end's sample rate.
+
+        The waveform is cut into windows covering it (zero-padded to one clip if shorter), each
+        window classified, and the windows aggregated as in evaluation.
+        """
+        self.eval()
+        hop = self.frontend.hop_length
+        min_samples = (self.clip_frames - 1) * hop
+        if waveform.shape[0] < min_samples:
+            waveform = np.pad(waveform, (0, min_samples - waveform.shape[0]))
+        device = self.normalize.mean.device
+        features = self.frontend(torch.from_numpy(waveform).to(device))  # (n_bands, n_frames)
+        starts = window_starts(features.shape[-1], self.clip_frames)
+        clips = torch.stack([features[:, s:s + self.clip_frames] for s in starts]).unsqueeze(1)
+        probs = torch.cat([self(clips[i:i + batch_size]).softmax(-1) for i in range(0, len(clips), batch_size)])
+        _, scores = aggregate_tracks(probs, torch.zeros(len(probs), dtype=torch.long, device=device),
+                                     self.aggregation)
+        return scores[0].cpu().numpy()

@@ -1,0 +1,57 @@
+"""Figures logged to MLflow: confusion matrices and t-SNE maps coloured by genre."""
+from __future__ import annotations
+
+import matplotlib
+
+matplotlib.use("Agg")  # runs on headless machines and in DataLoader-free subprocesses alike
+import matplotlib.pyplot as plt
+import numpy as np
+from sklearn.decomposition import PCA
+from sklearn.manifold import TSNE
+
+
+def confusion_figure(matrix: np.ndarray, genres: list[str], title: str) -> plt.Figure:
+    """Counts with row-normalised shading: rows are true genres, columns predicted ones."""
+    size = 2.5 + 0.55 * len(genres)
+    fig, ax = plt.subplots(figsize=(size + 1, size))
+    shares = matrix / np.maximum(matrix.sum(axis=1, keepdims=True), 1)
+    image = ax.imshow(shares, cmap="Blues", vmin=0, vmax=1)
+    ax.set_xticks(range(len(genres)), genres, rotation=45, ha="right")
+    ax.set_yticks(range(len(genres)), genres)
+    ax.set_xlabel("predicted genre")
+    ax.set_ylabel("true genre")
+    for i in range(len(genres)):
+        for j in range(len(genres)):
+            ax.text(j, i, int(matrix[i, j]), ha="center", va="center",
+                    color="white" if shares[i, j] > 0.5 else "black", fontsize=8)
+    fig.colorbar(image, ax=ax, label="share of the true genre's tracks")
+    ax.set_title(title)
+    fig.tight_layout()
+    return fig
+
+
+def tsne_embedding(points: np.ndarray, seed: int = 0) -> np.ndarray:
+    """2-D t-SNE of ``points`` ``(n, dims)``: standardised, PCA to 50 dims first when wider."""
+    points = points.reshape(len(points), -1).astype(np.float64)
+    points = (points - points.mean(0)) / (points.std(0) + 1e-8)
+    if points.shape[1] > 50 and len(points) > 50:
+        points = PCA(n_components=50, random_state=seed).fit_transform(points)
+    perplexity = float(min(30.0, max(2.0, (len(points) - 1) / 3)))
+    return TSNE(n_components=2, perplexity=perplexity, init="pca", random_state=seed).fit_transform(points)
+
+
+def tsne_figure(points: np.ndarray, labels: np.ndarray, genres: list[str], title: str,
+                seed: int = 0) -> plt.Figure:
+    """Scatter of the t-SNE map of ``points``, one colour per genre."""
+    coords = tsne_embedding(points, seed)
+    fig, ax = plt.subplots(figsize=(7, 6))
+    colours = plt.get_cmap("tab10" if len(genres) <= 10 else "tab20")
+    for k, genre in enumerate(genres):
+        chosen = labels == k
+        ax.scatter(coords[chosen, 0], coords[chosen, 1], s=18, color=colours(k % colours.N), label=genre)
+    ax.legend(fontsize=8, markerscale=1.2, loc="best")
+    ax.set_xticks([])
+    ax.set_yticks([])
+    ax.set_title(title)
+    fig.tight_layout()
+    return fig

@@ -1,0 +1,129 @@
+"""MLflow: where runs go, and what each run records besides its metrics.
+
+The default store is a sqlite database in the working directory with artifacts in an absolute
+folder beside it (PITFALLS: Lightning's MLFlowLogger otherwise falls back to the refused file store,
+and relative artifact paths land wherever the process happens to run). ``logger.tracking_uri`` may
+name any MLflow store, e.g. ``http://host:5000`` for a shared ``mlflow server``.
+"""
+from __future__ import annotations
+
+import logging
+import subprocess
+from pathlib import Path
+
+import matplotlib.pyplot as plt
+import mlflow
+import numpy as np
+from pytorch_lightning.loggers import MLFlowLogger
+from sklearn.metrics import classification_report, confusion_matrix
+
+from genre.data.datamodule import PreparedData
+from genre.data.index import skipped_csv
+from genre.module import GenreClassifier
+from genre.plots import confusion_figure, tsne_figure
+
+log = logging.getLogger(__name__)
+
+
+def resolve_tracking_uri(tracking_uri: str | None, root_dir: str | Path) -> str:
+    """``None`` -> ``sqlite:///<absolute root_dir>/mlflow.db``; anything else as given."""
+    if tracking_uri:
+        return str(tracking_uri)
+    return f"sqlite:///{(Path(root_dir) / 'mlflow.db').resolve()}"
+
+
+def resolve_artifact_location(artifact_location: str | None, root_dir: str | Path) -> str | None:
+    """Artifacts of new experiments in the local store go to ``<absolute root_dir>/mlartifacts``."""
+    if artifact_location:
+        return str(artifact_location)
+    return str((Path(root_dir) / "mlartifacts").resolve())
+
+
+def git_commit(directory: Path) -> str:
+    """The commit of the code that ran, with ``-dirty`` if it had uncommitted changes."""
+    try:
+        commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=directory, capture_output=True,
+                                text=True, check=True).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=directory,
+                               capture_output=True, text=True, check=True).stdout.strip()
+        return commit + ("-dirty" if dirty else "")
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+
+
+def create_logger(experiment_name: str, tracking_uri: str, artifact_location: str | None,
+                  run_name: str | None, tags: dict[str, str], run_id: str | None = None) -> MLFlowLogger:
+    mlflow.set_tracking_uri(tracking_uri)  # for the fluent API (model logging) too
+    return MLFlowLogger(experiment_name=experiment_name, tracking_uri=tracking_uri, run_name=run_name,
+                        tags=tags, artifact_location=artifact_location, run_id=run_id, log_model=False)
+
+
+def log_figure(logger: MLFlowLogger, figure: plt.Figure, artifact_file: str) -> None:
+    logger.experiment.log_figure(logger.run_id, figure, artifact_file)
+    plt.close(figure)
+
+
+def log_evaluation(logger: MLFlowLogger, module: GenreClassifier, split_label: str, prefix: str = "") -> None:
+    """Confusion matrices (PNG with genre names, CSV counts) and classification reports of the last test."""
+    results = module.test_results
+    genres = module.genres
+    labels = list(range(len(genres)))
+    client, run_id = logger.experiment, logger.run_id
+    for level, true, pred in (("track", results["track_true"], results["track_pred"]),
+                              ("clip", results["clip_true"], results["clip_pred"])):
+        matrix = confusion_matrix(true, pred, labels=labels)
+        header = "true\\predicted," + ",".join(genres)
+        rows = [f"{g}," + ",".join(str(int(v)) for v in row) for g, row in zip(genres, matrix)]
+        client.log_text(run_id, "\n".join([header, *rows]) + "\n", f"{prefix}confusion_matrix_{level}.csv")
+        accuracy = float(np.trace(matrix) / max(matrix.sum(), 1))
+        log_figure(logger, confusion_figure(matrix, genres, f"{level} accuracy {accuracy:.1%} - {split_label}"),
+                   f"{prefix}confusion_matrix_{level}.png")
+        report = classification_report(true, pred, labels=labels, target_names=genres, digits=3,
+                                       zero_division=0)
+        client.log_text(run_id, f"{level}-level classification report, {split_label}\n\n{report}",
+                        f"{prefix}classification_report_{level}.txt")
+
+
+def log_training_outputs(logger: MLFlowLogger, module: GenreClassifier, data: PreparedData,
+                         config_yaml: str, seed: int) -> None:
+    """Everything a run records besides metrics and params (call on rank 0 after testing)."""
+    client, run_id = logger.experiment, logger.run_id
+    split_label = f"test split, {data.index.split_protocol}"
+    client.log_text(run_id, config_yaml, "config.yaml")
+    log_evaluation(logger, module, split_label)
+    results = module.test_results
+    log_figure(logger, tsne_figure(results["track_embedding"], results["track_true"], module.genres,
+                                   f"t-SNE of learned track embeddings ({data.index.name} test)", seed),
+               "tsne_embeddings.png")
+    log_figure(logger, tsne_figure(_input_features(module, data), np.asarray(data.labels["test"]), module.genres,
+                                   f"t-SNE of input {module.frontend.kind} features ({data.index.name} test)",
+                                   seed), "tsne_features.png")
+    if data.skipped:
+        client.log_text(run_id, skipped_csv(data.skipped), "skipped_files.csv")
+    _log_model(logger, module, data)
+
+
+def _input_features(module: GenreClassifier, data: PreparedData) -> np.ndarray:
+    """One normalised clip from the middle of each test track, flattened: what the network sees."""
+    import h5py
+    import torch
+
+    start = (data.n_frames - data.clip_frames) // 2
+    with h5py.File(data.features.path, "r") as f:
+        clips = np.stack([f["features"][row, :, start:start + data.clip_frames] for row in data.rows["test"]])
+    with torch.no_grad():
+        normalized = module.normalize.cpu()(torch.from_numpy(clips)).numpy()
+    return normalized.reshape(len(clips), -1)
+
+
+def _log_model(logger: MLFlowLogger, module: GenreClassifier, data: PreparedData) -> None:
+    import torch
+    from mlflow.models import infer_signature
+
+    model = module.export().cpu()
+    example = np.zeros((2, 1, data.n_bands, data.clip_frames), dtype=np.float32)
+    with torch.no_grad():
+        output = model(torch.from_numpy(example)).numpy()
+    with mlflow.start_run(run_id=logger.run_id):
+        mlflow.pytorch.log_model(model, name="model", signature=infer_signature(example, output),
+                                 input_example=example)
