@@ -178,8 +178,7 @@ class GenreClassifier(pl.LightningModule):
         window classified, and the windows aggregated as in evaluation.
         """
         self.eval()
-        hop = self.frontend.hop_length
-        min_samples = (self.clip_frames - 1) * hop
+        min_samples = (self.clip_frames - 1) * self.frontend.hop_length + 1  # gives clip_frames frames
         if waveform.shape[0] < min_samples:
             waveform = np.pad(waveform, (0, min_samples - waveform.shape[0]))
         device = self.normalize.mean.device

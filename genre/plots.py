@@ -25,7 +25,7 @@ def confusion_figure(matrix: np.ndarray, genres: list[str], title: str) -> plt.F
             ax.text(j, i, int(matrix[i, j]), ha="center", va="center",
                     color="white" if shares[i, j] > 0.5 else "black", fontsize=8)
     fig.colorbar(image, ax=ax, label="share of the true genre's tracks")
-    ax.set_title(title)
+    ax.set_title(title, fontsize=9)
     fig.tight_layout()
     return fig
 

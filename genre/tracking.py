@@ -14,6 +14,7 @@ from pathlib import Path
 import matplotlib.pyplot as plt
 import mlflow
 import numpy as np
+from mlflow import MlflowClient
 from pytorch_lightning.loggers import MLFlowLogger
 from sklearn.metrics import classification_report, confusion_matrix
 
@@ -32,11 +33,12 @@ def resolve_tracking_uri(tracking_uri: str | None, root_dir: str | Path) -> str:
     return f"sqlite:///{(Path(root_dir) / 'mlflow.db').resolve()}"
 
 
-def resolve_artifact_location(artifact_location: str | None, root_dir: str | Path) -> str | None:
-    """Artifacts of new experiments in the local store go to ``<absolute root_dir>/mlartifacts``."""
+def resolve_artifact_location(artifact_location: str | None, root_dir: str | Path,
+                              experiment_name: str) -> str:
+    """Artifacts of an experiment the local store creates go to ``<absolute root_dir>/mlartifacts/<name>``."""
     if artifact_location:
         return str(artifact_location)
-    return str((Path(root_dir) / "mlartifacts").resolve())
+    return str((Path(root_dir) / "mlartifacts" / experiment_name).resolve())
 
 
 def git_commit(directory: Path) -> str:
@@ -58,17 +60,17 @@ def create_logger(experiment_name: str, tracking_uri: str, artifact_location: st
                         tags=tags, artifact_location=artifact_location, run_id=run_id, log_model=False)
 
 
-def log_figure(logger: MLFlowLogger, figure: plt.Figure, artifact_file: str) -> None:
-    logger.experiment.log_figure(logger.run_id, figure, artifact_file)
+def log_figure(client: MlflowClient, run_id: str, figure: plt.Figure, artifact_file: str) -> None:
+    client.log_figure(run_id, figure, artifact_file)
     plt.close(figure)
 
 
-def log_evaluation(logger: MLFlowLogger, module: GenreClassifier, split_label: str, prefix: str = "") -> None:
+def log_evaluation(client: MlflowClient, run_id: str, module: GenreClassifier, split_label: str,
+                   prefix: str = "") -> None:
     """Confusion matrices (PNG with genre names, CSV counts) and classification reports of the last test."""
     results = module.test_results
     genres = module.genres
     labels = list(range(len(genres)))
-    client, run_id = logger.experiment, logger.run_id
     for level, true, pred in (("track", results["track_true"], results["track_pred"]),
                               ("clip", results["clip_true"], results["clip_pred"])):
         matrix = confusion_matrix(true, pred, labels=labels)
@@ -76,7 +78,7 @@ def log_evaluation(logger: MLFlowLogger, module: GenreClassifier, split_label: s
         rows = [f"{g}," + ",".join(str(int(v)) for v in row) for g, row in zip(genres, matrix)]
         client.log_text(run_id, "\n".join([header, *rows]) + "\n", f"{prefix}confusion_matrix_{level}.csv")
         accuracy = float(np.trace(matrix) / max(matrix.sum(), 1))
-        log_figure(logger, confusion_figure(matrix, genres, f"{level} accuracy {accuracy:.1%} - {split_label}"),
+        log_figure(client, run_id, confusion_figure(matrix, genres, f"{level} accuracy {accuracy:.1%}\n{split_label}"),
                    f"{prefix}confusion_matrix_{level}.png")
         report = classification_report(true, pred, labels=labels, target_names=genres, digits=3,
                                        zero_division=0)
@@ -90,12 +92,12 @@ def log_training_outputs(logger: MLFlowLogger, module: GenreClassifier, data: Pr
     client, run_id = logger.experiment, logger.run_id
     split_label = f"test split, {data.index.split_protocol}"
     client.log_text(run_id, config_yaml, "config.yaml")
-    log_evaluation(logger, module, split_label)
+    log_evaluation(client, run_id, module, split_label)
     results = module.test_results
-    log_figure(logger, tsne_figure(results["track_embedding"], results["track_true"], module.genres,
+    log_figure(client, run_id, tsne_figure(results["track_embedding"], results["track_true"], module.genres,
                                    f"t-SNE of learned track embeddings ({data.index.name} test)", seed),
                "tsne_embeddings.png")
-    log_figure(logger, tsne_figure(_input_features(module, data), np.asarray(data.labels["test"]), module.genres,
+    log_figure(client, run_id, tsne_figure(_input_features(module, data), np.asarray(data.labels["test"]), module.genres,
                                    f"t-SNE of input {module.frontend.kind} features ({data.index.name} test)",
                                    seed), "tsne_features.png")
     if data.skipped:

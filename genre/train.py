@@ -10,6 +10,7 @@ from omegaconf import DictConfig, OmegaConf
 from pytorch_lightning.callbacks import EarlyStopping, ModelCheckpoint
 
 from genre.data.datamodule import GenreDataModule, PreparedData, prepare
+from genre.data.index import DatasetIndex
 from genre.features import FeatureExtractor
 from genre.module import GenreClassifier
 from genre.tracking import (create_logger, git_commit, log_training_outputs, resolve_artifact_location,
@@ -38,8 +39,15 @@ def build_classifier(cfg: DictConfig, genres: list[str], frontend: FeatureExtrac
                            weight_decay=cfg.optimizer.weight_decay, aggregation=cfg.data.aggregation)
 
 
+def build_index(dataset_cfg: DictConfig) -> DatasetIndex:
+    """Call the dataset builder named by ``_target_`` (directly: Hydra's instantiate would wrap the
+    builder's DatasetError, whose message is meant for the user, in its own exception)."""
+    settings = OmegaConf.to_container(dataset_cfg, resolve=True)
+    return hydra.utils.get_method(settings.pop("_target_"))(**settings)
+
+
 def prepare_data(cfg: DictConfig, frontend: FeatureExtractor) -> PreparedData:
-    index = hydra.utils.instantiate(cfg.dataset, _convert_="all")
+    index = build_index(cfg.dataset)
     return prepare(index, frontend, feature_settings(cfg.features), cfg.data.clip_seconds,
                    cfg.paths.cache_dir, cfg.data.cache_workers)
 
@@ -62,12 +70,15 @@ def train(cfg: DictConfig) -> dict:
     module = build_classifier(cfg, data.genres, frontend, data.clip_frames)
     module.normalize.set(data.band_mean, data.band_std)
     resolved = OmegaConf.to_container(cfg, resolve=True)
-    module.run_info = {"config": resolved, "genres": data.genres, "clip_frames": data.clip_frames}
-
     root_dir = cfg.paths.root_dir
-    logger = create_logger(cfg.logger.experiment_name, resolve_tracking_uri(cfg.logger.tracking_uri, root_dir),
-                           resolve_artifact_location(cfg.logger.artifact_location, root_dir),
+    tracking_uri = resolve_tracking_uri(cfg.logger.tracking_uri, root_dir)
+    logger = create_logger(cfg.logger.experiment_name, tracking_uri,
+                           resolve_artifact_location(cfg.logger.artifact_location, root_dir,
+                                                     cfg.logger.experiment_name),
                            cfg.logger.run_name, run_tags(cfg, data))
+    module.run_info = {"config": resolved, "genres": data.genres, "clip_frames": data.clip_frames,
+                       "run_id": logger.run_id, "tracking_uri": tracking_uri,
+                       "split_protocol": data.index.split_protocol}
     logger.log_hyperparams(resolved)
     output_dir = Path(cfg.paths.output_dir)
     checkpoint = ModelCheckpoint(dirpath=output_dir / "checkpoints", filename="best-{epoch:02d}",

@@ -17,7 +17,6 @@ import hashlib
 import json
 import logging
 import os
-from concurrent.futures import ProcessPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -30,6 +29,7 @@ from tqdm import tqdm
 
 from genre.data.audio import AudioDecodeError, fix_length, load_audio
 from genre.data.index import SkippedFile, Track
+from genre.parallel import process_map
 
 log = logging.getLogger(__name__)
 CACHE_VERSION = 1
@@ -128,28 +128,21 @@ def build_audio_cache(tracks: list[Track], sample_rate: int, n_samples: int, cac
     if _is_complete(path, key):
         return CachedTracks.open(path, key)
 
-    workers = num_workers or os.cpu_count() or 1
     jobs = [(str(t.path), sample_rate, n_samples, int(min_seconds * sample_rate)) for t in tracks]
     skipped: list[SkippedFile] = []
     kept: list[str] = []
-    with _atomic_h5(path, key) as f:
+    with _atomic_h5(path, key) as f, process_map(_decode, jobs, num_workers, chunksize=2) as results:
         audio = f.create_dataset("audio", shape=(0, n_samples), maxshape=(None, n_samples),
                                  dtype="float32", chunks=(1, n_samples))
-        pool = ProcessPoolExecutor(max_workers=workers) if workers > 1 else None
-        try:
-            results = pool.map(_decode, jobs, chunksize=2) if pool else map(_decode, jobs)
-            for track, (waveform, reason) in tqdm(zip(tracks, results), total=len(tracks),
-                                                  desc="audio cache", unit="track"):
-                if reason is not None:
-                    skipped.append(SkippedFile(str(track.path), reason))
-                    log.warning("skipped %s: %s", track.path, reason)
-                    continue
-                audio.resize(len(kept) + 1, axis=0)
-                audio[len(kept)] = waveform
-                kept.append(track.track_id)
-        finally:
-            if pool:
-                pool.shutdown(cancel_futures=True)
+        for track, (waveform, reason) in tqdm(zip(tracks, results), total=len(tracks),
+                                              desc="audio cache", unit="track"):
+            if reason is not None:
+                skipped.append(SkippedFile(str(track.path), reason))
+                log.warning("skipped %s: %s", track.path, reason)
+                continue
+            audio.resize(len(kept) + 1, axis=0)
+            audio[len(kept)] = waveform
+            kept.append(track.track_id)
         f.create_dataset("track_id", data=np.array(kept, dtype=object), dtype=h5py.string_dtype())
         f.attrs["sample_rate"] = sample_rate
         f.attrs["skipped"] = json.dumps([s.__dict__ for s in skipped])

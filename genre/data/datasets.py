@@ -22,6 +22,7 @@ def synthetic(root: str, tracks_per_genre: int, track_seconds: float, sample_rat
     if tracks_per_genre < 3:
         raise DatasetError(f"dataset.tracks_per_genre={tracks_per_genre}: need at least 3 "
                            f"(one each for train, val and test)")
+    gtzan_layout.check_genres(genres, list(GTZAN_GENRES), "synthetic")
     ensure_corpus(root, tracks_per_genre, track_seconds, sample_rate, seed, GTZAN_GENRES, num_workers)
     tracks, genre_list = gtzan_layout.select_genres(gtzan_layout.scan_gtzan(root), genres, "synthetic")
     tracks, protocol = _split(tracks, split, "synthetic")

@@ -17,8 +17,8 @@ class CNN3(nn.Module):
     is in the loss).
     """
 
-    def __init__(self, input_shape: tuple[int, int], n_classes: int, channels: tuple[int, ...] = (32, 64, 64),
-                 kernel_size: int = 4, pool: int = 2, hidden: int = 256, dropout: float = 0.5):
+    def __init__(self, input_shape: tuple[int, int], n_classes: int, channels: tuple[int, ...] = (16, 32, 32),
+                 kernel_size: int = 4, pool: int = 2, hidden: int = 128, dropout: float = 0.5):
         super().__init__()
         height, width = input_shape
         layers: list[nn.Module] = []

@@ -1,0 +1,124 @@
+"""Score a trained model on a split, or classify one audio file. ``evaluate.py`` is the command line.
+
+A checkpoint carries the resolved config of its training run (dataset, features, model, split), so
+the same front end, the same split and the same clip windows are rebuilt from it.
+"""
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+
+import mlflow
+import pytorch_lightning as pl
+import torch
+from omegaconf import DictConfig, OmegaConf
+
+from genre.data.audio import load_audio
+from genre.data.datamodule import GenreDataModule
+from genre.data.index import SPLITS, DatasetError
+from genre.module import GenreClassifier
+from genre.tracking import log_evaluation, resolve_tracking_uri
+from genre.train import build_classifier, build_frontend, prepare_data
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class LoadedModel:
+    module: GenreClassifier
+    config: DictConfig          # the training run's resolved config
+    run_id: str | None
+    tracking_uri: str | None
+
+
+def find_checkpoint(run_id: str, tracking_uri: str) -> Path:
+    """The best checkpoint of an MLflow run: its recorded path if present, else the logged artifact."""
+    client = mlflow.MlflowClient(tracking_uri)
+    try:
+        run = client.get_run(run_id)
+    except mlflow.exceptions.MlflowException as error:
+        raise DatasetError(f"run_id={run_id}: no such run in {tracking_uri} ({error.message}); "
+                           f"set logger.tracking_uri to the store that holds it") from None
+    recorded = run.data.tags.get("best_checkpoint")
+    if recorded and Path(recorded).is_file():
+        return Path(recorded)
+    artifacts = [a.path for a in client.list_artifacts(run_id, "checkpoints") if a.path.endswith(".ckpt")]
+    if not artifacts:
+        raise DatasetError(f"run {run_id} has no checkpoint (neither {recorded} nor a logged one)")
+    return Path(client.download_artifacts(run_id, artifacts[0]))
+
+
+def load_model(ckpt_path: str | Path) -> LoadedModel:
+    """Rebuild the LightningModule of a checkpoint written by :func:`genre.train.train`."""
+    ckpt_path = Path(ckpt_path)
+    if not ckpt_path.is_file():
+        raise DatasetError(f"ckpt_path={ckpt_path} does not exist")
+    checkpoint = torch.load(ckpt_path, map_location="cpu", weights_only=False)
+    info = checkpoint.get("genre")
+    if not info:
+        raise DatasetError(f"{ckpt_path} was not written by genre's train.py (no run information in it)")
+    config = OmegaConf.create(info["config"])
+    module = build_classifier(config, info["genres"], build_frontend(config.features), info["clip_frames"])
+    module.load_state_dict(checkpoint["state_dict"])
+    module.run_info = info
+    return LoadedModel(module.eval(), config, info.get("run_id"), info.get("tracking_uri"))
+
+
+def evaluate_split(model: LoadedModel, split: str, cache_dir: str, dataset_root: str | None = None,
+                   log_to_mlflow: bool = True) -> dict[str, float]:
+    """Clip and track metrics of ``model`` on ``split`` of its own dataset and split protocol.
+
+    With ``log_to_mlflow``, metrics (``evaluate/<split>/...``), confusion matrices and reports are
+    added to the training run.
+    """
+    if split not in SPLITS:
+        raise DatasetError(f"split={split!r}: choose one of {list(SPLITS)}")
+    config = model.config.copy()
+    config.paths.cache_dir = cache_dir
+    if dataset_root:
+        config.dataset.root = dataset_root
+    data = prepare_data(config, model.module.frontend)
+    if data.genres != model.module.genres:
+        raise DatasetError(f"the data has genres {data.genres} but the model was trained on {model.module.genres}")
+    datamodule = GenreDataModule(data, config.data.batch_size, config.data.num_workers)
+    trainer = pl.Trainer(accelerator="cpu", devices=1, logger=False, enable_checkpointing=False,
+                         enable_model_summary=False)
+    [raw] = trainer.test(model.module, dataloaders=datamodule._loader(datamodule._windows(split), False),
+                         verbose=False)
+    metrics = {key.replace("test/", f"evaluate/{split}/", 1): float(v) for key, v in raw.items()}
+    if log_to_mlflow and model.run_id and model.tracking_uri:
+        client = mlflow.MlflowClient(model.tracking_uri)
+        for key, value in metrics.items():
+            client.log_metric(model.run_id, key, value)
+        log_evaluation(client, model.run_id, model.module, f"{split} split, {data.index.split_protocol}",
+                       prefix=f"evaluate/{split}/")
+    return metrics
+
+
+def classify_file(model: LoadedModel, audio_path: str | Path) -> list[tuple[str, float]]:
+    """Genres of one audio file of any length, best first, with their scores (probabilities)."""
+    waveform = load_audio(audio_path, model.module.frontend.sample_rate)
+    scores = model.module.classify_waveform(waveform)
+    return sorted(zip(model.module.genres, map(float, scores)), key=lambda pair: -pair[1])
+
+
+def evaluate(cfg: DictConfig) -> dict:
+    """What ``python evaluate.py`` does: load by ``ckpt_path`` or ``run_id``, then score or classify."""
+    if bool(cfg.ckpt_path) == bool(cfg.run_id):
+        raise DatasetError("name the model with exactly one of ckpt_path=... or run_id=...")
+    ckpt_path = cfg.ckpt_path or find_checkpoint(cfg.run_id, resolve_tracking_uri(cfg.tracking_uri,
+                                                                                  cfg.paths.root_dir))
+    model = load_model(ckpt_path)
+    if cfg.audio:
+        ranking = classify_file(model, cfg.audio)
+        print(f"{cfg.audio}:")
+        for genre, score in ranking[:cfg.top_k]:
+            print(f"  {genre:<12} {score:6.1%}")
+        return {"ranking": ranking}
+    metrics = evaluate_split(model, cfg.split, cfg.paths.cache_dir, cfg.dataset_root, cfg.log_to_mlflow)
+    protocol = model.module.run_info.get("split_protocol", "unknown protocol")
+    print(f"{cfg.split} split ({protocol}):")
+    for key, value in sorted(metrics.items()):
+        print(f"  {key:<36} {value:.4f}")
+    return metrics

@@ -1,0 +1,41 @@
+"""Invalid settings stop with a message naming the setting, before any corpus, cache or epoch."""
+import subprocess
+import sys
+
+import pytest
+
+from genre.data.index import DatasetError
+from genre.errors import USER_ERRORS
+from genre.train import train
+
+from conftest import ROOT, compose_config, tiny_overrides
+
+
+@pytest.mark.parametrize("override, named", [
+    ("features.stride_ms=0", "stride_ms"),
+    ("features.window_ms=-1", "window_ms"),
+    ("features=mfcc features.n_mfcc=40 features.n_mels=32", "n_mfcc"),
+    ("features.window_ms=4000", "window_ms"),           # longer than the 3-s clip
+    ("data.clip_seconds=9", "clip_seconds"),             # longer than the 6-s tracks
+    ("dataset.genres=[classical,polka]", "polka"),
+    ("dataset.split.test=0.5", "fractions"),
+])
+def test_invalid_settings_fail_before_training(tmp_path, override, named):
+    cfg = compose_config("train", tiny_overrides() + override.split(), tmp_path)
+    with pytest.raises(USER_ERRORS, match=named):
+        train(cfg)
+    assert not (tmp_path / "mlflow.db").exists()          # no run was started
+    assert not (tmp_path / "cache").exists() or not any((tmp_path / "cache").glob("features-*"))
+
+
+def test_missing_gtzan_folder_says_what_was_expected_and_where_to_get_it(tmp_path):
+    cfg = compose_config("train", ["dataset=gtzan", f"dataset.root={tmp_path}/nowhere"], tmp_path)
+    with pytest.raises(DatasetError, match=r"does not exist.*genres/<genre>/<genre>\.000NN\.au.*Kaggle"):
+        train(cfg)
+
+
+def test_command_line_prints_the_message_not_a_traceback(tmp_path):
+    out = subprocess.run([sys.executable, "train.py", "features.stride_ms=0", f"paths.root_dir={tmp_path}"],
+                         cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert out.returncode != 0
+    assert "error: features.stride_ms=0" in out.stderr and "Traceback" not in out.stderr

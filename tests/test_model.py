@@ -1,0 +1,56 @@
+import numpy as np
+import pytest
+import torch
+
+from genre.data.clips import window_starts
+from genre.models.cnn3 import CNN3
+from genre.module import aggregate_tracks
+
+
+@pytest.mark.parametrize("input_shape", [(128, 251), (13, 251), (40, 1001), (96, 130), (5, 20), (1, 8)])
+def test_cnn3_fits_any_input_shape(input_shape):
+    net = CNN3(input_shape, n_classes=10, channels=(8, 16, 16), hidden=32)
+    x = torch.randn(4, 1, *input_shape)
+    assert net(x).shape == (4, 10)
+    assert net.embed(x).shape == (4, 32)
+
+
+def test_cnn3_is_three_conv_pool_blocks_then_fully_connected():
+    net = CNN3((13, 251), n_classes=10)
+    kinds = [type(m).__name__ for m in net.blocks]
+    assert kinds == ["Conv2d", "ReLU", "MaxPool2d"] * 3
+    assert all(m.kernel_size == (4, 4) for m in net.blocks if isinstance(m, torch.nn.Conv2d))
+    # 13 MFCCs pool to 6, 3, 1: the last pool leaves the 1-high map alone
+    assert net.blocks(torch.zeros(1, 1, 13, 251)).shape[2] == 1
+
+
+def test_mean_aggregation_averages_clip_probabilities_per_track():
+    probs = torch.tensor([[0.6, 0.4], [0.2, 0.8], [0.9, 0.1], [0.7, 0.3]])
+    track = torch.tensor([5, 5, 2, 2])
+    tracks, scores = aggregate_tracks(probs, track, "mean")
+    assert tracks.tolist() == [2, 5]
+    torch.testing.assert_close(scores, torch.tensor([[0.8, 0.2], [0.4, 0.6]]))
+
+
+def test_vote_counts_clips_and_breaks_ties_by_mean_probability():
+    probs = torch.tensor([
+        [0.55, 0.45, 0.0], [0.55, 0.45, 0.0], [0.0, 1.0, 0.0],    # track 0: class 0 wins 2 votes to 1
+        [0.9, 0.1, 0.0], [0.0, 0.6, 0.4],                         # track 1: one vote each, mean favours 0
+    ])
+    track = torch.tensor([0, 0, 0, 1, 1])
+    _, mean_scores = aggregate_tracks(probs, track, "mean")
+    _, vote_scores = aggregate_tracks(probs, track, "vote")
+    assert mean_scores.argmax(1).tolist() == [1, 0]   # mean of probabilities picks class 1 for track 0
+    assert vote_scores.argmax(1).tolist() == [0, 0]   # the majority of clips picks class 0
+    assert vote_scores[0].tolist() == pytest.approx([2 / 3, 1 / 3, 0], abs=1e-5)
+
+
+@pytest.mark.parametrize("n_frames, clip_frames", [(751, 251), (750, 250), (251, 251), (1000, 33), (300, 299)])
+def test_windows_cover_every_frame_with_whole_clips(n_frames, clip_frames):
+    starts = window_starts(n_frames, clip_frames)
+    covered = np.zeros(n_frames, bool)
+    for start in starts:
+        assert 0 <= start and start + clip_frames <= n_frames
+        covered[start:start + clip_frames] = True
+    assert covered.all()
+    assert len(starts) == int(np.ceil(n_frames / clip_frames))
