@@ -97,7 +97,7 @@ def log_training_outputs(logger: MLFlowLogger, module: GenreClassifier, data: Pr
     log_figure(client, run_id, tsne_figure(results["track_embedding"], results["track_true"], module.genres,
                                    f"t-SNE of learned track embeddings ({data.index.name} test)", seed),
                "tsne_embeddings.png")
-    log_figure(client, run_id, tsne_figure(_input_features(module, data), np.asarray(data.labels["test"]), module.genres,
+    log_figure(client, run_id, tsne_figure(_input_features(data), np.asarray(data.labels["test"]), module.genres,
                                    f"t-SNE of input {module.frontend.kind} features ({data.index.name} test)",
                                    seed), "tsne_features.png")
     if data.skipped:
@@ -105,16 +105,14 @@ def log_training_outputs(logger: MLFlowLogger, module: GenreClassifier, data: Pr
     _log_model(logger, module, data)
 
 
-def _input_features(module: GenreClassifier, data: PreparedData) -> np.ndarray:
+def _input_features(data: PreparedData) -> np.ndarray:
     """One normalised clip from the middle of each test track, flattened: what the network sees."""
     import h5py
-    import torch
 
     start = (data.n_frames - data.clip_frames) // 2
     with h5py.File(data.features.path, "r") as f:
         clips = np.stack([f["features"][row, :, start:start + data.clip_frames] for row in data.rows["test"]])
-    with torch.no_grad():
-        normalized = module.normalize.cpu()(torch.from_numpy(clips)).numpy()
+    normalized = (clips - data.band_mean[:, None]) / data.band_std[:, None]
     return normalized.reshape(len(clips), -1)
 
 

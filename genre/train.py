@@ -55,7 +55,8 @@ def prepare_data(cfg: DictConfig, frontend: FeatureExtractor) -> PreparedData:
 def run_tags(cfg: DictConfig, data: PreparedData) -> dict[str, str]:
     return {"dataset": data.index.name, "features": cfg.features.kind,
             "model": cfg.model._target_.rsplit(".", 1)[-1].lower(), "split_protocol": data.index.split_protocol,
-            "git_commit": git_commit(PROJECT_DIR), "seed": str(cfg.seed)}
+            "git_commit": git_commit(PROJECT_DIR), "seed": str(cfg.seed),
+            "skipped_files": str(len(data.skipped))}
 
 
 def train(cfg: DictConfig) -> dict:

@@ -46,6 +46,7 @@ def test_run_is_in_the_mlflow_store_with_metrics_params_and_tags(trained):
     assert tags["dataset"] == "synthetic" and tags["features"] == "mel" and tags["model"] == "cnn3"
     assert tags["split_protocol"].startswith("random-stratified-by-track")
     assert len(tags["git_commit"]) >= 7
+    assert tags["skipped_files"] == "1"      # the damaged metal.00004.au, counted on the run
     assert run.data.params["features/window_ms"] == "100.0"
     assert run.data.params["data/clip_seconds"] == "3.0"
     history = client.get_metric_history(run.info.run_id, "val/track_acc")
