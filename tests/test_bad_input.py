@@ -18,7 +18,7 @@ from conftest import ROOT, compose_config, tiny_overrides
     ("features.window_ms=4000", "window_ms"),           # longer than the 3-s clip
     ("data.clip_seconds=9", "clip_seconds"),             # longer than the 6-s tracks
     ("dataset.genres=[classical,polka]", "polka"),
-    ("dataset.split.test=0.5", "fractions"),
+    ("dataset.fractions.test=0.5", "fractions"),
 ])
 def test_invalid_settings_fail_before_training(tmp_path, override, named):
     cfg = compose_config("train", tiny_overrides() + override.split(), tmp_path)

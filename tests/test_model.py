@@ -54,3 +54,12 @@ def test_windows_cover_every_frame_with_whole_clips(n_frames, clip_frames):
         covered[start:start + clip_frames] = True
     assert covered.all()
     assert len(starts) == int(np.ceil(n_frames / clip_frames))
+
+
+def test_tsne_maps_small_and_degenerate_sets_without_crashing():
+    from genre.plots import tsne_embedding
+
+    rng = np.random.default_rng(0)
+    for points in (rng.normal(size=(3, 40)), np.ones((5, 40)), rng.normal(size=(2, 4)), rng.normal(size=(60, 300))):
+        coords = tsne_embedding(points)
+        assert coords.shape == (len(points), 2) and np.isfinite(coords).all()

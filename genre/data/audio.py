@@ -5,6 +5,7 @@ This is the one place that reads audio; every dataset and ``evaluate.py audio=..
 """
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -34,12 +35,16 @@ def load_audio(path: str | Path, sample_rate: int) -> np.ndarray:
     path = Path(path)
     if not path.is_file():
         raise AudioDecodeError(path, "file not found")
+    if path.stat().st_size == 0:
+        raise AudioDecodeError(path, "empty file (0 bytes)")
     try:
         data, native_rate = sf.read(str(path), dtype="float32", always_2d=True)
         waveform = data.mean(axis=1)
     except Exception as sf_error:  # libsndfile raises several types; fall back before giving up
         try:
-            waveform, native_rate = librosa.load(str(path), sr=None, mono=True)
+            with warnings.catch_warnings():  # librosa warns that it falls back; the caller reports
+                warnings.simplefilter("ignore")
+                waveform, native_rate = librosa.load(str(path), sr=None, mono=True)
         except Exception as fallback_error:
             raise AudioDecodeError(
                 path, f"unreadable audio ({sf_error}; fallback: {type(fallback_error).__name__})"

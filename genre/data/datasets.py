@@ -1,23 +1,27 @@
-"""Dataset builders named by ``conf/dataset/*.yaml`` (``_target_``): each returns a :class:`DatasetIndex`."""
+"""Dataset builders named by ``conf/dataset/*.yaml`` (``_target_``): each returns a :class:`DatasetIndex`.
+
+A builder reads metadata and lists files; it opens no audio (the audio cache does, and reports the
+damaged files). Every builder fails with a :class:`DatasetError` that says what was expected where,
+and where the dataset can be obtained, before any work starts.
+"""
 from __future__ import annotations
 
+import logging
+from importlib import resources
 from pathlib import Path
 
 from genre.data import gtzan as gtzan_layout
-from genre.data.index import DatasetError, DatasetIndex
-from genre.data.splits import random_stratified
+from genre.data.audio import AUDIO_EXTENSIONS
+from genre.data.index import DatasetError, DatasetIndex, SkippedFile, Track
+from genre.data.splits import apply_split, from_lists
 from genre.data.synthetic import GTZAN_GENRES, ensure_corpus
 
-
-def _split(tracks, split: dict, dataset: str):
-    if split.get("name") != "random":
-        raise DatasetError(f"dataset '{dataset}' does not offer dataset.split.name={split.get('name')!r}; "
-                           f"use 'random'")
-    return random_stratified(tracks, split["train"], split["val"], split["test"], split["seed"])
+log = logging.getLogger(__name__)
 
 
 def synthetic(root: str, tracks_per_genre: int, track_seconds: float, sample_rate: int, seed: int,
-              split: dict, genres: list[str] | None = None, num_workers: int | None = None) -> DatasetIndex:
+              split: str = "random", genres: list[str] | None = None, num_workers: int | None = None,
+              **split_options) -> DatasetIndex:
     """The built-in corpus: generated into ``root`` on first use, then read as GTZAN."""
     if tracks_per_genre < 3:
         raise DatasetError(f"dataset.tracks_per_genre={tracks_per_genre}: need at least 3 "
@@ -25,13 +29,127 @@ def synthetic(root: str, tracks_per_genre: int, track_seconds: float, sample_rat
     gtzan_layout.check_genres(genres, list(GTZAN_GENRES), "synthetic")
     ensure_corpus(root, tracks_per_genre, track_seconds, sample_rate, seed, GTZAN_GENRES, num_workers)
     tracks, genre_list = gtzan_layout.select_genres(gtzan_layout.scan_gtzan(root), genres, "synthetic")
-    tracks, protocol = _split(tracks, split, "synthetic")
+    tracks, protocol = apply_split(tracks, split, "synthetic", **split_options)
     return DatasetIndex("synthetic", genre_list, tracks, protocol, track_seconds)
 
 
-def gtzan(root: str, split: dict, track_seconds: float = 30.0,
-          genres: list[str] | None = None) -> DatasetIndex:
-    """A user's GTZAN copy (any of the layouts in :mod:`genre.data.gtzan`)."""
+def gtzan_filtered_lists() -> dict[str, list[str]]:
+    """The fault-filtered, artist-conditional split of Kereliuk, Sturm & Larsen (2015): 443/197/290 ids."""
+    folder = resources.files("genre.data") / "gtzan_filtered"
+    return {split: (folder / f"{name}.txt").read_text().split()
+            for split, name in (("train", "train"), ("val", "valid"), ("test", "test"))}
+
+
+def gtzan(root: str, split: str = "filtered", track_seconds: float = 30.0, genres: list[str] | None = None,
+          **split_options) -> DatasetIndex:
+    """A user's GTZAN copy (any of the layouts in :mod:`genre.data.gtzan`).
+
+    ``split``: ``filtered`` (the fault-filtered artist-conditional split; ids it names that are
+    not on disk are reported, not fatal), ``random`` or ``kfold`` (leaky: GTZAN's artists repeat).
+    """
     tracks, genre_list = gtzan_layout.select_genres(gtzan_layout.scan_gtzan(Path(root)), genres, "gtzan")
-    tracks, protocol = _split(tracks, split, "gtzan")
-    return DatasetIndex("gtzan", genre_list, tracks, protocol, track_seconds)
+    skipped: list[SkippedFile] = []
+    if split == "filtered":
+        lists = {name: [i for i in ids if i.split(".")[0] in genre_list]
+                 for name, ids in gtzan_filtered_lists().items()}
+        tracks, missing = from_lists(tracks, lists)
+        for track_id, split_name in missing:
+            skipped.append(SkippedFile(f"{root}/{track_id}", f"named by the filtered {split_name} list, not on disk"))
+        if missing:
+            log.warning("%d tracks of the filtered split are not on disk (listed in skipped_files.csv)",
+                        len(missing))
+        protocol = "gtzan-fault-filtered(Kereliuk-Sturm-Larsen-2015,443/197/290)"
+    else:
+        tracks, protocol = apply_split(tracks, split, "gtzan", offers=("filtered",), **split_options)
+    return DatasetIndex("gtzan", genre_list, tracks, protocol, track_seconds, skipped)
+
+
+def folder(root: str, split: str = "random", track_seconds: float = 30.0, genres: list[str] | None = None,
+           **split_options) -> DatasetIndex:
+    """Any collection: ``<root>/<genre>/**/<file>`` in WAV, AU, MP3, FLAC or OGG, any rate, mono or stereo.
+
+    A track longer than ``track_seconds`` is cut to its first ``track_seconds``.
+    """
+    base = Path(root)
+    expected = (f"one sub-folder per genre holding audio files ({', '.join(AUDIO_EXTENSIONS)}), "
+                f"e.g. {base}/jazz/take_five.mp3")
+    if not base.is_dir():
+        raise DatasetError(f"dataset.root={root} does not exist; expected {expected}")
+    tracks = [Track(f"{genre_dir.name}/{path.relative_to(genre_dir).with_suffix('')}", path, genre_dir.name)
+              for genre_dir in sorted(p for p in base.iterdir() if p.is_dir() and not p.name.startswith("."))
+              for path in sorted(genre_dir.rglob("*")) if path.suffix.lower() in AUDIO_EXTENSIONS]
+    if not tracks:
+        raise DatasetError(f"dataset.root={root} holds no audio files in genre sub-folders; expected {expected}")
+    tracks, genre_list = gtzan_layout.select_genres(tracks, genres, "folder")
+    tracks, protocol = apply_split(tracks, split, "folder", **split_options)
+    return DatasetIndex("folder", genre_list, tracks, protocol, track_seconds)
+
+
+FMA_SUBSETS = ("small", "medium", "large")
+FMA_SOURCE_HINT = ("FMA's metadata and audio are published by its authors (repository mdeff/fma on GitHub): "
+                   "fma_metadata.zip and fma_<size>.zip, unzipped side by side")
+FMA_COLUMNS = (("set", "subset"), ("set", "split"), ("track", "genre_top"), ("artist", "name"))
+
+
+def fma_audio_path(audio_dir: Path, track_id: int) -> Path:
+    """``fma_<size>/<first 3 digits>/<6-digit id>.mp3``, e.g. ``fma_small/000/000002.mp3``."""
+    name = f"{track_id:06d}"
+    return audio_dir / name[:3] / f"{name}.mp3"
+
+
+def read_fma_tracks(path: Path):
+    """``tracks.csv`` as FMA's own code reads it: two header levels, then an index-name line."""
+    import pandas as pd
+
+    if not path.is_file():
+        raise DatasetError(f"{path} does not exist: expected FMA's metadata at <root>/fma_metadata/tracks.csv. "
+                           f"{FMA_SOURCE_HINT}")
+    try:
+        frame = pd.read_csv(path, index_col=0, header=[0, 1], low_memory=False)
+    except (ValueError, pd.errors.ParserError) as error:
+        raise DatasetError(f"{path} is not FMA's tracks.csv ({error})") from None
+    missing = [column for column in FMA_COLUMNS if column not in frame.columns]
+    if missing:
+        raise DatasetError(f"{path} has not FMA's tracks.csv header: columns {missing} are missing (the file "
+                           f"starts with two header lines, e.g. 'set,...' over 'subset,...', then 'track_id,,...')")
+    return frame
+
+
+def fma(root: str, split: str = "official", subset: str = "small", track_seconds: float = 30.0,
+        genres: list[str] | None = None, audio_dir: str | None = None, **split_options) -> DatasetIndex:
+    """The Free Music Archive: ``<root>/fma_metadata/tracks.csv`` and ``<root>/fma_<subset>/``.
+
+    ``subset`` is nested (medium includes small). Labels are ``('track', 'genre_top')``; tracks
+    without one are dropped with a count. ``split``: ``official`` (FMA's artist-conditional
+    ``('set', 'split')``), ``random`` or ``kfold``.
+    """
+    if subset not in FMA_SUBSETS:
+        raise DatasetError(f"dataset.subset={subset!r}: choose one of {list(FMA_SUBSETS)}")
+    base = Path(root)
+    if not base.is_dir():
+        raise DatasetError(f"dataset.root={root} does not exist. {FMA_SOURCE_HINT}")
+    frame = read_fma_tracks(base / "fma_metadata" / "tracks.csv")
+    audio = Path(audio_dir) if audio_dir else next(
+        (base / f"fma_{size}" for size in FMA_SUBSETS[FMA_SUBSETS.index(subset):] + ("full",)
+         if (base / f"fma_{size}").is_dir()), None)
+    if audio is None or not audio.is_dir():
+        raise DatasetError(f"no FMA audio folder for subset '{subset}' under {root}: expected "
+                           f"{base / f'fma_{subset}'}/000/000002.mp3 and so on (or set dataset.audio_dir). "
+                           f"{FMA_SOURCE_HINT}")
+    rank = {size: i for i, size in enumerate(FMA_SUBSETS)}
+    in_subset = frame[("set", "subset")].map(rank).le(rank[subset])
+    frame = frame[in_subset]
+    labelled = frame[("track", "genre_top")].notna()
+    if (~labelled).sum():
+        log.info("fma %s: %d tracks without a top genre dropped", subset, int((~labelled).sum()))
+    frame = frame[labelled]
+    split_names = {"training": "train", "validation": "val", "test": "test"}
+    tracks = [Track(f"{track_id:06d}", fma_audio_path(audio, int(track_id)), str(row[("track", "genre_top")]),
+                    split_names.get(str(row[("set", "split")]), "train"), str(row[("artist", "name")]))
+              for track_id, row in frame.iterrows()]
+    tracks, genre_list = gtzan_layout.select_genres(tracks, genres, "fma")
+    if split == "official":
+        protocol = f"fma-official-{subset}(artist-conditional)"
+    else:
+        tracks, protocol = apply_split(tracks, split, "fma", offers=("official",), **split_options)
+    return DatasetIndex("fma", genre_list, tracks, protocol, track_seconds)

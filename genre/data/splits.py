@@ -18,7 +18,7 @@ def random_stratified(tracks: list[Track], train: float, val: float, test: float
     """
     total = train + val + test
     if min(train, val, test) < 0 or abs(total - 1.0) > 1e-6:
-        raise DatasetError(f"dataset.split fractions train={train}, val={val}, test={test} must be "
+        raise DatasetError(f"dataset.fractions train={train}, val={val}, test={test} must be "
                            f"non-negative and add up to 1")
     by_genre: dict[str, list[Track]] = defaultdict(list)
     for track in sorted(tracks, key=lambda t: t.track_id):
@@ -34,3 +34,52 @@ def random_stratified(tracks: list[Track], train: float, val: float, test: float
             assigned.append(dataclasses.replace(track, split=split))
     protocol = f"random-stratified-by-track(train={train:g},val={val:g},test={test:g},seed={seed})"
     return assigned, protocol
+
+
+def kfold_stratified(tracks: list[Track], k: int, fold: int, seed: int) -> tuple[list[Track], str]:
+    """Seeded stratified k-fold by track: fold ``fold`` is the test set, the next fold the validation
+    set, the other ``k - 2`` folds the training set (the 10-fold protocol older GTZAN papers report,
+    with a validation fold for checkpoint selection)."""
+    if k < 3:
+        raise DatasetError(f"dataset.folds={k}: k-fold needs k >= 3 (a test, a validation and a training fold)")
+    if not 0 <= fold < k:
+        raise DatasetError(f"dataset.fold={fold}: choose a fold from 0 to {k - 1}")
+    by_genre: dict[str, list[Track]] = defaultdict(list)
+    for track in sorted(tracks, key=lambda t: t.track_id):
+        by_genre[track.genre].append(track)
+    rng = np.random.default_rng(seed)
+    assigned: list[Track] = []
+    for genre in sorted(by_genre):
+        members = [by_genre[genre][i] for i in rng.permutation(len(by_genre[genre]))]
+        for position, track in enumerate(members):
+            track_fold = position % k
+            split = "test" if track_fold == fold else "val" if track_fold == (fold + 1) % k else "train"
+            assigned.append(dataclasses.replace(track, split=split))
+    return assigned, f"stratified-{k}-fold-by-track(test_fold={fold},val_fold={(fold + 1) % k},seed={seed})"
+
+
+def from_lists(tracks: list[Track], lists: dict[str, list[str]]) -> tuple[list[Track], list[tuple[str, str]]]:
+    """Assign splits from fixed id lists (split -> track ids). Tracks in no list are left out.
+
+    Returns the assigned tracks and ``(track_id, split)`` for each listed id that is not on disk,
+    so the caller can report them without failing.
+    """
+    split_of = {track_id: split for split, ids in lists.items() for track_id in ids}
+    present = {t.track_id for t in tracks}
+    assigned = [dataclasses.replace(t, split=split_of[t.track_id]) for t in tracks if t.track_id in split_of]
+    missing = [(track_id, split) for track_id, split in split_of.items() if track_id not in present]
+    return assigned, missing
+
+
+def apply_split(tracks: list[Track], split: str, dataset: str, fractions: dict | None = None,
+                split_seed: int = 0, folds: int = 10, fold: int = 0, offers: tuple[str, ...] = ()
+                ) -> tuple[list[Track], str]:
+    """The protocols every dataset offers (``dataset.split``): ``random`` (``dataset.fractions``,
+    ``dataset.split_seed``) and ``kfold`` (``dataset.folds``, ``dataset.fold``, ``dataset.split_seed``).
+    ``offers`` names the dataset's own protocols, for the error message."""
+    if split == "random":
+        fractions = fractions or {"train": 0.8, "val": 0.1, "test": 0.1}
+        return random_stratified(tracks, fractions["train"], fractions["val"], fractions["test"], split_seed)
+    if split == "kfold":
+        return kfold_stratified(tracks, folds, fold, split_seed)
+    raise DatasetError(f"dataset.split={split!r}: dataset '{dataset}' offers {sorted({'random', 'kfold', *offers})}")

@@ -1,0 +1,178 @@
+"""Dataset loaders on fixtures written in the real on-disk formats (shared/reference/FORMATS.md)."""
+from collections import Counter
+from pathlib import Path
+
+import pytest
+
+from genre.data.datasets import fma, folder, gtzan, gtzan_filtered_lists
+from genre.data.index import DatasetError
+from genre.data.synthetic import GTZAN_GENRES
+
+from conftest import write_tone
+
+# FORMATS.md: per genre (train/valid/test) of the fault-filtered split
+FILTERED_COUNTS = {"blues": (46, 23, 31), "classical": (48, 20, 31), "country": (45, 23, 30),
+                   "disco": (42, 22, 29), "hiphop": (47, 18, 27), "jazz": (43, 17, 27), "metal": (44, 20, 27),
+                   "pop": (41, 13, 30), "reggae": (43, 17, 26), "rock": (44, 24, 32)}
+
+
+def gtzan_tree(root: Path, layout: str, ext: str, genres=GTZAN_GENRES, per_genre=100) -> Path:
+    """GTZAN's file names; the index opens no audio, so empty files stand in for the clips."""
+    for genre in genres:
+        (root / layout / genre).mkdir(parents=True, exist_ok=True)
+        for n in range(per_genre):
+            (root / layout / genre / f"{genre}.{n:05d}.{ext}").touch()
+    return root
+
+
+def test_filtered_lists_are_the_published_split():
+    lists = gtzan_filtered_lists()
+    assert [len(lists[s]) for s in ("train", "val", "test")] == [443, 197, 290]
+    for genre, counts in FILTERED_COUNTS.items():
+        assert tuple(sum(i.startswith(genre + ".") for i in lists[s]) for s in ("train", "val", "test")) == counts
+
+
+@pytest.mark.parametrize("layout, ext", [("genres", "au"), ("genres", "wav"), ("Data/genres_original", "wav"),
+                                          ("genres_original", "wav")])
+def test_gtzan_copies_are_found_without_naming_the_layout(tmp_path, layout, ext):
+    index = gtzan(str(gtzan_tree(tmp_path, layout, ext)), split="filtered")
+    assert index.genres == list(GTZAN_GENRES)
+    assert Counter(t.split for t in index.tracks) == {"train": 443, "val": 197, "test": 290}
+    assert all(t.path.suffix == f".{ext}" for t in index.tracks)
+    assert index.split_protocol.startswith("gtzan-fault-filtered")
+    assert index.skipped == []
+
+
+def test_ids_named_by_the_filtered_split_but_missing_are_reported_not_fatal(tmp_path):
+    root = gtzan_tree(tmp_path, "Data/genres_original", "wav")
+    (root / "Data/genres_original/jazz/jazz.00054.wav").unlink()   # in the filtered training list
+    index = gtzan(str(root), split="filtered")
+    assert len(index.tracks) == 929
+    [skipped] = index.skipped
+    assert skipped.path.endswith("jazz.00054") and "filtered train list" in skipped.reason
+
+
+def test_genre_subsets_keep_their_order_and_the_filtered_split(tmp_path):
+    index = gtzan(str(gtzan_tree(tmp_path, "genres", "au")), split="filtered", genres=["metal", "classical"])
+    assert index.genres == ["metal", "classical"]
+    assert Counter((t.genre, t.split) for t in index.tracks) == {
+        ("metal", "train"): 44, ("metal", "val"): 20, ("metal", "test"): 27,
+        ("classical", "train"): 48, ("classical", "val"): 20, ("classical", "test"): 31}
+
+
+def test_kfold_puts_every_track_in_exactly_one_test_fold(tmp_path):
+    root = str(gtzan_tree(tmp_path, "genres", "au", per_genre=20))
+    tests, seen_protocols = Counter(), set()
+    for fold in range(10):
+        index = gtzan(root, split="kfold", folds=10, fold=fold, split_seed=3)
+        splits = Counter(t.split for t in index.tracks)
+        assert splits == {"train": 160, "val": 20, "test": 20}
+        tests.update(t.track_id for t in index.tracks if t.split == "test")
+        seen_protocols.add(index.split_protocol)
+    assert len(tests) == 200 and set(tests.values()) == {1}
+    assert len(seen_protocols) == 10 and "test_fold=3" in "".join(seen_protocols)
+
+
+def test_random_split_is_stratified_seeded_and_by_track(tmp_path):
+    root = str(gtzan_tree(tmp_path, "genres", "wav", per_genre=10))
+    first = gtzan(root, split="random", fractions={"train": 0.6, "val": 0.2, "test": 0.2}, split_seed=1)
+    again = gtzan(root, split="random", fractions={"train": 0.6, "val": 0.2, "test": 0.2}, split_seed=1)
+    other = gtzan(root, split="random", fractions={"train": 0.6, "val": 0.2, "test": 0.2}, split_seed=2)
+    assert first.tracks == again.tracks and first.tracks != other.tracks
+    assert Counter((t.genre, t.split) for t in first.tracks)[("rock", "test")] == 2
+
+
+@pytest.mark.parametrize("make, message", [
+    (lambda root: root / "missing", r"does not exist.*Kaggle"),
+    (lambda root: (root / "empty").mkdir() or root / "empty", r"has no GTZAN tracks.*genres_original"),
+])
+def test_gtzan_wrong_root_says_what_was_expected(tmp_path, make, message):
+    with pytest.raises(DatasetError, match=message):
+        gtzan(str(make(tmp_path)), split="filtered")
+
+
+def test_unknown_split_and_genre_are_clear_errors(tmp_path):
+    root = str(gtzan_tree(tmp_path, "genres", "au", per_genre=3))
+    with pytest.raises(DatasetError, match=r"dataset.split='official'.*filtered"):
+        gtzan(root, split="official")
+    with pytest.raises(DatasetError, match=r"\['polka'\].*does not have"):
+        gtzan(root, split="filtered", genres=["polka", "rock"])
+
+
+# ---- FMA ----------------------------------------------------------------------------------------
+
+TRACKS_CSV_HEADER = (
+    ",album,artist,set,set,track,track,track,track\n"
+    ",title,name,split,subset,duration,genre_top,genres,genres_all\n"
+    "track_id,,,,,,,,\n")
+
+
+def fma_tree(root: Path, rows: list[tuple], audio: dict[int, float]) -> Path:
+    """tracks.csv with FMA's three header lines; ``audio``: track id -> seconds of MP3 (0 = empty file)."""
+    (root / "fma_metadata").mkdir(parents=True)
+    lines = [f'{tid},Album {tid},Artist {tid % 3},{split},{subset},30,{genre},"[1]","[1, 2]"'
+             for tid, split, subset, genre in rows]
+    (root / "fma_metadata" / "tracks.csv").write_text(TRACKS_CSV_HEADER + "\n".join(lines) + "\n")
+    (root / "fma_small").mkdir()
+    for tid, seconds in audio.items():
+        path = root / "fma_small" / f"{tid:06d}"[:3] / f"{tid:06d}.mp3"
+        if seconds:
+            write_tone(path, seconds, sample_rate=44100, channels=2)
+        else:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.touch()
+    return root
+
+
+FMA_ROWS = [(2, "training", "small", "Hip-Hop"), (5, "training", "small", "Hip-Hop"),
+            (10, "validation", "small", "Pop"), (140, "test", "small", "Rock"),
+            (141, "training", "small", "Rock"), (98565, "training", "small", "Pop"),
+            (3, "training", "medium", "Hip-Hop"), (20, "test", "large", ""), (21, "test", "medium", "Folk")]
+
+
+def test_fma_subset_labels_and_official_split(tmp_path):
+    root = fma_tree(tmp_path, FMA_ROWS, {})
+    small = fma(str(root), subset="small")
+    assert {t.track_id: (t.genre, t.split) for t in small.tracks} == {
+        "000002": ("Hip-Hop", "train"), "000005": ("Hip-Hop", "train"), "000010": ("Pop", "val"),
+        "000140": ("Rock", "test"), "000141": ("Rock", "train"), "098565": ("Pop", "train")}
+    assert str(small.tracks[0].path).endswith("fma_small/000/000002.mp3")
+    assert [t for t in small.tracks if t.track_id == "098565"][0].path.parts[-2:] == ("098", "098565.mp3")
+    assert small.split_protocol == "fma-official-small(artist-conditional)"
+    medium = fma(str(root), subset="medium", audio_dir=str(root / "fma_small"))
+    assert {t.track_id for t in medium.tracks} == {t.track_id for t in small.tracks} | {"000003", "000021"}
+    large = fma(str(root), subset="large", audio_dir=str(root / "fma_small"))
+    assert "000020" not in {t.track_id for t in large.tracks}  # no top genre: dropped
+
+
+def test_fma_wrong_header_missing_metadata_and_missing_audio_are_clear_errors(tmp_path):
+    root = fma_tree(tmp_path / "a", FMA_ROWS, {})
+    (root / "fma_metadata" / "tracks.csv").write_text("track_id,genre\n2,Hip-Hop\n")
+    with pytest.raises(DatasetError, match=r"not FMA's tracks.csv"):
+        fma(str(root))
+    (tmp_path / "b").mkdir()
+    with pytest.raises(DatasetError, match=r"fma_metadata/tracks.csv.*mdeff/fma"):
+        fma(str(tmp_path / "b"))
+    root = fma_tree(tmp_path / "c", FMA_ROWS, {})
+    (root / "fma_small").rmdir()
+    with pytest.raises(DatasetError, match=r"no FMA audio folder.*fma_small/000/000002.mp3"):
+        fma(str(root))
+
+
+# ---- folder -------------------------------------------------------------------------------------
+
+def test_folder_takes_any_format_rate_and_channel_count(tmp_path):
+    write_tone(tmp_path / "jazz" / "a.wav", 1.0, 44100, channels=2)
+    write_tone(tmp_path / "jazz" / "live" / "b.flac", 1.0, 16000)
+    write_tone(tmp_path / "jazz" / "c.ogg", 1.0, 22050)
+    write_tone(tmp_path / "metal" / "d.mp3", 1.0, 48000, channels=2)
+    write_tone(tmp_path / "metal" / "e.au", 1.0, 8000)
+    write_tone(tmp_path / "metal" / "f.wav", 1.0, 8000)
+    (tmp_path / "metal" / "notes.txt").write_text("not audio")
+    index = folder(str(tmp_path), split="random", fractions={"train": 0.34, "val": 0.33, "test": 0.33})
+    assert index.genres == ["jazz", "metal"]
+    assert sorted(t.track_id for t in index.tracks) == ["jazz/a", "jazz/c", "jazz/live/b", "metal/d", "metal/e",
+                                                        "metal/f"]
+    assert Counter(t.split for t in index.tracks) == {"train": 2, "val": 2, "test": 2}
+    with pytest.raises(DatasetError, match="one sub-folder per genre"):
+        folder(str(tmp_path / "jazz" / "live"), split="random")
