@@ -10,6 +10,16 @@ import numpy as np
 from genre.data.index import DatasetError, Track
 
 
+def _shuffled_by_genre(tracks: list[Track], seed: int) -> list[list[Track]]:
+    """The tracks of each genre (genres in name order) in a seeded random order: the same for the
+    same tracks and seed, whatever order they were listed in."""
+    by_genre: dict[str, list[Track]] = defaultdict(list)
+    for track in sorted(tracks, key=lambda t: t.track_id):
+        by_genre[track.genre].append(track)
+    rng = np.random.default_rng(seed)
+    return [[by_genre[genre][i] for i in rng.permutation(len(by_genre[genre]))] for genre in sorted(by_genre)]
+
+
 def random_stratified(tracks: list[Track], train: float, val: float, test: float,
                       seed: int) -> tuple[list[Track], str]:
     """Seeded split by track, stratified by genre: each genre is shuffled and cut into fractions.
@@ -20,13 +30,8 @@ def random_stratified(tracks: list[Track], train: float, val: float, test: float
     if min(train, val, test) < 0 or abs(total - 1.0) > 1e-6:
         raise DatasetError(f"dataset.fractions train={train}, val={val}, test={test} must be "
                            f"non-negative and add up to 1")
-    by_genre: dict[str, list[Track]] = defaultdict(list)
-    for track in sorted(tracks, key=lambda t: t.track_id):
-        by_genre[track.genre].append(track)
-    rng = np.random.default_rng(seed)
     assigned: list[Track] = []
-    for genre in sorted(by_genre):
-        members = [by_genre[genre][i] for i in rng.permutation(len(by_genre[genre]))]
+    for members in _shuffled_by_genre(tracks, seed):
         n_test = int(round(len(members) * test))
         n_val = int(round(len(members) * val))
         for position, track in enumerate(members):
@@ -44,13 +49,8 @@ def kfold_stratified(tracks: list[Track], k: int, fold: int, seed: int) -> tuple
         raise DatasetError(f"dataset.folds={k}: k-fold needs k >= 3 (a test, a validation and a training fold)")
     if not 0 <= fold < k:
         raise DatasetError(f"dataset.fold={fold}: choose a fold from 0 to {k - 1}")
-    by_genre: dict[str, list[Track]] = defaultdict(list)
-    for track in sorted(tracks, key=lambda t: t.track_id):
-        by_genre[track.genre].append(track)
-    rng = np.random.default_rng(seed)
     assigned: list[Track] = []
-    for genre in sorted(by_genre):
-        members = [by_genre[genre][i] for i in rng.permutation(len(by_genre[genre]))]
+    for members in _shuffled_by_genre(tracks, seed):
         for position, track in enumerate(members):
             track_fold = position % k
             split = "test" if track_fold == fold else "val" if track_fold == (fold + 1) % k else "train"
