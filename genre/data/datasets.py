@@ -153,3 +153,28 @@ def fma(root: str, split: str = "official", subset: str = "small", track_seconds
     else:
         tracks, protocol = apply_split(tracks, split, "fma", offers=("official",), **split_options)
     return DatasetIndex("fma", genre_list, tracks, protocol, track_seconds)
+
+
+def msd(labels: str, previews: str, split: str = "random", fraction: float = 1.0, sample_seed: int = 0,
+        genres: list[str] | None = None, track_seconds: float = 30.0, **split_options) -> DatasetIndex:
+    """Million Song Dataset tracks with genre ``labels`` (tagtraum ``.cls``) and their 7digital previews.
+
+    Previews are read from ``<previews>/<TRACKID>.mp3``, however they got there (the downloader
+    ``python -m genre.data.sevendigital`` writes that layout). A selected track without a preview is
+    reported, not fatal. ``fraction``/``sample_seed`` keep a seeded share of the labelled tracks.
+    """
+    from genre.data.msd import read_genre_labels, select_tracks
+
+    labels_by_track = read_genre_labels(labels)
+    genre_list = gtzan_layout.check_genres(genres, list(set(labels_by_track.values())), "msd")
+    chosen = select_tracks(labels_by_track, genre_list, fraction, sample_seed)
+    folder_path = Path(previews)
+    present = [Track(t, folder_path / f"{t}.mp3", g) for t, g in chosen.items() if (folder_path / f"{t}.mp3").is_file()]
+    if not present:
+        raise DatasetError(f"no preview of the {len(chosen)} selected tracks is in {previews}: expected "
+                           f"<TRACKID>.mp3 files there; fetch them with python -m genre.data.sevendigital "
+                           f"--out {previews} (see README)")
+    skipped = [SkippedFile(str(folder_path / f"{t}.mp3"), "no preview on disk")
+               for t in chosen if not (folder_path / f"{t}.mp3").is_file()]
+    tracks, protocol = apply_split(present, split, "msd", **split_options)
+    return DatasetIndex("msd", genre_list, tracks, protocol, track_seconds, skipped)

@@ -1,0 +1,251 @@
+"""Fetch the 30-s 7digital preview of each MSD track: ``python -m genre.data.sevendigital --help``.
+
+Requests are signed with two-legged OAuth 1.0 (HMAC-SHA1, signature in the query string); the
+consumer key and secret come from ``SEVENDIGITAL_CONSUMER_KEY`` and ``SEVENDIGITAL_CONSUMER_SECRET``
+and never reach a log, a report or a file name. Downloads run with bounded concurrency and rate,
+time out, are retried with exponential backoff (server errors, time-outs, truncated bodies), and are
+written under a temporary name that is renamed only when the body is complete, so a re-run resumes:
+complete previews are kept, partial ones never look complete.
+"""
+from __future__ import annotations
+
+import argparse
+import base64
+import csv
+import hashlib
+import hmac
+import http.client
+import logging
+import os
+import secrets
+import sys
+import threading
+import time
+import urllib.error
+import urllib.parse
+import urllib.request
+from concurrent.futures import ThreadPoolExecutor, as_completed
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from tqdm import tqdm
+
+from genre.data.index import DatasetError
+from genre.data.msd import MSD_TRACK_ID, read_genre_labels, read_msd_metadata, select_tracks
+
+log = logging.getLogger(__name__)
+DEFAULT_BASE_URL = "http://previews.7digital.com"
+KEY_VARIABLE, SECRET_VARIABLE = "SEVENDIGITAL_CONSUMER_KEY", "SEVENDIGITAL_CONSUMER_SECRET"
+
+
+class SignatureRejected(RuntimeError):
+    """The server refused the credentials (401/403): retrying cannot help."""
+
+
+def _percent(text: str) -> str:
+    return urllib.parse.quote(str(text), safe="~")  # RFC 3986 unreserved characters stay
+
+
+def oauth_signature(method: str, url: str, params: dict[str, str], consumer_secret: str) -> str:
+    """HMAC-SHA1 signature of a request (RFC 5849 section 3.4) with no token secret (two-legged)."""
+    parts = urllib.parse.urlsplit(url)
+    base_url = f"{parts.scheme.lower()}://{parts.netloc.lower()}{parts.path}"
+    normalized = "&".join(f"{k}={v}" for k, v in sorted((_percent(k), _percent(v)) for k, v in params.items()))
+    base_string = "&".join([method.upper(), _percent(base_url), _percent(normalized)])
+    digest = hmac.new(f"{_percent(consumer_secret)}&".encode(), base_string.encode(), hashlib.sha1).digest()
+    return base64.b64encode(digest).decode()
+
+
+def signed_url(url: str, params: dict[str, str], consumer_key: str, consumer_secret: str) -> str:
+    """``url`` with ``params`` and the OAuth 1.0 parameters, signature included, in its query string."""
+    oauth = {"oauth_consumer_key": consumer_key, "oauth_nonce": secrets.token_hex(16),
+             "oauth_signature_method": "HMAC-SHA1", "oauth_timestamp": str(int(time.time())),
+             "oauth_version": "1.0"}
+    query = {**params, **oauth}
+    query["oauth_signature"] = oauth_signature("GET", url, query, consumer_secret)
+    return f"{url}?{urllib.parse.urlencode(query, quote_via=urllib.parse.quote)}"
+
+
+class RateLimiter:
+    """At most ``per_second`` request starts per second, across threads."""
+
+    def __init__(self, per_second: float):
+        self.interval = 1.0 / per_second if per_second > 0 else 0.0
+        self.lock = threading.Lock()
+        self.next_start = time.monotonic()
+
+    def wait(self) -> None:
+        with self.lock:
+            now = time.monotonic()
+            start = max(now, self.next_start)
+            self.next_start = start + self.interval
+        time.sleep(max(0.0, start - now))
+
+
+@dataclass
+class DownloadReport:
+    """Outcome per track id: fetched now, already present, missing (no preview), or failed (why)."""
+
+    fetched: list[str] = field(default_factory=list)
+    present: list[str] = field(default_factory=list)
+    missing: dict[str, str] = field(default_factory=dict)
+    failed: dict[str, str] = field(default_factory=dict)
+
+    def summary(self) -> str:
+        return (f"{len(self.fetched)} fetched, {len(self.present)} already present, "
+                f"{len(self.missing)} missing, {len(self.failed)} failed")
+
+    def write_csv(self, path: Path) -> None:
+        with open(path, "w", newline="") as f:
+            writer = csv.writer(f)
+            writer.writerow(["track_id", "status", "reason"])
+            writer.writerows([t, "fetched", ""] for t in self.fetched)
+            writer.writerows([t, "present", ""] for t in self.present)
+            writer.writerows([t, "missing", r] for t, r in self.missing.items())
+            writer.writerows([t, "failed", r] for t, r in self.failed.items())
+
+
+@dataclass
+class Downloader:
+    out_dir: Path
+    consumer_key: str
+    consumer_secret: str
+    base_url: str = DEFAULT_BASE_URL
+    country: str = "ww"
+    timeout_s: float = 30.0
+    retries: int = 4
+    backoff_s: float = 1.0
+    rate_per_s: float = 5.0
+
+    def __post_init__(self):
+        self.limiter = RateLimiter(self.rate_per_s)
+
+    def _fetch_once(self, digital_id: int, partial: Path) -> None:
+        url = signed_url(f"{self.base_url.rstrip('/')}/clip/{digital_id}", {"country": self.country},
+                         self.consumer_key, self.consumer_secret)
+        self.limiter.wait()
+        with urllib.request.urlopen(url, timeout=self.timeout_s) as response:
+            expected = response.headers.get("Content-Length")
+            body = response.read()
+        if expected is not None and len(body) != int(expected):
+            raise http.client.IncompleteRead(body, int(expected) - len(body))
+        if not body:
+            raise http.client.IncompleteRead(body)
+        partial.write_bytes(body)
+
+    def fetch(self, track_id: str, digital_id: int) -> tuple[str, str]:
+        """Download one preview; returns ``(status, reason)``, status one of fetched/missing/failed."""
+        target = self.out_dir / f"{track_id}.mp3"
+        partial = self.out_dir / f".{track_id}.mp3.part"
+        last_error = ""
+        for attempt in range(self.retries + 1):
+            if attempt:
+                time.sleep(self.backoff_s * 2 ** (attempt - 1))
+            try:
+                self._fetch_once(digital_id, partial)
+                os.replace(partial, target)
+                return "fetched", ""
+            except urllib.error.HTTPError as error:
+                if error.code in (401, 403):
+                    raise SignatureRejected(f"the server answered {error.code} {error.reason}: check "
+                                            f"{KEY_VARIABLE} and {SECRET_VARIABLE}") from None
+                if error.code == 404:
+                    return "missing", "no preview (404)"
+                last_error = f"HTTP {error.code}"
+                if error.code < 500 and error.code != 429:
+                    break
+            except (urllib.error.URLError, TimeoutError, ConnectionError, http.client.HTTPException,
+                    OSError) as error:
+                last_error = _describe(error)
+            finally:
+                partial.unlink(missing_ok=True)
+        return "failed", f"{last_error} after {attempt + 1} attempts"
+
+    def run(self, jobs: dict[str, int], concurrency: int = 4) -> DownloadReport:
+        """Fetch every ``track id -> 7digital id`` not already on disk."""
+        self.out_dir.mkdir(parents=True, exist_ok=True)
+        for stale in self.out_dir.glob(".*.mp3.part"):
+            stale.unlink()
+        report = DownloadReport()
+        todo: dict[str, int] = {}
+        for track_id, digital_id in sorted(jobs.items()):
+            if not MSD_TRACK_ID.match(track_id):
+                report.failed[track_id] = "not an MSD track id (TR + 16 capitals or digits)"
+            elif digital_id <= 0:
+                report.missing[track_id] = "no 7digital id in the MSD metadata"
+            elif (self.out_dir / f"{track_id}.mp3").is_file():
+                report.present.append(track_id)
+            else:
+                todo[track_id] = digital_id
+        with ThreadPoolExecutor(max_workers=max(1, concurrency)) as pool:
+            futures = {pool.submit(self.fetch, t, d): t for t, d in todo.items()}
+            try:
+                for future in tqdm(as_completed(futures), total=len(futures), desc="7digital previews",
+                                   unit="track"):
+                    status, reason = future.result()
+                    track_id = futures[future]
+                    if status == "fetched":
+                        report.fetched.append(track_id)
+                    else:
+                        (report.missing if status == "missing" else report.failed)[track_id] = reason
+            except SignatureRejected:
+                for future in futures:
+                    future.cancel()
+                raise
+        return report
+
+
+def _describe(error: Exception) -> str:
+    """A reason for the report that holds no URL (the query string carries the key and signature)."""
+    if isinstance(error, urllib.error.URLError):
+        error = error.reason if isinstance(error.reason, Exception) else error
+    if isinstance(error, http.client.IncompleteRead):
+        return "truncated body"
+    if isinstance(error, TimeoutError) or "timed out" in str(error):
+        return "timed out"
+    return type(error).__name__
+
+
+def credentials_from_environment() -> tuple[str, str]:
+    key, secret = os.environ.get(KEY_VARIABLE), os.environ.get(SECRET_VARIABLE)
+    if not key or not secret:
+        raise DatasetError(f"set {KEY_VARIABLE} and {SECRET_VARIABLE} in the environment (7digital API "
+                           f"credentials); they are read from there only, never from the command line")
+    return key, secret
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m genre.data.sevendigital", description=__doc__.split("\n")[0])
+    parser.add_argument("--msd", required=True, help="MSD metadata: a summary .h5 file or the data/ folder")
+    parser.add_argument("--labels", required=True, help="tagtraum-format .cls genre labels")
+    parser.add_argument("--out", required=True, help="folder for <TRACKID>.mp3 (dataset.previews)")
+    parser.add_argument("--genres", nargs="*", default=None, help="keep these genres only")
+    parser.add_argument("--fraction", type=float, default=1.0, help="seeded fraction of the tracks to keep")
+    parser.add_argument("--seed", type=int, default=0, help="seed of that fraction (dataset.sample_seed)")
+    parser.add_argument("--base-url", default=DEFAULT_BASE_URL)
+    parser.add_argument("--country", default="ww")
+    parser.add_argument("--concurrency", type=int, default=4, help="requests in flight at once")
+    parser.add_argument("--rate", type=float, default=5.0, help="request starts per second at most")
+    parser.add_argument("--timeout", type=float, default=30.0, help="seconds per request")
+    parser.add_argument("--retries", type=int, default=4)
+    parser.add_argument("--backoff", type=float, default=1.0, help="first retry delay, s (doubles)")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    try:
+        key, secret = credentials_from_environment()
+        chosen = select_tracks(read_genre_labels(args.labels), args.genres, args.fraction, args.seed)
+        metadata = read_msd_metadata(args.msd, list(chosen))
+        jobs = {t: metadata[t].track_7digitalid if t in metadata else 0 for t in chosen}
+        downloader = Downloader(Path(args.out), key, secret, args.base_url, args.country, args.timeout,
+                                args.retries, args.backoff, args.rate)
+        report = downloader.run(jobs, args.concurrency)
+    except (DatasetError, SignatureRejected) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    report.write_csv(Path(args.out) / "download_report.csv")
+    print(f"{report.summary()}; per-track report in {Path(args.out) / 'download_report.csv'}")
+    return 0 if not report.failed else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,246 @@
+"""MSD metadata and labels in their real formats, and the 7digital downloader against a real HTTP
+server on 127.0.0.1 that checks OAuth 1.0 signatures and fails the way real servers do."""
+import base64
+import hashlib
+import hmac
+import io
+import threading
+import time
+import urllib.parse
+from collections import Counter
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+import h5py
+import numpy as np
+import pytest
+import soundfile as sf
+
+from genre.data import sevendigital
+from genre.data.datasets import msd
+from genre.data.index import DatasetError
+from genre.data.msd import msd_track_path, read_genre_labels, read_msd_metadata, select_tracks
+from genre.data.synthetic import render_track
+
+KEY, SECRET = "test-consumer-key", "s3cret/with+odd&chars"
+GENRES = {"Rock": "rock", "Jazz": "jazz", "Electronic": "disco"}   # label -> synthetic style of its audio
+
+
+def track_id(n: int) -> str:
+    return f"TRA{chr(65 + n % 26)}{chr(65 + n // 26 % 26)}{n:04d}128F42{n:04d}"[:18]
+
+
+def write_msd_track(data_dir: Path, tid: str, digital_id: int, artist: str) -> None:
+    """One per-track file as MSD ships it: one-row compound tables written by PyTables."""
+    path = msd_track_path(data_dir, tid)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    metadata = np.zeros(1, dtype=[("artist_name", "S1024"), ("title", "S1024"), ("release", "S1024"),
+                                  ("song_id", "S32"), ("genre", "S1024"), ("track_7digitalid", "<i4"),
+                                  ("release_7digitalid", "<i4"), ("artist_7digitalid", "<i4")])
+    metadata[0] = (artist.encode(), f"Song {tid}".encode(), b"An Album", b"SOABC12345678901", b"", digital_id, 7, 8)
+    analysis = np.zeros(1, dtype=[("track_id", "S32"), ("duration", "<f8")])
+    analysis[0] = (tid.encode(), 29.9)
+    with h5py.File(path, "w") as f:
+        f.create_group("metadata").create_dataset("songs", data=metadata)
+        f.create_group("analysis").create_dataset("songs", data=analysis)
+        f.create_group("musicbrainz").create_dataset("songs", data=np.zeros(1, dtype=[("year", "<i4")]))
+
+
+@pytest.fixture
+def msd_tree(tmp_path):
+    data_dir = tmp_path / "MillionSongSubset" / "data"
+    lines = ["# tagtraum genre annotations, cd2c", "# TRACKID\tmajority\tminority"]
+    tracks = {}
+    for n in range(18):
+        tid, genre = track_id(n), list(GENRES)[n % 3]
+        digital_id = 0 if n == 17 else 1000 + n       # one track has no 7digital id
+        write_msd_track(data_dir, tid, digital_id, artist=f"Artist {n % 5}")
+        lines.append(f"{tid}\t{genre}" + ("\tPop" if n % 4 == 0 else ""))
+        tracks[tid] = (genre, digital_id)
+    (tmp_path / "cd2c.cls").write_text("\n".join(lines) + "\n")
+    return tmp_path, data_dir, tracks
+
+
+def mp3_bytes(genre: str, n: int) -> bytes:
+    buffer = io.BytesIO()
+    sf.write(buffer, render_track(GENRES[genre], n, 0, 4.0, 22050), 22050, format="MP3")
+    return buffer.getvalue()
+
+
+def reference_signature(method: str, url: str, params: dict, secret: str) -> str:
+    """RFC 5849 section 3.4, written out independently of genre.data.sevendigital."""
+    enc = lambda s: urllib.parse.quote(s, safe="~-._")  # noqa: E731
+    pairs = "&".join(sorted(f"{enc(k)}={enc(v)}" for k, v in params.items()))
+    base = f"{method}&{enc(url)}&{enc(pairs)}"
+    return base64.b64encode(hmac.new(f"{enc(secret)}&".encode(), base.encode(), hashlib.sha1).digest()).decode()
+
+
+class PreviewServer:
+    """Serves /clip/<id>; the first request for some ids fails: 500, a stall past the client's
+    time-out, or a body cut short. Id 1004 has no preview (404)."""
+
+    def __init__(self, previews: dict[int, bytes]):
+        self.previews = previews
+        self.requests: Counter = Counter()
+        self.bad_signatures = 0
+        server = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, *args):
+                pass
+
+            def do_GET(self):
+                parts = urllib.parse.urlsplit(self.path)
+                query = dict(urllib.parse.parse_qsl(parts.query))
+                signature = query.pop("oauth_signature", "")
+                url = f"http://{self.headers['Host']}{parts.path}"
+                if query.get("oauth_consumer_key") != KEY or \
+                        signature != reference_signature("GET", url, query, SECRET):
+                    server.bad_signatures += 1
+                    self.send_error(401, "bad signature")
+                    return
+                digital_id = int(parts.path.rsplit("/", 1)[-1])
+                server.requests[digital_id] += 1
+                first = server.requests[digital_id] == 1
+                if digital_id not in server.previews:
+                    self.send_error(404)
+                elif first and digital_id % 3 == 1:
+                    self.send_error(503, "busy")
+                elif first and digital_id % 5 == 2:
+                    time.sleep(1.5)   # the client gives up first (timeout 0.5 s)
+                    self.send_error(503)
+                else:
+                    body = server.previews[digital_id]
+                    self.send_response(200)
+                    self.send_header("Content-Type", "audio/mpeg")
+                    self.send_header("Content-Length", str(len(body)))
+                    self.end_headers()
+                    self.wfile.write(body[: len(body) // 2] if first and digital_id % 7 == 3 else body)
+
+        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}"
+        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
+
+    def close(self):
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
+
+@pytest.fixture
+def server(msd_tree):
+    _, _, tracks = msd_tree
+    previews = {d: mp3_bytes(g, d) for g, d in tracks.values() if d and d != 1004}
+    preview_server = PreviewServer(previews)
+    yield preview_server
+    preview_server.close()
+
+
+def test_metadata_from_per_track_files_and_labels(msd_tree):
+    root, data_dir, tracks = msd_tree
+    some = sorted(tracks)[:4]
+    metadata = read_msd_metadata(data_dir, some + ["TRZZZZZ128F4200000"])
+    assert sorted(metadata) == some
+    first = metadata[some[0]]
+    assert first.track_7digitalid == tracks[some[0]][1] and first.artist.startswith("Artist")
+    assert len(read_msd_metadata(data_dir)) == 18
+    labels = read_genre_labels(root / "cd2c.cls")
+    assert len(labels) == 18 and set(labels.values()) == set(GENRES)
+    chosen = select_tracks(labels, ["Rock", "Jazz"], 0.5, seed=1)
+    assert len(chosen) == 6 and set(chosen.values()) <= {"Rock", "Jazz"}
+    assert chosen == select_tracks(labels, ["Rock", "Jazz"], 0.5, seed=1)
+
+
+def test_malformed_label_file_is_a_clear_error(tmp_path):
+    (tmp_path / "bad.cls").write_text("# header\nTRAAAAW128F429D538\tRock\nnot a track id\tJazz\n")
+    with pytest.raises(DatasetError, match=r"bad.cls, line 3: .*TRACKID<TAB>genre"):
+        read_genre_labels(tmp_path / "bad.cls")
+
+
+def test_signature_matches_an_independent_implementation():
+    params = {"country": "ww", "oauth_consumer_key": KEY, "oauth_nonce": "abc", "oauth_timestamp": "1",
+              "oauth_signature_method": "HMAC-SHA1", "oauth_version": "1.0"}
+    url = "http://previews.7digital.com/clip/123"
+    assert sevendigital.oauth_signature("GET", url, params, SECRET) == reference_signature("GET", url, params, SECRET)
+    assert sevendigital.oauth_signature("GET", url, params, "other") != reference_signature("GET", url, params, SECRET)
+
+
+def test_download_retries_resumes_and_reports(msd_tree, server, monkeypatch, capsys, caplog):
+    root, data_dir, tracks = msd_tree
+    out = root / "previews"
+    monkeypatch.setenv("SEVENDIGITAL_CONSUMER_KEY", KEY)
+    monkeypatch.setenv("SEVENDIGITAL_CONSUMER_SECRET", SECRET)
+    argv = ["--msd", str(data_dir), "--labels", str(root / "cd2c.cls"), "--out", str(out),
+            "--base-url", server.url, "--timeout", "0.5", "--retries", "3", "--backoff", "0.05",
+            "--concurrency", "4", "--rate", "50"]
+    assert sevendigital.main(argv) == 0
+    printed = capsys.readouterr().out
+    assert "16 fetched, 0 already present, 2 missing, 0 failed" in printed
+    assert server.bad_signatures == 0
+    assert sorted(p.name for p in out.glob("*.mp3")) == sorted(f"{t}.mp3" for t, (_, d) in tracks.items()
+                                                               if d and d != 1004)
+    assert not list(out.glob(".*part*"))
+    for path in out.glob("*.mp3"):   # every file complete: the truncated first answers were retried
+        assert sf.info(str(path)).duration == pytest.approx(4.0, abs=0.1)
+    retried = [d for d, count in server.requests.items() if count > 1]
+    assert retried and all(d % 3 == 1 or d % 5 == 2 or d % 7 == 3 for d in retried)
+    report = (out / "download_report.csv").read_text()
+    assert "no preview (404)" in report and "no 7digital id" in report
+    assert SECRET not in report + printed + caplog.text and KEY not in report + printed + caplog.text
+
+    before = sum(server.requests.values())
+    assert sevendigital.main(argv) == 0              # resume: nothing left to fetch
+    assert "0 fetched, 16 already present, 2 missing" in capsys.readouterr().out
+    assert sum(server.requests.values()) - before == 1   # only the 404 track is asked again
+
+
+def test_wrong_secret_stops_with_a_clear_message(msd_tree, server, monkeypatch, capsys):
+    root, data_dir, _ = msd_tree
+    monkeypatch.setenv("SEVENDIGITAL_CONSUMER_KEY", KEY)
+    monkeypatch.setenv("SEVENDIGITAL_CONSUMER_SECRET", "wrong")
+    code = sevendigital.main(["--msd", str(data_dir), "--labels", str(root / "cd2c.cls"), "--out",
+                              str(root / "p"), "--base-url", server.url, "--retries", "0"])
+    error = capsys.readouterr().err
+    assert code == 2 and "401" in error and "SEVENDIGITAL_CONSUMER_SECRET" in error and "wrong" not in error
+    monkeypatch.delenv("SEVENDIGITAL_CONSUMER_KEY")
+    assert sevendigital.main(["--msd", str(data_dir), "--labels", str(root / "cd2c.cls"), "--out",
+                              str(root / "p")]) == 2
+    assert "set SEVENDIGITAL_CONSUMER_KEY" in capsys.readouterr().err
+
+
+def test_msd_dataset_reads_previews_on_disk_and_reports_the_missing(msd_tree):
+    root, _, tracks = msd_tree
+    out = root / "previews"
+    out.mkdir()
+    present = sorted(tracks)[:12]
+    for tid in present:
+        (out / f"{tid}.mp3").write_bytes(b"")   # the index opens no audio
+    index = msd(labels=str(root / "cd2c.cls"), previews=str(out), split="random",
+                fractions={"train": 0.5, "val": 0.25, "test": 0.25})
+    assert sorted(t.track_id for t in index.tracks) == present
+    assert index.genres == sorted(GENRES)
+    assert len(index.skipped) == 6 and all(s.reason == "no preview on disk" for s in index.skipped)
+    with pytest.raises(DatasetError, match="python -m genre.data.sevendigital"):
+        msd(labels=str(root / "cd2c.cls"), previews=str(root / "empty"), split="random")
+
+
+@pytest.mark.slow
+def test_train_on_downloaded_previews(msd_tree, server, monkeypatch, capsys):
+    from conftest import compose_config, tiny_overrides
+    from genre.train import train
+
+    root, data_dir, _ = msd_tree
+    monkeypatch.setenv("SEVENDIGITAL_CONSUMER_KEY", KEY)
+    monkeypatch.setenv("SEVENDIGITAL_CONSUMER_SECRET", SECRET)
+    assert sevendigital.main(["--msd", str(data_dir), "--labels", str(root / "cd2c.cls"), "--out",
+                              str(root / "previews"), "--base-url", server.url, "--timeout", "0.5",
+                              "--backoff", "0.05", "--rate", "50"]) == 0
+    overrides = [o for o in tiny_overrides(**{"trainer.max_epochs": 1, "data.clip_seconds": 2.0})
+                 if not o.startswith("dataset.")]
+    metrics = train(compose_config("train", overrides + [
+        "dataset=msd", f"dataset.labels={root / 'cd2c.cls'}", f"dataset.previews={root / 'previews'}",
+        "dataset.track_seconds=4.0", "dataset.fractions={train: 0.5, val: 0.25, test: 0.25}"], root))
+    import mlflow
+    mlflow.set_tracking_uri(f"sqlite:///{root}/mlflow.db")
+    run = mlflow.get_run(metrics["run_id"])
+    assert run.data.tags["dataset"] == "msd" and run.data.tags["skipped_files"] == "2"  # 404 and no id
+    assert SECRET not in str(run.data.params) and KEY not in str(run.data.params)
