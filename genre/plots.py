@@ -6,8 +6,9 @@ import matplotlib
 matplotlib.use("Agg")  # runs on headless machines and in DataLoader-free subprocesses alike
 import matplotlib.pyplot as plt
 import numpy as np
-from sklearn.decomposition import PCA
 from sklearn.manifold import TSNE
+
+from genre.separation import standardized
 
 
 def confusion_figure(matrix: np.ndarray, genres: list[str], title: str) -> plt.Figure:
@@ -34,14 +35,10 @@ EXACT_TSNE_BELOW = 500  # points
 
 
 def tsne_embedding(points: np.ndarray, seed: int = 0) -> np.ndarray:
-    """2-D t-SNE of ``points`` ``(n, dims)``: standardised, PCA to 50 dims first when wider."""
-    points = points.reshape(len(points), -1).astype(np.float64)
-    spread = points.std(0)
-    points = (points[:, spread > 1e-8] - points.mean(0)[spread > 1e-8]) / spread[spread > 1e-8]
+    """2-D t-SNE of ``points`` ``(n, dims)``, standardised and reduced by PCA first (see ``standardized``)."""
+    points = standardized(points, seed)
     if points.shape[1] == 0 or len(points) < 3:  # identical points, or too few to map: nothing to separate
         return np.zeros((len(points), 2))
-    if points.shape[1] > 50 and len(points) > 50:
-        points = PCA(n_components=50, random_state=seed).fit_transform(points)
     perplexity = float(min(30.0, max(1.0, (len(points) - 1) / 3)))
     # Barnes-Hut crashes (segfault, sklearn 1.9) on a handful of points; exact is cheap below a few hundred
     method = "exact" if len(points) < EXACT_TSNE_BELOW else "barnes_hut"

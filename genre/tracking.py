@@ -22,6 +22,7 @@ from genre.data.datamodule import PreparedData
 from genre.data.index import skipped_csv
 from genre.module import GenreClassifier
 from genre.plots import confusion_figure, tsne_figure
+from genre.separation import separation_scores
 
 log = logging.getLogger(__name__)
 
@@ -94,12 +95,16 @@ def log_training_outputs(logger: MLFlowLogger, module: GenreClassifier, data: Pr
     client.log_text(run_id, config_yaml, "config.yaml")
     log_evaluation(client, run_id, module, split_label)
     results = module.test_results
-    log_figure(client, run_id, tsne_figure(results["track_embedding"], results["track_true"], module.genres,
-                                   f"t-SNE of learned track embeddings ({data.index.name} test)", seed),
-               "tsne_embeddings.png")
-    log_figure(client, run_id, tsne_figure(_input_features(data), np.asarray(data.labels["test"]), module.genres,
-                                   f"t-SNE of input {module.frontend.kind} features ({data.index.name} test)",
-                                   seed), "tsne_features.png")
+    inputs = _input_features(data)
+    for name, points, labels, what in (
+            ("embeddings", results["track_embedding"], results["track_true"], "learned track embeddings"),
+            ("features", inputs, np.asarray(data.labels["test"]), f"input {module.frontend.kind} features")):
+        scores = separation_scores(points, labels)
+        for score, value in scores.items():
+            client.log_metric(run_id, f"test/{name}_{score}", value)
+        title = (f"t-SNE of {what} ({data.index.name} test)\n"
+                 f"silhouette {scores['silhouette']:.2f}, 5-NN accuracy {scores['knn_acc']:.1%}")
+        log_figure(client, run_id, tsne_figure(points, labels, module.genres, title, seed), f"tsne_{name}.png")
     if data.skipped:
         client.log_text(run_id, skipped_csv(data.skipped), "skipped_files.csv")
     _log_model(logger, module, data)

@@ -80,7 +80,7 @@ def train(cfg: DictConfig) -> dict:
     module.run_info = {"config": resolved, "genres": data.genres, "clip_frames": data.clip_frames,
                        "run_id": logger.run_id, "tracking_uri": tracking_uri,
                        "split_protocol": data.index.split_protocol}
-    logger.log_hyperparams(resolved)
+    logger.log_hyperparams({k: v for k, v in resolved.items() if k != "reference"})
     output_dir = Path(cfg.paths.output_dir)
     checkpoint = ModelCheckpoint(dirpath=output_dir / "checkpoints", filename="best-{epoch:02d}",
                                  monitor="val/track_acc", mode="max", save_last=True,

@@ -15,6 +15,17 @@ def test_cnn3_fits_any_input_shape(input_shape):
     assert net.embed(x).shape == (4, 32)
 
 
+@pytest.mark.parametrize("input_shape", [(128, 130), (13, 251), (96, 1001), (2, 9)])
+def test_resnet_fits_any_input_shape_and_clip_length(input_shape):
+    from genre.models.resnet import ShortChunkResNet
+
+    net = ShortChunkResNet(input_shape, n_classes=8, channels=(8, 8, 16), hidden=24).eval()
+    x = torch.randn(3, 1, *input_shape)
+    assert net(x).shape == (3, 8) and net.embed(x).shape == (3, 24)
+    longer = torch.randn(3, 1, input_shape[0], input_shape[1] * 2)   # global pooling: any length
+    assert net(longer).shape == (3, 8)
+
+
 def test_cnn3_is_three_conv_pool_blocks_then_fully_connected():
     net = CNN3((13, 251), n_classes=10)
     kinds = [type(m).__name__ for m in net.blocks]
@@ -63,3 +74,15 @@ def test_tsne_maps_small_and_degenerate_sets_without_crashing():
     for points in (rng.normal(size=(3, 40)), np.ones((5, 40)), rng.normal(size=(2, 4)), rng.normal(size=(60, 300))):
         coords = tsne_embedding(points)
         assert coords.shape == (len(points), 2) and np.isfinite(coords).all()
+
+
+def test_separation_scores_tell_separated_from_mixed_genres():
+    from genre.separation import separation_scores
+
+    rng = np.random.default_rng(0)
+    labels = np.repeat(np.arange(3), 20)
+    separated = rng.normal(size=(60, 8)) + 6 * np.eye(3)[labels] @ rng.normal(size=(3, 8))
+    mixed = rng.normal(size=(60, 8))
+    good, bad = separation_scores(separated, labels), separation_scores(mixed, labels)
+    assert good["knn_acc"] > 0.95 and good["silhouette"] > 0.5
+    assert bad["knn_acc"] < 0.6 and abs(bad["silhouette"]) < 0.1

@@ -1,0 +1,249 @@
+"""Benchmark of the data pipeline against the seed projects' way and against the machine.
+
+    python -m genre.bench [--tracks 40] [--json bench.json] [--skip-main-command]
+
+Every figure is a ratio of two measurements taken side by side in the same run (machines are noisy;
+absolute times alone mean little), printed and written as JSON. The corpus is the synthetic one,
+re-encoded as 44.1 kHz stereo MP3 like FMA's and 7digital's clips, so decoding costs what it costs
+on real data. On a GPU the GPU figures are added.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import soundfile as sf
+import torch
+
+from genre.data.cache import build_audio_cache, build_feature_cache
+from genre.data.clips import RandomClips
+from genre.data.gtzan import scan_gtzan
+from genre.data.index import Track
+from genre.data.synthetic import ensure_corpus
+from genre.features import FeatureExtractor
+from genre.models.cnn3 import CNN3
+
+PROJECT_DIR = Path(__file__).resolve().parent.parent
+SAMPLE_RATE, WINDOW_MS, STRIDE_MS, N_MELS, CLIP_SECONDS = 22050, 100.0, 40.0, 128, 10.0
+FEATURES = {"kind": "mel", "sample_rate": SAMPLE_RATE, "window_ms": WINDOW_MS, "stride_ms": STRIDE_MS,
+            "n_mels": N_MELS, "n_mfcc": 13, "f_min": 0.0, "f_max": None, "n_fft": None}
+
+
+def _timed(function, *args, **kwargs):
+    start = time.perf_counter()
+    result = function(*args, **kwargs)
+    return time.perf_counter() - start, result
+
+
+def mp3_corpus(folder: Path, tracks_per_genre: int, seconds: float) -> list[Track]:
+    """The synthetic corpus re-encoded as 44.1 kHz stereo MP3 in GTZAN's layout."""
+    import librosa
+
+    tracks = []
+    for track in scan_gtzan(ensure_corpus(folder / "au", tracks_per_genre, seconds, SAMPLE_RATE, seed=0)):
+        target = folder / "mp3" / track.genre / f"{track.track_id}.mp3"
+        target.parent.mkdir(parents=True, exist_ok=True)
+        audio = librosa.resample(sf.read(str(track.path), dtype="float32")[0], orig_sr=SAMPLE_RATE, target_sr=44100)
+        sf.write(str(target), np.stack([audio, audio], axis=1), 44100, format="MP3")
+        tracks.append(Track(track.track_id, target, track.genre))
+    return tracks
+
+
+def figure_cache_build(tracks, work: Path, n_samples: int) -> dict:
+    """1. Tracks decoded and stored per second: parallel (one process per core) vs one process."""
+    workers = os.cpu_count() or 1
+    one_s, _ = _timed(build_audio_cache, tracks, SAMPLE_RATE, n_samples, work / "one", num_workers=1)
+    many_s, cache = _timed(build_audio_cache, tracks, SAMPLE_RATE, n_samples, work / "many", num_workers=workers)
+    return {"tracks": len(tracks), "workers": workers, "one_process_tracks_per_s": len(tracks) / one_s,
+            "parallel_tracks_per_s": len(tracks) / many_s, "speedup": one_s / many_s, "target": ">= 1.7"}, cache
+
+
+def figure_epoch_data_cost(tracks, features_cache, n_frames: int, clip_frames: int, n_clips: int) -> dict:
+    """2. One pass over N clips ready for the model: from the feature cache vs librosa per item."""
+    import librosa
+
+    rows = list(range(min(n_clips, len(features_cache.track_ids))))
+    dataset = RandomClips(str(features_cache.path), rows, [0] * len(rows), clip_frames, n_frames)
+    loader = torch.utils.data.DataLoader(dataset, batch_size=32, num_workers=0)
+    cached_s, _ = _timed(lambda: [batch for batch in loader])
+    path_of = {t.track_id: t.path for t in tracks}
+    n_fft, hop = round(WINDOW_MS * SAMPLE_RATE / 1000), round(STRIDE_MS * SAMPLE_RATE / 1000)
+
+    def seeds_way():
+        for row in rows:
+            y, _ = librosa.load(str(path_of[features_cache.track_ids[row]]), sr=SAMPLE_RATE, offset=5.0,
+                                duration=CLIP_SECONDS)
+            librosa.power_to_db(librosa.feature.melspectrogram(y=y, sr=SAMPLE_RATE, n_fft=n_fft, hop_length=hop,
+                                                               n_mels=N_MELS))
+    seeds_s, _ = _timed(seeds_way)
+    return {"clips": len(rows), "cache_s": cached_s, "seeds_way_s": seeds_s, "speedup": seeds_s / cached_s,
+            "target": ">= 50"}
+
+
+def figure_feature_extraction(n_clips: int) -> dict:
+    """3. Log-mel of a batch of clips: torchaudio (the framework's path) vs librosa, and parity in dB."""
+    import librosa
+
+    rng = np.random.default_rng(0)
+    clips = rng.standard_normal((n_clips, int(CLIP_SECONDS * SAMPLE_RATE))).astype(np.float32) * 0.1
+    extractor = FeatureExtractor(**FEATURES)
+    n_fft, hop = round(WINDOW_MS * SAMPLE_RATE / 1000), round(STRIDE_MS * SAMPLE_RATE / 1000)
+    with torch.inference_mode():
+        torch_s, ours = _timed(lambda: extractor(torch.from_numpy(clips)).numpy())
+    librosa_s, theirs = _timed(lambda: np.stack([librosa.power_to_db(librosa.feature.melspectrogram(
+        y=c, sr=SAMPLE_RATE, n_fft=n_fft, hop_length=hop, n_mels=N_MELS), top_db=None) for c in clips]))
+    return {"clips": n_clips, "torchaudio_s": torch_s, "librosa_s": librosa_s,
+            "torchaudio_speedup": librosa_s / torch_s, "max_abs_diff_db": float(np.abs(ours - theirs).max()),
+            "note": "computed once per track into the feature cache, never per epoch"}
+
+
+def _train_steps(model, batches, optimizer) -> None:
+    for x, y in batches:
+        loss = torch.nn.functional.cross_entropy(model(x), y)
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+
+
+def figure_pipeline_overhead(features_cache, n_frames: int, clip_frames: int, n_tracks: int) -> dict:
+    """4. Epoch wall time through the real DataLoader vs the same steps on tensors already in memory."""
+    rows = list(range(n_tracks))
+    labels = [r % 10 for r in rows]
+    dataset = RandomClips(str(features_cache.path), rows, labels, clip_frames, n_frames)
+    loader = torch.utils.data.DataLoader(dataset, batch_size=32, shuffle=True, num_workers=0)
+    torch.manual_seed(0)
+    model = CNN3((N_MELS, clip_frames), 10)
+    optimizer = torch.optim.Adam(model.parameters())
+    in_memory = [(x.clone(), y.clone()) for x, y in loader]
+    _train_steps(model, in_memory[:1], optimizer)  # warm-up
+    memory_s, _ = _timed(_train_steps, model, in_memory, optimizer)
+    loader_s, _ = _timed(_train_steps, model, loader, optimizer)
+    return {"clips": len(dataset), "dataloader_epoch_s": loader_s, "in_memory_epoch_s": memory_s,
+            "ratio": loader_s / memory_s, "target": "<= 1.15"}
+
+
+def _peak_rss_mib(command: list[str], cwd: Path) -> tuple[float, float]:
+    """Peak resident memory (largest process) and wall time of a command, in MiB and s."""
+    probe = ("import resource, subprocess, sys, time; t = time.perf_counter(); "
+             "subprocess.run(sys.argv[1:], check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL); "
+             "print(time.perf_counter() - t, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)")
+    out = subprocess.run([sys.executable, "-c", probe, *command], cwd=cwd, capture_output=True, text=True,
+                         check=True).stdout.split()
+    return float(out[1]) / 1024, float(out[0])
+
+
+def _train_command(root: Path, overrides: list[str]) -> list[str]:
+    return [sys.executable, str(PROJECT_DIR / "train.py"), f"paths.root_dir={root}", *overrides]
+
+
+def figure_memory(work: Path, tracks_per_genre: int, seconds: float) -> dict:
+    """5. Peak RSS of a training run at N tracks and at 4N tracks (memory must not grow with the corpus)."""
+    short = ["trainer.max_epochs=1", "trainer.enable_progress_bar=false", f"dataset.track_seconds={seconds}"]
+    small_mib, _ = _peak_rss_mib(_train_command(work / "mem_n", [f"dataset.tracks_per_genre={tracks_per_genre}",
+                                                                 *short]), work)
+    large_mib, _ = _peak_rss_mib(_train_command(work / "mem_4n", [f"dataset.tracks_per_genre={4 * tracks_per_genre}",
+                                                                  *short]), work)
+    return {"tracks": [10 * tracks_per_genre, 40 * tracks_per_genre], "peak_rss_mib": [small_mib, large_mib],
+            "ratio": large_mib / small_mib, "target": "<= 1.2"}
+
+
+def figure_main_command(work: Path, extra: list[str]) -> dict:
+    """6. The README's main command in a fresh directory: first run (corpus included), then second run."""
+    root = work / "main_command"
+    first_s, _ = _timed(subprocess.run, _train_command(root, extra), cwd=work, check=True, capture_output=True)
+    second_s, _ = _timed(subprocess.run, _train_command(root, extra), cwd=work, check=True, capture_output=True)
+    return {"command": " ".join(["python train.py", *extra]), "first_run_s": first_s, "second_run_s": second_s,
+            "first_over_second": first_s / second_s}
+
+
+def figure_gpu(clip_frames: int) -> dict | None:
+    """7. cnn3 training samples per second on the GPU, and the GPU's busy fraction during steps."""
+    if not torch.cuda.is_available():
+        return None
+    device = torch.device("cuda")
+    model = CNN3((N_MELS, clip_frames), 10).to(device)
+    optimizer = torch.optim.Adam(model.parameters())
+    x = torch.randn(64, 1, N_MELS, clip_frames, device=device)
+    y = torch.randint(0, 10, (64,), device=device)
+    _train_steps(model, [(x, y)] * 5, optimizer)
+    torch.cuda.synchronize()
+    steps = 50
+    start_event, end_event = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+    wall_start = time.perf_counter()
+    start_event.record()
+    _train_steps(model, [(x, y)] * steps, optimizer)
+    end_event.record()
+    torch.cuda.synchronize()
+    wall_s = time.perf_counter() - wall_start
+    return {"device": torch.cuda.get_device_name(), "batch": 64, "samples_per_s": steps * 64 / wall_s,
+            "gpu_busy_fraction": start_event.elapsed_time(end_event) / 1000 / wall_s}
+
+
+def run(tracks_per_genre: int, seconds: float, n_clips: int, main_command: bool, memory: bool,
+        smoke: bool = False) -> dict:
+    with tempfile.TemporaryDirectory(prefix="genre-bench-") as tmp:
+        work = Path(tmp)
+        tracks = mp3_corpus(work / "corpus", tracks_per_genre, seconds)
+        n_samples = int(seconds * SAMPLE_RATE)
+        cache_figure, audio_cache = figure_cache_build(tracks, work / "cache", n_samples)
+        extractor = FeatureExtractor(**FEATURES)
+        features_cache = build_feature_cache(audio_cache, extractor, FEATURES, work / "cache")
+        n_frames, clip_frames = extractor.n_frames(n_samples), extractor.n_frames(int(CLIP_SECONDS * SAMPLE_RATE))
+        figures = {
+            "1_cache_build": cache_figure,
+            "2_epoch_data_cost": figure_epoch_data_cost(tracks, features_cache, n_frames, clip_frames, n_clips),
+            "3_feature_extraction": figure_feature_extraction(min(n_clips, 64)),
+            "4_pipeline_overhead": figure_pipeline_overhead(features_cache, n_frames, clip_frames, len(tracks)),
+        }
+        if memory:
+            figures["5_memory"] = figure_memory(work, tracks_per_genre, seconds)
+        if main_command:  # the README's command as it stands; --smoke shrinks it to check the plumbing
+            figures["6_main_command"] = figure_main_command(work, [
+                f"dataset.tracks_per_genre={tracks_per_genre}", f"dataset.track_seconds={seconds}",
+                "trainer.max_epochs=2"] if smoke else [])
+        gpu = figure_gpu(clip_frames)
+        if gpu:
+            figures["7_gpu"] = gpu
+    return {"machine": {"cpus": os.cpu_count(), "platform": platform.platform(), "python": platform.python_version(),
+                        "torch": torch.__version__, "torch_threads": torch.get_num_threads(),
+                        "gpu": torch.cuda.get_device_name() if torch.cuda.is_available() else None},
+            "corpus": {"tracks": len(tracks), "seconds": seconds, "format": "MP3 44.1 kHz stereo"},
+            "figures": figures}
+
+
+def _print(results: dict) -> None:
+    print(f"machine: {results['machine']}")
+    for name, figure in results["figures"].items():
+        shown = {k: (round(v, 3) if isinstance(v, float) else v) for k, v in figure.items()}
+        print(f"{name}: {shown}")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m genre.bench", description=__doc__.split("\n")[0])
+    parser.add_argument("--tracks-per-genre", type=int, default=10, help="corpus size (10 genres)")
+    parser.add_argument("--seconds", type=float, default=30.0, help="track length")
+    parser.add_argument("--clips", type=int, default=100, help="clips for the per-item comparison")
+    parser.add_argument("--json", type=Path, help="write the figures here")
+    parser.add_argument("--skip-main-command", action="store_true", help="leave out figure 6 (minutes)")
+    parser.add_argument("--skip-memory", action="store_true", help="leave out figure 5 (two training runs)")
+    parser.add_argument("--smoke", action="store_true",
+                        help="figure 6 on the benchmark's own small corpus for 2 epochs (tests), not the README command")
+    args = parser.parse_args(argv)
+    results = run(args.tracks_per_genre, args.seconds, args.clips, not args.skip_main_command, not args.skip_memory,
+                  args.smoke)
+    _print(results)
+    if args.json:
+        args.json.write_text(json.dumps(results, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
