@@ -195,7 +195,7 @@ def run(tracks_per_genre: int, seconds: float, n_clips: int, main_command: bool,
         n_samples = int(seconds * SAMPLE_RATE)
         cache_figure, audio_cache = figure_cache_build(tracks, work / "cache", n_samples)
         extractor = FeatureExtractor(**FEATURES)
-        features_cache = build_feature_cache(audio_cache, extractor, FEATURES, work / "cache")
+        features_cache = build_feature_cache(audio_cache, extractor, work / "cache")
         n_frames, clip_frames = extractor.n_frames(n_samples), extractor.n_frames(int(CLIP_SECONDS * SAMPLE_RATE))
         figures = {
             "1_cache_build": cache_figure,

@@ -4,4 +4,13 @@ from genre.data.audio import AudioDecodeError
 from genre.data.index import DatasetError
 from genre.features import FeatureError
 
-USER_ERRORS = (DatasetError, FeatureError, AudioDecodeError, FileExistsError)
+
+class ConfigError(ValueError):
+    """Settings that cannot work together (e.g. a resume with another model); the message says what to do."""
+
+
+class TrackingError(RuntimeError):
+    """The MLflow tracking store cannot be reached; raised before any training."""
+
+
+USER_ERRORS = (DatasetError, FeatureError, AudioDecodeError, FileExistsError, ConfigError, TrackingError)

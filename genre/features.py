@@ -11,6 +11,7 @@ clips out of them gives the same values as computing them per clip (away from th
 """
 from __future__ import annotations
 
+import numpy as np
 import torch
 import torchaudio
 from torch import nn
@@ -72,6 +73,8 @@ class FeatureExtractor(nn.Module):
         if kind == "mfcc" and not 1 <= n_mfcc <= n_mels:
             raise FeatureError(f"features.n_mfcc={n_mfcc} must be between 1 and n_mels={n_mels}: "
                                f"the DCT cannot return more coefficients than there are mel bands")
+        self._settings = dict(kind=kind, sample_rate=sample_rate, window_ms=window_ms, stride_ms=stride_ms,
+                              n_mels=n_mels, n_mfcc=n_mfcc, f_min=f_min, f_max=f_max, n_fft=n_fft)
         self.kind = kind
         self.sample_rate = sample_rate
         self.hop_length = hop_length
@@ -97,8 +100,39 @@ class FeatureExtractor(nn.Module):
         """Frames produced for ``n_samples`` of audio (centred frames, ``n_fft // 2`` padding each side)."""
         return 1 + (n_samples + 2 * (self.n_fft // 2) - self.n_fft) // self.hop_length
 
+    def settings(self) -> dict:
+        """The settings this extractor was built with (they decide its output)."""
+        return dict(self._settings)
+
+    def numpy_settings(self) -> dict:
+        """Arguments of :func:`numpy_features` that give this extractor's output without torch."""
+        return {"kind": self.kind, "sample_rate": self.sample_rate, "n_fft": self.n_fft,
+                "hop_length": self.hop_length, "win_length": self.mel.win_length, "n_mels": self.mel.n_mels,
+                "f_min": self.mel.f_min, "f_max": self.mel.f_max, "n_mfcc": self.n_bands}
+
     def forward(self, waveform: torch.Tensor) -> torch.Tensor:
         log_mel = 10.0 * torch.log10(torch.clamp(self.mel(waveform), min=AMIN))
         if self.kind == "mel":
             return log_mel
         return torch.matmul(log_mel.transpose(-1, -2), self.dct).transpose(-1, -2)
+
+
+def numpy_features(waveforms: np.ndarray, kind: str, sample_rate: int, n_fft: int, hop_length: int,
+                   win_length: int, n_mels: int, f_min: float, f_max: float, n_mfcc: int) -> np.ndarray:
+    """:class:`FeatureExtractor`'s output computed with librosa's STFT and numpy, ``(n, n_bands, n_frames)``.
+
+    No torch: it runs in forked worker processes (torch's thread pool does not survive a fork), and
+    on a CPU librosa's STFT is the faster one at these window sizes (``python -m genre.bench``, figure 3).
+    """
+    import librosa
+    import scipy.fft
+
+    filterbank = librosa.filters.mel(sr=sample_rate, n_fft=n_fft, n_mels=n_mels, fmin=f_min, fmax=f_max,
+                                     htk=False, norm="slaney")
+    out = []
+    for waveform in waveforms:
+        power = np.abs(librosa.stft(waveform, n_fft=n_fft, hop_length=hop_length, win_length=win_length,
+                                    window="hann", center=True, pad_mode="constant")) ** 2
+        log_mel = 10.0 * np.log10(np.maximum(filterbank @ power, AMIN))
+        out.append(log_mel if kind == "mel" else scipy.fft.dct(log_mel, type=2, norm="ortho", axis=0)[:n_mfcc])
+    return np.stack(out).astype(np.float32)

@@ -89,8 +89,6 @@ class GenreClassifier(pl.LightningModule):
         self.aggregation = aggregation
         n_classes = len(genres)
         self.train_acc = MulticlassAccuracy(n_classes, average="micro")
-        self.val_acc = MulticlassAccuracy(n_classes, average="micro")
-        self.test_acc = MulticlassAccuracy(n_classes, average="micro")
         self.val_track_acc_best = MaxMetric()
         self.run_info: dict = {}   # saved into every checkpoint (see on_save_checkpoint)
         self.test_results: dict | None = None
@@ -104,43 +102,54 @@ class GenreClassifier(pl.LightningModule):
         logits = self(x)
         loss = F.cross_entropy(logits, y)
         self.train_acc(logits, y)
-        self.log("train/loss", loss, on_step=False, on_epoch=True, prog_bar=True)
+        self.log("train/loss", loss, on_step=False, on_epoch=True, prog_bar=True, sync_dist=True)
         self.log("train/acc", self.train_acc, on_step=False, on_epoch=True, prog_bar=True)
         return loss
 
-    def _evaluate_batch(self, batch, stage: str, metric: MulticlassAccuracy):
-        x, y, track = batch
+    def _evaluate_batch(self, batch, stage: str):
+        x, y, track, clip = batch
         embedding = self.net.embed(self.normalize(x))
         logits = self.net.head(embedding)
-        self.log(f"{stage}/loss", F.cross_entropy(logits, y), on_step=False, on_epoch=True)
-        metric(logits, y)
-        self.log(f"{stage}/acc", metric, on_step=False, on_epoch=True, prog_bar=True)
-        self._outputs.append((logits.softmax(-1).detach(), y, track, embedding.detach()))
+        self.log(f"{stage}/loss", F.cross_entropy(logits, y), on_step=False, on_epoch=True, sync_dist=True)
+        self._outputs.append((logits.softmax(-1).detach(), y, track, embedding.detach(), clip))
+
+    def _gathered_outputs(self) -> tuple[torch.Tensor, ...]:
+        """This epoch's clip outputs from every process, each clip once, in clip order."""
+        parts = [torch.cat(column) for column in zip(*self._outputs)]
+        self._outputs = []
+        if self.trainer.world_size > 1:
+            parts = [self.all_gather(part).flatten(0, 1) for part in parts]
+        clip = parts[-1]
+        order = torch.argsort(clip)
+        keep = torch.ones_like(order, dtype=torch.bool)
+        keep[1:] = clip[order][1:] != clip[order][:-1]
+        return tuple(part[order][keep] for part in parts[:-1])
 
     def _track_results(self) -> dict:
-        probs, y, track, embedding = (torch.cat(parts) for parts in zip(*self._outputs))
-        self._outputs = []
+        probs, y, track, embedding = self._gathered_outputs()
         tracks, track_scores = aggregate_tracks(probs.float(), track, self.aggregation)
         _, track_embedding = aggregate_tracks(embedding.float(), track, "mean")
         track_true = torch.zeros_like(tracks).scatter_(0, torch.searchsorted(tracks, track), y)
         track_pred = track_scores.argmax(1)
-        return {"clip_true": y.cpu().numpy(), "clip_pred": probs.argmax(1).cpu().numpy(),
+        clip_pred = probs.argmax(1)
+        return {"clip_true": y.cpu().numpy(), "clip_pred": clip_pred.cpu().numpy(),
                 "track": tracks.cpu().numpy(), "track_true": track_true.cpu().numpy(),
                 "track_pred": track_pred.cpu().numpy(), "track_scores": track_scores.cpu().numpy(),
                 "track_embedding": track_embedding.cpu().numpy(),
-                "track_acc": (track_pred == track_true).float().mean()}
+                "acc": (clip_pred == y).float().mean(), "track_acc": (track_pred == track_true).float().mean()}
 
     def on_validation_epoch_start(self):
         self._outputs = []
 
     def validation_step(self, batch, batch_idx):
-        self._evaluate_batch(batch, "val", self.val_acc)
+        self._evaluate_batch(batch, "val")
 
     def on_validation_epoch_end(self):
         results = self._track_results()
-        if self.trainer.sanity_checking:  # a couple of batches: no track accuracy worth keeping
+        if self.trainer.sanity_checking:  # a couple of batches: no accuracy worth keeping
             return
         self.val_track_acc_best(results["track_acc"])
+        self.log("val/acc", results["acc"], prog_bar=True)
         self.log("val/track_acc", results["track_acc"], prog_bar=True)
         self.log("val/track_acc_best", self.val_track_acc_best.compute())
 
@@ -148,12 +157,13 @@ class GenreClassifier(pl.LightningModule):
         self._outputs = []
 
     def test_step(self, batch, batch_idx):
-        self._evaluate_batch(batch, "test", self.test_acc)
+        self._evaluate_batch(batch, "test")
 
     def on_test_epoch_end(self):
         results = self._track_results()
         f1 = multiclass_f1_score(torch.as_tensor(results["track_pred"]), torch.as_tensor(results["track_true"]),
                                  num_classes=len(self.genres), average=None)
+        self.log("test/acc", results["acc"])
         self.log("test/track_acc", results["track_acc"])
         self.log("test/macro_f1", f1.mean())
         for genre, score in zip(self.genres, f1):

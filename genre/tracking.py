@@ -7,19 +7,28 @@ name any MLflow store, e.g. ``http://host:5000`` for a shared ``mlflow server``.
 """
 from __future__ import annotations
 
+import json
 import logging
+import os
 import subprocess
+import urllib.error
+import urllib.parse
+import urllib.request
 from pathlib import Path
 
 import matplotlib.pyplot as plt
 import mlflow
 import numpy as np
 from mlflow import MlflowClient
+from hydra.experimental.callback import Callback
+from omegaconf import DictConfig
 from pytorch_lightning.loggers import MLFlowLogger
+from pytorch_lightning.utilities import rank_zero_only
 from sklearn.metrics import classification_report, confusion_matrix
 
 from genre.data.datamodule import PreparedData
 from genre.data.index import skipped_csv
+from genre.errors import TrackingError
 from genre.module import GenreClassifier
 from genre.plots import confusion_figure, tsne_figure
 from genre.separation import separation_scores
@@ -54,11 +63,87 @@ def git_commit(directory: Path) -> str:
         return "unknown"
 
 
+def is_tracking_server(tracking_uri: str) -> bool:
+    return tracking_uri.startswith(("http://", "https://"))
+
+
+def check_reachable(tracking_uri: str, timeout_s: float = 10.0) -> None:
+    """Stop before any training when a tracking server does not answer its health check."""
+    if not is_tracking_server(tracking_uri):
+        return
+    parts = urllib.parse.urlsplit(tracking_uri)
+    shown = f"{parts.scheme}://{parts.hostname}{f':{parts.port}' if parts.port else ''}{parts.path}"  # no password
+    try:
+        with urllib.request.urlopen(f"{tracking_uri.rstrip('/')}/health", timeout=timeout_s):
+            pass
+    except (urllib.error.URLError, OSError) as error:
+        raise TrackingError(f"cannot reach the MLflow tracking server at {shown} "
+                            f"({getattr(error, 'reason', error)}); start it (mlflow server --host HOST --port PORT "
+                            f"...) or drop logger.tracking_uri to log to the local sqlite store") from None
+
+
+class ResilientMLFlowLogger(MLFlowLogger):
+    """An MLFlowLogger whose metrics survive the tracking server going away mid-run.
+
+    A metrics call that fails is written to ``unsent_metrics.jsonl`` in the run's output directory
+    instead (one JSON object per call: step and values) and training goes on; later calls try the
+    server again. Checkpoints are local files and are not affected.
+    """
+
+    def __init__(self, *args, unsent_path: Path | None = None, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.unsent_path = unsent_path
+        self.unsent = 0
+
+    @rank_zero_only
+    def log_metrics(self, metrics, step=None):
+        try:
+            super().log_metrics(metrics, step)
+        except Exception as error:  # MlflowException, requests' errors: whatever the client raises
+            if self.unsent_path is None:
+                raise
+            if not self.unsent:
+                log.warning("the tracking server did not take metrics (%s): training goes on; metrics are kept "
+                            "in %s", type(error).__name__, self.unsent_path)
+            self.unsent += 1
+            self.unsent_path.parent.mkdir(parents=True, exist_ok=True)
+            with open(self.unsent_path, "a") as f:
+                f.write(json.dumps({"run_id": self._run_id, "step": step,
+                                    "metrics": {k: float(v) for k, v in metrics.items()}}) + "\n")
+
+    @rank_zero_only
+    def finalize(self, status: str = "success") -> None:
+        try:
+            super().finalize(status)
+        except Exception as error:
+            log.warning("could not mark the MLflow run finished (%s)", type(error).__name__)
+
+
 def create_logger(experiment_name: str, tracking_uri: str, artifact_location: str | None,
-                  run_name: str | None, tags: dict[str, str], run_id: str | None = None) -> MLFlowLogger:
+                  run_name: str | None, tags: dict[str, str], run_id: str | None = None,
+                  unsent_path: Path | None = None) -> MLFlowLogger:
+    if is_tracking_server(tracking_uri):
+        # the client's defaults retry for minutes per call; a run should notice a lost server sooner
+        os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "2")
+        os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "20")
+    check_reachable(tracking_uri)
     mlflow.set_tracking_uri(tracking_uri)  # for the fluent API (model logging) too
-    return MLFlowLogger(experiment_name=experiment_name, tracking_uri=tracking_uri, run_name=run_name,
-                        tags=tags, artifact_location=artifact_location, run_id=run_id, log_model=False)
+    return ResilientMLFlowLogger(experiment_name=experiment_name, tracking_uri=tracking_uri, run_name=run_name,
+                                 tags=tags, artifact_location=artifact_location, run_id=run_id,
+                                 log_model=False, unsent_path=unsent_path)
+
+
+class PrepareTrackingStore(Callback):
+    """Hydra callback: before the jobs of a multirun start (possibly in parallel), create the sqlite
+    store and the experiment once, so parallel jobs never race in its schema migration (PITFALLS)."""
+
+    def on_multirun_start(self, config: DictConfig, **kwargs) -> None:
+        tracking_uri = resolve_tracking_uri(config.logger.tracking_uri, config.paths.root_dir)
+        name = config.logger.experiment_name
+        client = MlflowClient(tracking_uri)
+        if client.get_experiment_by_name(name) is None:
+            client.create_experiment(name, resolve_artifact_location(config.logger.artifact_location,
+                                                                     config.paths.root_dir, name))
 
 
 def log_figure(client: MlflowClient, run_id: str, figure: plt.Figure, artifact_file: str) -> None:

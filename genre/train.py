@@ -2,32 +2,33 @@
 from __future__ import annotations
 
 import logging
+import os
+from dataclasses import dataclass
 from pathlib import Path
 
 import hydra
 import pytorch_lightning as pl
+from hydra.core.hydra_config import HydraConfig
+from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 from pytorch_lightning.callbacks import EarlyStopping, ModelCheckpoint
 
 from genre.data.datamodule import GenreDataModule, PreparedData, prepare
 from genre.data.index import DatasetIndex
+from genre.errors import ConfigError
 from genre.features import FeatureExtractor
 from genre.module import GenreClassifier
-from genre.tracking import (create_logger, git_commit, log_training_outputs, resolve_artifact_location,
-                            resolve_tracking_uri)
+from genre.tracking import (create_logger, git_commit, is_tracking_server, log_training_outputs,
+                            resolve_artifact_location, resolve_tracking_uri)
 
 log = logging.getLogger(__name__)
 PROJECT_DIR = Path(__file__).resolve().parent.parent
 FEATURE_KEYS = ("kind", "sample_rate", "window_ms", "stride_ms", "n_mels", "n_mfcc", "f_min", "f_max", "n_fft")
 
 
-def feature_settings(features_cfg: DictConfig) -> dict:
-    """The feature settings that decide what the front end computes (and the feature cache's key)."""
-    return {key: features_cfg[key] for key in FEATURE_KEYS}
-
-
 def build_frontend(features_cfg: DictConfig) -> FeatureExtractor:
-    return FeatureExtractor(**feature_settings(features_cfg))
+    """The feature front end of ``features=...`` (its settings also key the feature cache)."""
+    return FeatureExtractor(**{key: features_cfg[key] for key in FEATURE_KEYS})
 
 
 def build_classifier(cfg: DictConfig, genres: list[str], frontend: FeatureExtractor,
@@ -48,23 +49,83 @@ def build_index(dataset_cfg: DictConfig) -> DatasetIndex:
 
 def prepare_data(cfg: DictConfig, frontend: FeatureExtractor) -> PreparedData:
     index = build_index(cfg.dataset)
-    return prepare(index, frontend, feature_settings(cfg.features), cfg.data.clip_seconds,
-                   cfg.paths.cache_dir, cfg.data.cache_workers)
+    return prepare(index, frontend, cfg.data.clip_seconds, cfg.paths.cache_dir, cfg.data.cache_workers)
 
 
 def run_tags(cfg: DictConfig, data: PreparedData) -> dict[str, str]:
-    return {"dataset": data.index.name, "features": cfg.features.kind,
+    tags = {"dataset": data.index.name, "features": cfg.features.kind,
             "model": cfg.model._target_.rsplit(".", 1)[-1].lower(), "split_protocol": data.index.split_protocol,
-            "git_commit": git_commit(PROJECT_DIR), "seed": str(cfg.seed),
-            "skipped_files": str(len(data.skipped))}
+            "git_commit": git_commit(PROJECT_DIR), "seed": str(cfg.seed), "skipped_files": str(len(data.skipped))}
+    if _in_multirun():
+        hydra_cfg = HydraConfig.get()
+        tags.update({"sweep": Path(hydra_cfg.sweep.dir).name, "sweep_job": str(hydra_cfg.job.num),
+                     "sweep_overrides": " ".join(hydra_cfg.overrides.task)})
+    return tags
+
+
+def _in_multirun() -> bool:
+    return HydraConfig.initialized() and HydraConfig.get().mode == RunMode.MULTIRUN
+
+
+def refuse_relaunching_ddp_in_sweeps(cfg: DictConfig) -> None:
+    """Lightning's ``ddp`` strategy relaunches the script with its original arguments, so inside a
+    Hydra multirun every rank would start a sweep of its own (PITFALLS)."""
+    strategy = str(cfg.trainer.get("strategy", "auto"))
+    started_by_slurm = int(os.environ.get("SLURM_NTASKS", "1")) > 1  # srun starts the ranks: no relaunch
+    if _in_multirun() and not started_by_slurm and strategy == "ddp" and cfg.trainer.get("devices", 1) not in (1, "1"):
+        raise ConfigError("a multirun sweep cannot use trainer.strategy=ddp: Lightning relaunches the script "
+                          "per process and each relaunch would start the whole sweep again. Inside sweeps use "
+                          "trainer.strategy=ddp_spawn (with data.num_workers=0), or run each configuration "
+                          "without -m")
+
+
+RESUME_MUST_MATCH = ("dataset", "features", "model", "data.clip_seconds", "data.aggregation")
+RESUME_MAY_DIFFER = ("root", "num_workers")  # the data may have moved; cache workers change nothing
+
+
+@dataclass
+class ResumePoint:
+    ckpt_path: Path
+    run_id: str | None
+
+
+def resume_point(cfg: DictConfig) -> ResumePoint | None:
+    """The checkpoint to resume from (``ckpt_path=.../last.ckpt``), after checking it fits ``cfg``."""
+    if not cfg.get("ckpt_path"):
+        return None
+    path = Path(cfg.ckpt_path)
+    if not path.is_file():
+        raise ConfigError(f"ckpt_path={path} does not exist; name the last.ckpt of the run to resume")
+    import torch
+
+    saved = torch.load(path, map_location="cpu", weights_only=False).get("genre", {})
+    if not saved:
+        raise ConfigError(f"ckpt_path={path} was not written by genre's train.py")
+    before, now = OmegaConf.create(saved["config"]), cfg
+    differing = []
+    for key in RESUME_MUST_MATCH:
+        old, new = OmegaConf.select(before, key), OmegaConf.select(now, key)
+        old, new = (OmegaConf.to_container(v, resolve=True) if OmegaConf.is_config(v) else v for v in (old, new))
+        if isinstance(old, dict) and isinstance(new, dict):
+            old = {k: v for k, v in old.items() if k not in RESUME_MAY_DIFFER}
+            new = {k: v for k, v in new.items() if k not in RESUME_MAY_DIFFER}
+        if old != new:
+            differing.append(key)
+    if differing:
+        raise ConfigError(f"cannot resume {path}: {', '.join(differing)} differ from the run that wrote it, "
+                          f"which would make the run meaningless; start a new run instead (drop ckpt_path)")
+    return ResumePoint(path, saved.get("run_id"))
 
 
 def train(cfg: DictConfig) -> dict:
     """Train, test the best checkpoint, and record the run in MLflow.
 
+    With ``ckpt_path`` (a ``last.ckpt``), training resumes from it and logs into the same MLflow run.
     Returns the final metrics (floats, e.g. ``test/track_acc``, ``val/track_acc_best``) plus
     ``run_id`` and ``best_checkpoint``.
     """
+    refuse_relaunching_ddp_in_sweeps(cfg)
+    resume = resume_point(cfg)
     pl.seed_everything(cfg.seed, workers=True)
     frontend = build_frontend(cfg.features)          # invalid settings fail here, before any work
     data = prepare_data(cfg, frontend)               # and bad data here, before any epoch
@@ -76,29 +137,55 @@ def train(cfg: DictConfig) -> dict:
     logger = create_logger(cfg.logger.experiment_name, tracking_uri,
                            resolve_artifact_location(cfg.logger.artifact_location, root_dir,
                                                      cfg.logger.experiment_name),
-                           cfg.logger.run_name, run_tags(cfg, data))
-    module.run_info = {"config": resolved, "genres": data.genres, "clip_frames": data.clip_frames,
-                       "run_id": logger.run_id, "tracking_uri": tracking_uri,
-                       "split_protocol": data.index.split_protocol}
-    logger.log_hyperparams({k: v for k, v in resolved.items() if k != "reference"})
-    output_dir = Path(cfg.paths.output_dir)
-    checkpoint = ModelCheckpoint(dirpath=output_dir / "checkpoints", filename="best-{epoch:02d}",
+                           cfg.logger.run_name, run_tags(cfg, data), run_id=resume.run_id if resume else None,
+                           unsent_path=Path(cfg.paths.output_dir) / "unsent_metrics.jsonl")
+    checkpoint_dir = resume.ckpt_path.parent if resume else Path(cfg.paths.output_dir) / "checkpoints"
+    checkpoint = ModelCheckpoint(dirpath=checkpoint_dir, filename="best-{epoch:02d}",
                                  monitor="val/track_acc", mode="max", save_last=True,
                                  auto_insert_metric_name=False)
     callbacks = [checkpoint, EarlyStopping(monitor="val/track_acc", mode="max",
                                            patience=cfg.early_stopping.patience)]
     trainer: pl.Trainer = hydra.utils.instantiate(cfg.trainer, logger=logger, callbacks=callbacks,
-                                                  default_root_dir=str(output_dir))
+                                                  default_root_dir=str(cfg.paths.output_dir))
+    # The batch is per process: with more processes the effective batch grows, and the learning rate
+    # follows it only when asked (linear scaling rule); both are recorded on the run.
+    processes = trainer.world_size
+    module.lr = cfg.optimizer.lr * (processes if cfg.optimizer.scale_lr else 1)
+    module.run_info = {"config": resolved, "genres": data.genres, "clip_frames": data.clip_frames,
+                       "run_id": logger.run_id, "tracking_uri": tracking_uri,
+                       "split_protocol": data.index.split_protocol}
+    if resume is None:  # MLflow refuses to change a logged param: a resumed run keeps its own
+        logger.log_hyperparams({**{k: v for k, v in resolved.items() if k != "reference"},
+                                "processes": processes, "effective_batch_size": cfg.data.batch_size * processes,
+                                "effective_lr": module.lr})
+    else:
+        logger.experiment.set_tag(logger.run_id, "resumed_from", str(resume.ckpt_path))
     datamodule = GenreDataModule(data, cfg.data.batch_size, cfg.data.num_workers, cfg.data.train_clips_per_track)
-    trainer.fit(module, datamodule=datamodule)
+    trainer.fit(module, datamodule=datamodule, ckpt_path=str(resume.ckpt_path) if resume else None)
     trainer.test(module, datamodule=datamodule, ckpt_path="best")
 
     metrics = {k: float(v) for k, v in trainer.callback_metrics.items()}
     if trainer.is_global_zero:
-        logger.experiment.set_tag(logger.run_id, "best_checkpoint", str(Path(checkpoint.best_model_path).resolve()))
-        logger.experiment.log_artifact(logger.run_id, checkpoint.best_model_path, "checkpoints")
-        log_training_outputs(logger, module, data, OmegaConf.to_yaml(cfg, resolve=True), cfg.seed)
+        try:
+            _record_outputs(cfg, module, data, logger, checkpoint)
+        except Exception as error:  # a tracking server gone mid-run: the trained model must not be lost with it
+            if not is_tracking_server(tracking_uri):
+                raise
+            log.error("the tracking server did not take the run's outputs (%s); the checkpoints are in %s and "
+                      "metrics it refused in %s", type(error).__name__, checkpoint_dir, logger.unsent_path)
         log.info("test (%s): clip accuracy %.3f, track accuracy %.3f; MLflow run %s in %s",
                  data.index.split_protocol, metrics.get("test/acc", float("nan")),
-                 metrics.get("test/track_acc", float("nan")), logger.run_id, logger._tracking_uri)
+                 metrics.get("test/track_acc", float("nan")), logger.run_id, tracking_uri)
     return {**metrics, "run_id": logger.run_id, "best_checkpoint": checkpoint.best_model_path}
+
+
+def _record_outputs(cfg: DictConfig, module: GenreClassifier, data: PreparedData, logger,
+                    checkpoint: ModelCheckpoint) -> None:
+    """Tag the best checkpoint, upload it, and log plots, reports and the model (rank 0)."""
+    if module.test_results is None:  # ddp_spawn tested in other processes: collect the outputs here
+        pl.Trainer(accelerator="cpu", devices=1, logger=False, enable_progress_bar=False).test(
+            module, datamodule=GenreDataModule(data, cfg.data.batch_size), ckpt_path=checkpoint.best_model_path,
+            verbose=False)
+    logger.experiment.set_tag(logger.run_id, "best_checkpoint", str(Path(checkpoint.best_model_path).resolve()))
+    logger.experiment.log_artifact(logger.run_id, checkpoint.best_model_path, "checkpoints")
+    log_training_outputs(logger, module, data, OmegaConf.to_yaml(cfg, resolve=True), cfg.seed)

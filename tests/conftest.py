@@ -46,3 +46,21 @@ def write_tone(path: Path, seconds: float, sample_rate: int = 22050, frequency: 
 @pytest.fixture
 def tmp_root(tmp_path: Path) -> Path:
     return tmp_path
+
+
+def run_cli(*args: str, timeout: int = 600, env: dict | None = None):
+    """``python <args>`` from the repository root, as a user types it; returns the finished process."""
+    import os
+    import subprocess
+    import sys
+
+    return subprocess.run([sys.executable, *args], cwd=ROOT, capture_output=True, text=True, timeout=timeout,
+                          env={**os.environ, **(env or {})})
+
+
+def mlflow_runs(root: Path, experiment: str = "genre"):
+    """The runs of ``experiment`` in the default sqlite store under ``root``."""
+    import mlflow
+
+    mlflow.set_tracking_uri(f"sqlite:///{root}/mlflow.db")
+    return mlflow.search_runs(experiment_names=[experiment], output_format="list")

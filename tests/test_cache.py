@@ -122,15 +122,18 @@ def test_feature_cache_and_training_statistics(tmp_path):
     tracks = make_tracks(tmp_path / "audio")
     audio = build_audio_cache(tracks, SR, SR * 2, tmp_path / "cache", num_workers=1)
     extractor = FeatureExtractor("mel", SR, 50, 20, n_mels=16)
-    settings = {"kind": "mel", "window_ms": 50, "stride_ms": 20, "n_mels": 16}
-    features = build_feature_cache(audio, extractor, settings, tmp_path / "cache", batch_tracks=3)
+    features = build_feature_cache(audio, extractor, tmp_path / "cache", batch_tracks=3, num_workers=2)
     with h5py.File(features.path) as f:
         stored = f["features"][()]
     with h5py.File(audio.path) as f:
         expected = extractor(torch.from_numpy(f["audio"][()])).numpy()
-    np.testing.assert_allclose(stored, expected, atol=1e-4)
-    other = build_feature_cache(audio, FeatureExtractor("mel", SR, 50, 10, n_mels=16),
-                                {**settings, "stride_ms": 10}, tmp_path / "cache")
+    # the cache's numpy path and the torch module agree: to 0.001 dB within 80 dB of the peak, and to
+    # float32 FFT round-off (0.1 dB) in the near-silent floor of these pure tones
+    loud = expected > expected.max() - 80
+    np.testing.assert_allclose(stored[loud], expected[loud], atol=1e-3)
+    np.testing.assert_allclose(stored, expected, atol=0.1)
+    other = build_feature_cache(audio, FeatureExtractor("mel", SR, 50, 10, n_mels=16), tmp_path / "cache",
+                                num_workers=1)
     assert other.path != features.path
     mean, std = band_statistics(features, rows=[0, 2])
     np.testing.assert_allclose(mean, stored[[0, 2]].mean(axis=(0, 2)), rtol=1e-4, atol=1e-4)

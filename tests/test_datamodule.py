@@ -19,12 +19,13 @@ def test_clips_respect_splits_and_workers_read_the_same_clips(tmp_path):
         loader = GenreDataModule(data, batch_size=5, num_workers=workers).test_dataloader()
         batches[workers] = list(loader)
     assert len(batches[0]) == len(batches[2])
-    for (x0, y0, t0), (x2, y2, t2) in zip(batches[0], batches[2]):
-        assert torch.equal(x0, x2) and torch.equal(y0, y2) and torch.equal(t0, t2)
-    x, y, track = batches[0][0]
+    for first, second in zip(batches[0], batches[2]):
+        assert all(torch.equal(a, b) for a, b in zip(first, second))
+    x, y, track, clip = batches[0][0]
     assert x.shape[1:] == (1, cfg.features.n_mels, data.clip_frames)
     # every test track is covered by ceil(n_frames / clip_frames) windows
-    all_tracks = torch.cat([t for _, _, t in batches[0]])
+    all_tracks = torch.cat([t for _, _, t, _ in batches[0]])
+    assert torch.equal(torch.cat([c for *_, c in batches[0]]), torch.arange(len(all_tracks)))
     assert torch.bincount(all_tracks).tolist() == [-(-data.n_frames // data.clip_frames)] * len(ids["test"])
 
     train_x, train_y = next(iter(GenreDataModule(data, batch_size=64).train_dataloader()))

@@ -24,11 +24,11 @@ from typing import Iterator
 
 import h5py
 import numpy as np
-import torch
 from tqdm import tqdm
 
 from genre.data.audio import AudioDecodeError, fix_length, load_audio
 from genre.data.index import SkippedFile, Track
+from genre.features import FeatureExtractor, numpy_features
 from genre.parallel import process_map
 
 log = logging.getLogger(__name__)
@@ -131,8 +131,8 @@ def build_audio_cache(tracks: list[Track], sample_rate: int, n_samples: int, cac
     jobs = [(str(t.path), sample_rate, n_samples, int(min_seconds * sample_rate)) for t in tracks]
     skipped: list[SkippedFile] = []
     kept: list[str] = []
-    with _atomic_h5(path, key) as f, process_map(_decode, jobs, num_workers, chunksize=2) as results:
-        audio = f.create_dataset("audio", shape=(0, n_samples), maxshape=(None, n_samples),
+    with _atomic_h5(path, key) as f, process_map(_decode, jobs, num_workers, chunksize=4) as results:
+        audio = f.create_dataset("audio", shape=(len(tracks), n_samples), maxshape=(None, n_samples),
                                  dtype="float32", chunks=(1, n_samples))
         for track, (waveform, reason) in tqdm(zip(tracks, results), total=len(tracks),
                                               desc="audio cache", unit="track"):
@@ -140,9 +140,9 @@ def build_audio_cache(tracks: list[Track], sample_rate: int, n_samples: int, cac
                 skipped.append(SkippedFile(str(track.path), reason))
                 log.warning("skipped %s: %s", track.path, reason)
                 continue
-            audio.resize(len(kept) + 1, axis=0)
             audio[len(kept)] = waveform
             kept.append(track.track_id)
+        audio.resize(len(kept), axis=0)  # rows of skipped files were never written
         f.create_dataset("track_id", data=np.array(kept, dtype=object), dtype=h5py.string_dtype())
         f.attrs["sample_rate"] = sample_rate
         f.attrs["skipped"] = json.dumps([s.__dict__ for s in skipped])
@@ -152,31 +152,39 @@ def build_audio_cache(tracks: list[Track], sample_rate: int, n_samples: int, cac
     return CachedTracks(path, key, kept, skipped)
 
 
-def build_feature_cache(audio: CachedTracks, extractor: torch.nn.Module, settings: dict,
-                        cache_dir: str | Path, batch_tracks: int = 8) -> CachedTracks:
-    """Compute ``extractor`` on every track of ``audio`` into ``cache_dir/features-<key>.h5``.
+def _features_of_rows(job: tuple[str, int, int, dict]) -> np.ndarray:
+    """Features of rows ``[start, stop)`` of an audio cache, computed in a worker process (no torch)."""
+    path, start, stop, settings = job
+    with h5py.File(path, "r") as f:
+        waveforms = f["audio"][start:stop]
+    return numpy_features(waveforms, **settings)
 
-    ``settings`` are the feature settings that decide the content (part of the key). The dataset
-    ``features`` has shape ``(n_tracks, n_bands, n_frames)``, one HDF5 chunk per track.
+
+def build_feature_cache(audio: CachedTracks, extractor: FeatureExtractor, cache_dir: str | Path,
+                        batch_tracks: int = 8, num_workers: int | None = None) -> CachedTracks:
+    """Compute ``extractor``'s features of every track of ``audio`` into ``cache_dir/features-<key>.h5``.
+
+    The extractor's settings are part of the key. The dataset
+    ``features`` has shape ``(n_tracks, n_bands, n_frames)``, one HDF5 chunk per track. Batches of
+    ``batch_tracks`` tracks are computed by ``num_workers`` processes (default one per core) with
+    :func:`genre.features.numpy_features`, the extractor's output without torch.
     """
-    key = _digest({"version": CACHE_VERSION, "audio": audio.key, "features": settings})
+    key = _digest({"version": CACHE_VERSION, "audio": audio.key, "features": extractor.settings()})
     path = Path(cache_dir) / f"features-{key}.h5"
     if _is_complete(path, key):
         return CachedTracks.open(path, key)
-    with h5py.File(audio.path, "r") as source, _atomic_h5(path, key) as f:
-        waveforms = source["audio"]
-        n_tracks = waveforms.shape[0]
-        with torch.inference_mode():
-            probe = extractor(torch.zeros(1, waveforms.shape[1]))
-        _, n_bands, n_frames = probe.shape
+    with h5py.File(audio.path, "r") as source:
+        n_tracks, n_samples = source["audio"].shape
+    n_bands, n_frames = extractor.n_bands, extractor.n_frames(n_samples)
+    jobs = [(str(audio.path), start, min(start + batch_tracks, n_tracks), extractor.numpy_settings())
+            for start in range(0, n_tracks, batch_tracks)]
+    with _atomic_h5(path, key) as f, process_map(_features_of_rows, jobs, num_workers) as results:
         features = f.create_dataset("features", shape=(n_tracks, n_bands, n_frames), dtype="float32",
                                     chunks=(1, n_bands, n_frames))
-        for start in tqdm(range(0, n_tracks, batch_tracks), desc="feature cache", unit="batch"):
-            batch = torch.from_numpy(waveforms[start:start + batch_tracks])
-            with torch.inference_mode():
-                features[start:start + batch.shape[0]] = extractor(batch).numpy()
-        f.create_dataset("track_id", data=np.array(audio.track_ids, dtype=object),
-                         dtype=h5py.string_dtype())
+        for (_, start, stop, _), block in tqdm(zip(jobs, results), total=len(jobs), desc="feature cache",
+                                               unit="batch"):
+            features[start:stop] = block
+        f.create_dataset("track_id", data=np.array(audio.track_ids, dtype=object), dtype=h5py.string_dtype())
         f.attrs["skipped"] = json.dumps([s.__dict__ for s in audio.skipped])
     return CachedTracks(path, key, list(audio.track_ids), list(audio.skipped))
 

@@ -63,7 +63,10 @@ class RandomClips(_CachedFeatures):
 
 
 class WindowClips(_CachedFeatures):
-    """Every window of every track (see :func:`window_starts`): ``(clip, label, track position)``."""
+    """Every window of every track (see :func:`window_starts`): ``(clip, label, track position, clip index)``.
+
+    The clip index lets outputs gathered from several processes be de-duplicated (a distributed
+    sampler pads the last batches with repeats)."""
 
     def __init__(self, path, rows, labels, clip_frames: int, n_frames: int):
         super().__init__(path, rows, labels, clip_frames)
@@ -75,4 +78,4 @@ class WindowClips(_CachedFeatures):
 
     def __getitem__(self, i: int):
         track, start = self.items[i]
-        return self._read(self.rows[track], start), self.labels[track], track
+        return self._read(self.rows[track], start), self.labels[track], track, i

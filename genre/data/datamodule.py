@@ -44,8 +44,8 @@ class PreparedData:
         return self.index.skipped + self.features.skipped
 
 
-def prepare(index: DatasetIndex, extractor: FeatureExtractor, feature_settings: dict,
-            clip_seconds: float, cache_dir: str, num_workers: int | None = None) -> PreparedData:
+def prepare(index: DatasetIndex, extractor: FeatureExtractor, clip_seconds: float, cache_dir: str,
+            num_workers: int | None = None) -> PreparedData:
     """Decode, cache and index the data of a run; raise before training if it cannot work."""
     sample_rate = extractor.sample_rate
     if clip_seconds <= 0:
@@ -54,7 +54,7 @@ def prepare(index: DatasetIndex, extractor: FeatureExtractor, feature_settings: 
         raise DatasetError(f"data.clip_seconds={clip_seconds} is longer than the tracks of "
                            f"'{index.name}' (dataset.track_seconds={index.track_seconds}); "
                            f"shorten the clip")
-    window_ms = feature_settings["window_ms"]
+    window_ms = extractor.settings()["window_ms"]
     if window_ms > clip_seconds * 1000:
         raise DatasetError(f"features.window_ms={window_ms} is longer than a clip "
                            f"(data.clip_seconds={clip_seconds}); shorten the window or lengthen the clip")
@@ -62,7 +62,7 @@ def prepare(index: DatasetIndex, extractor: FeatureExtractor, feature_settings: 
     n_samples = int(round(index.track_seconds * sample_rate))
     audio = build_audio_cache(index.tracks, sample_rate, n_samples, cache_dir, num_workers,
                               min_seconds=clip_seconds)
-    features = build_feature_cache(audio, extractor, feature_settings, cache_dir)
+    features = build_feature_cache(audio, extractor, cache_dir, num_workers=num_workers)
 
     row_of = {track_id: row for row, track_id in enumerate(features.track_ids)}
     genre_index = {genre: i for i, genre in enumerate(index.genres)}

@@ -1,0 +1,194 @@
+"""Scaling out by configuration only: DDP on two CPU processes, multirun sweeps (sequential, parallel
+against one sqlite store, submitit, Optuna), a real MLflow tracking server, and resume after SIGKILL."""
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections import Counter
+from pathlib import Path
+
+import mlflow
+import pytest
+import yaml
+
+from conftest import ROOT, mlflow_runs, run_cli, tiny_overrides
+
+pytestmark = pytest.mark.slow
+
+
+def cli_overrides(root: Path, **extra) -> list[str]:
+    return [f"paths.root_dir={root}", *tiny_overrides(**extra)]
+
+
+def assert_ok(process):
+    assert process.returncode == 0, process.stderr[-3000:]
+    return process
+
+
+def test_ddp_on_two_processes_logs_one_run_evaluated_on_the_whole_test_set(tmp_path):
+    single, ddp = tmp_path / "single", tmp_path / "ddp"
+    assert_ok(run_cli("train.py", *cli_overrides(single, **{"trainer.max_epochs": 4})))
+    assert_ok(run_cli("train.py", "trainer=ddp_sim", *cli_overrides(ddp, **{"trainer.max_epochs": 4})))
+    [ddp_run] = mlflow_runs(ddp)                              # one run, not one per process
+    [single_run] = mlflow_runs(single)
+    assert ddp_run.data.params["processes"] == "2" and ddp_run.data.params["effective_batch_size"] == "16"
+
+    def test_tracks(run, root):
+        mlflow.set_tracking_uri(f"sqlite:///{root}/mlflow.db")
+        text = open(mlflow.MlflowClient().download_artifacts(run.info.run_id, "confusion_matrix_track.csv")).read()
+        return sum(int(v) for line in text.splitlines()[1:] for v in line.split(",")[1:])
+
+    assert test_tracks(ddp_run, ddp) == test_tracks(single_run, single) == 4   # the whole set, no rank's share
+    # Training differs (two processes, twice the effective batch), so the accuracies may too: a tiny
+    # 4-genre test set of 4 tracks allows at most 2 tracks of difference.
+    assert abs(ddp_run.data.metrics["test/track_acc"] - single_run.data.metrics["test/track_acc"]) <= 0.5
+    # The gathered evaluation itself is exact: one process scores the DDP checkpoint the same.
+    evaluated = assert_ok(run_cli("evaluate.py", f"run_id={ddp_run.info.run_id}", f"paths.root_dir={ddp}",
+                                  "log_to_mlflow=false"))
+    line = [l for l in evaluated.stdout.splitlines() if "evaluate/test/track_acc" in l][0]
+    assert float(line.split()[-1]) == pytest.approx(ddp_run.data.metrics["test/track_acc"], abs=1e-4)
+
+
+def test_multirun_with_relaunching_ddp_is_refused_with_the_way_out(tmp_path):
+    out = run_cli("train.py", "-m", "trainer=ddp_sim", "seed=1,2", *cli_overrides(tmp_path))
+    assert out.returncode != 0
+    assert "trainer.strategy=ddp_spawn" in out.stderr and "Traceback" not in out.stderr.split("error:")[-1]
+
+
+def test_parallel_sweep_on_the_default_sqlite_store_loses_nothing(tmp_path):
+    out = assert_ok(run_cli("train.py", "-m", "hydra/launcher=parallel", "hydra.launcher.n_jobs=2",
+                            "features=mel,mfcc", "features.stride_ms=20,40", *cli_overrides(tmp_path)))
+    assert "database is locked" not in out.stderr and "duplicate column" not in out.stderr
+    runs = mlflow_runs(tmp_path)
+    assert len(runs) == 4 and {r.info.status for r in runs} == {"FINISHED"}
+    assert len({r.data.tags["sweep"] for r in runs}) == 1
+    assert sorted(r.data.tags["sweep_job"] for r in runs) == ["0", "1", "2", "3"]
+    combos = Counter((r.data.tags["features"], r.data.params["features/stride_ms"]) for r in runs)
+    assert combos == {("mel", "20.0"): 1, ("mel", "40.0"): 1, ("mfcc", "20.0"): 1, ("mfcc", "40.0"): 1}
+    client = mlflow.MlflowClient()
+    for run in runs:   # every metric row of every epoch arrived
+        assert len(client.get_metric_history(run.info.run_id, "val/track_acc")) == 3
+        assert len(client.get_metric_history(run.info.run_id, "train/loss")) == 3
+
+
+def test_submitit_local_runs_the_cluster_code_path(tmp_path):
+    assert_ok(run_cli("train.py", "-m", "hydra/launcher=local", "seed=1,2", *cli_overrides(tmp_path)))
+    runs = mlflow_runs(tmp_path)
+    assert sorted(r.data.tags["seed"] for r in runs) == ["1", "2"]
+
+
+def test_optuna_search_maximises_validation_track_accuracy(tmp_path):
+    out = assert_ok(run_cli("train.py", "hparams_search=optuna", "hydra.sweeper.n_trials=3",
+                            "hydra.sweeper.sampler.n_startup_trials=2", *cli_overrides(tmp_path)))
+    runs = mlflow_runs(tmp_path)
+    assert len(runs) == 3 and len({r.data.params["optimizer/lr"] for r in runs}) == 3
+    [results] = (tmp_path / "outputs" / "multiruns").rglob("optimization_results.yaml")
+    best = max(r.data.metrics["val/track_acc_best"] for r in runs)
+    assert yaml.safe_load(results.read_text())["best_value"] == pytest.approx(best, abs=1e-6)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def start_server(root: Path, port: int) -> subprocess.Popen:
+    server = subprocess.Popen(
+        [str(Path(sys.executable).parent / "mlflow"), "server", "--host", "127.0.0.1", "--port", str(port),
+         "--backend-store-uri", f"sqlite:///{root}/server.db", "--artifacts-destination", str(root / "artifacts"),
+         "--workers", "1"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    deadline = time.time() + 90
+    while time.time() < deadline:
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=1):
+                return server
+        except OSError:
+            time.sleep(0.5)
+    os.killpg(server.pid, signal.SIGKILL)
+    raise RuntimeError("mlflow server did not start")
+
+
+def test_shared_tracking_server_gets_the_run_and_its_artifacts(tmp_path):
+    port = free_port()
+    server = start_server(tmp_path / "server", port)
+    try:
+        uri = f"http://127.0.0.1:{port}"
+        assert_ok(run_cli("train.py", f"logger.tracking_uri={uri}", *cli_overrides(tmp_path / "client")))
+        client = mlflow.MlflowClient(uri)
+        [run] = client.search_runs([client.get_experiment_by_name("genre").experiment_id])
+        assert run.info.status == "FINISHED" and "test/track_acc" in run.data.metrics
+        assert len(client.get_metric_history(run.info.run_id, "val/track_acc")) == 3
+        artifacts = {a.path for a in client.list_artifacts(run.info.run_id)}
+        assert {"confusion_matrix_track.png", "tsne_embeddings.png", "config.yaml"} <= artifacts
+        assert (tmp_path / "server" / "artifacts").exists()        # stored by the server, not the client
+        assert not (tmp_path / "client" / "mlflow.db").exists()
+    finally:
+        os.killpg(server.pid, signal.SIGKILL)
+
+
+def test_unreachable_server_stops_before_training(tmp_path):
+    out = run_cli("train.py", f"logger.tracking_uri=http://127.0.0.1:{free_port()}", *cli_overrides(tmp_path))
+    assert out.returncode != 0 and "cannot reach the MLflow tracking server" in out.stderr
+    assert "Epoch" not in out.stderr and not list(tmp_path.rglob("*.ckpt"))
+
+
+def test_server_lost_mid_run_training_finishes_and_keeps_checkpoints(tmp_path):
+    port = free_port()
+    server = start_server(tmp_path / "server", port)
+    run = subprocess.Popen([sys.executable, "train.py", f"logger.tracking_uri=http://127.0.0.1:{port}",
+                            *cli_overrides(tmp_path / "client", **{"trainer.max_epochs": 6}),
+                            "hydra.run.dir=" + str(tmp_path / "run")], cwd=ROOT, stdout=subprocess.DEVNULL,
+                           stderr=subprocess.PIPE, text=True, env={**os.environ, "MLFLOW_HTTP_REQUEST_MAX_RETRIES": "0",
+                                                                  "MLFLOW_HTTP_REQUEST_TIMEOUT": "3"})
+    try:
+        deadline = time.time() + 300
+        while not list((tmp_path / "run" / "checkpoints").glob("*.ckpt")) and time.time() < deadline:
+            time.sleep(0.2)
+        os.killpg(server.pid, signal.SIGKILL)                        # the server goes away after epoch 1
+        stderr = run.communicate(timeout=600)[1]
+    finally:
+        if server.poll() is None:
+            os.killpg(server.pid, signal.SIGKILL)
+    assert run.returncode == 0, stderr[-3000:]
+    assert (tmp_path / "run" / "checkpoints" / "last.ckpt").is_file()
+    unsent = (tmp_path / "run" / "unsent_metrics.jsonl").read_text().splitlines()
+    assert unsent and "val/track_acc" in unsent[-1]
+    assert "metrics are kept in" in stderr
+
+
+def test_resume_after_sigkill_continues_the_same_run_once_per_epoch(tmp_path):
+    epochs = 8
+    args = ["train.py", *cli_overrides(tmp_path, **{"trainer.max_epochs": epochs, "early_stopping.patience": 99}),
+            f"hydra.run.dir={tmp_path / 'run'}"]
+    run = subprocess.Popen([sys.executable, *args], cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    last = tmp_path / "run" / "checkpoints" / "last.ckpt"
+    import torch
+
+    deadline = time.time() + 300
+    while time.time() < deadline:
+        if last.is_file():
+            try:
+                if torch.load(last, weights_only=False, map_location="cpu")["epoch"] >= 2:
+                    break
+            except Exception:   # being written
+                pass
+        time.sleep(0.05)
+    run.send_signal(signal.SIGKILL)                                   # killed in epoch 3 or 4
+    run.wait()
+    [killed] = mlflow_runs(tmp_path)
+    assert killed.info.status == "RUNNING"
+    logged_before = len(mlflow.MlflowClient().get_metric_history(killed.info.run_id, "val/track_acc"))
+    assert 3 <= logged_before < epochs
+
+    changed = run_cli("train.py", f"ckpt_path={last}", "model.hidden=32", *cli_overrides(tmp_path))
+    assert changed.returncode != 0 and "model differ" in changed.stderr
+
+    assert_ok(run_cli("train.py", f"ckpt_path={last}", *args[1:]))
+    [resumed] = mlflow_runs(tmp_path)                                  # the same run, not a second one
+    assert resumed.info.run_id == killed.info.run_id and resumed.info.status == "FINISHED"
+    history = mlflow.MlflowClient().get_metric_history(resumed.info.run_id, "val/track_acc")
+    assert sorted(m.step for m in history) == sorted({m.step for m in history}) and len(history) == epochs
+    assert "test/track_acc" in resumed.data.metrics
