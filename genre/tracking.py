@@ -43,11 +43,14 @@ def resolve_tracking_uri(tracking_uri: str | None, root_dir: str | Path) -> str:
     return f"sqlite:///{(Path(root_dir) / 'mlflow.db').resolve()}"
 
 
-def resolve_artifact_location(artifact_location: str | None, root_dir: str | Path,
-                              experiment_name: str) -> str:
-    """Artifacts of an experiment the local store creates go to ``<absolute root_dir>/mlartifacts/<name>``."""
+def resolve_artifact_location(artifact_location: str | None, root_dir: str | Path, experiment_name: str,
+                              tracking_uri: str) -> str | None:
+    """Where a new experiment's artifacts go: as set; else, for the local store,
+    ``<absolute root_dir>/mlartifacts/<name>``; for a tracking server, its own artifact store (None)."""
     if artifact_location:
         return str(artifact_location)
+    if is_tracking_server(tracking_uri):
+        return None
     return str((Path(root_dir) / "mlartifacts" / experiment_name).resolve())
 
 
@@ -143,7 +146,7 @@ class PrepareTrackingStore(Callback):
         client = MlflowClient(tracking_uri)
         if client.get_experiment_by_name(name) is None:
             client.create_experiment(name, resolve_artifact_location(config.logger.artifact_location,
-                                                                     config.paths.root_dir, name))
+                                                                     config.paths.root_dir, name, tracking_uri))
 
 
 def log_figure(client: MlflowClient, run_id: str, figure: plt.Figure, artifact_file: str) -> None:

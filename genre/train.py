@@ -136,15 +136,19 @@ def train(cfg: DictConfig) -> dict:
     tracking_uri = resolve_tracking_uri(cfg.logger.tracking_uri, root_dir)
     logger = create_logger(cfg.logger.experiment_name, tracking_uri,
                            resolve_artifact_location(cfg.logger.artifact_location, root_dir,
-                                                     cfg.logger.experiment_name),
+                                                     cfg.logger.experiment_name, tracking_uri),
                            cfg.logger.run_name, run_tags(cfg, data), run_id=resume.run_id if resume else None,
                            unsent_path=Path(cfg.paths.output_dir) / "unsent_metrics.jsonl")
     checkpoint_dir = resume.ckpt_path.parent if resume else Path(cfg.paths.output_dir) / "checkpoints"
     checkpoint = ModelCheckpoint(dirpath=checkpoint_dir, filename="best-{epoch:02d}",
-                                 monitor="val/track_acc", mode="max", save_last=True,
-                                 auto_insert_metric_name=False)
-    callbacks = [checkpoint, EarlyStopping(monitor="val/track_acc", mode="max",
-                                           patience=cfg.early_stopping.patience)]
+                                 monitor="val/track_acc", mode="max", auto_insert_metric_name=False)
+    # Lightning's save_last rewrites last.ckpt only when the monitored metric improves; resuming needs
+    # the latest state, so a second, unmonitored checkpoint is rewritten at the end of every epoch
+    # (after its validation: a resume then starts cleanly at the next epoch).
+    latest = ModelCheckpoint(dirpath=checkpoint_dir, filename="last", monitor=None, save_top_k=1,
+                             enable_version_counter=False, save_on_train_epoch_end=True)
+    callbacks = [checkpoint, latest, EarlyStopping(monitor="val/track_acc", mode="max",
+                                                   patience=cfg.early_stopping.patience)]
     trainer: pl.Trainer = hydra.utils.instantiate(cfg.trainer, logger=logger, callbacks=callbacks,
                                                   default_root_dir=str(cfg.paths.output_dir))
     # The batch is per process: with more processes the effective batch grows, and the learning rate
@@ -162,9 +166,10 @@ def train(cfg: DictConfig) -> dict:
         logger.experiment.set_tag(logger.run_id, "resumed_from", str(resume.ckpt_path))
     datamodule = GenreDataModule(data, cfg.data.batch_size, cfg.data.num_workers, cfg.data.train_clips_per_track)
     trainer.fit(module, datamodule=datamodule, ckpt_path=str(resume.ckpt_path) if resume else None)
+    fit_metrics = {k: float(v) for k, v in trainer.callback_metrics.items()}  # testing resets them
     trainer.test(module, datamodule=datamodule, ckpt_path="best")
 
-    metrics = {k: float(v) for k, v in trainer.callback_metrics.items()}
+    metrics = {**fit_metrics, **{k: float(v) for k, v in trainer.callback_metrics.items()}}
     if trainer.is_global_zero:
         try:
             _record_outputs(cfg, module, data, logger, checkpoint)

@@ -29,7 +29,7 @@ from tqdm import tqdm
 from genre.data.audio import AudioDecodeError, fix_length, load_audio
 from genre.data.index import SkippedFile, Track
 from genre.features import FeatureExtractor, numpy_features
-from genre.parallel import process_map
+from genre.parallel import file_lock, process_map
 
 log = logging.getLogger(__name__)
 CACHE_VERSION = 1
@@ -125,8 +125,14 @@ def build_audio_cache(tracks: list[Track], sample_rate: int, n_samples: int, cac
     key = _digest({"version": CACHE_VERSION, "files": identities, "sample_rate": sample_rate,
                    "n_samples": n_samples, "min_seconds": min_seconds})
     path = Path(cache_dir) / f"audio-{key}.h5"
-    if _is_complete(path, key):
-        return CachedTracks.open(path, key)
+    with file_lock(path.with_suffix(".lock")):   # a parallel job building the same cache: wait for it
+        if _is_complete(path, key):
+            return CachedTracks.open(path, key)
+        return _write_audio_cache(path, key, tracks, sample_rate, n_samples, num_workers, min_seconds)
+
+
+def _write_audio_cache(path: Path, key: str, tracks: list[Track], sample_rate: int, n_samples: int,
+                       num_workers: int | None, min_seconds: float) -> CachedTracks:
 
     jobs = [(str(t.path), sample_rate, n_samples, int(min_seconds * sample_rate)) for t in tracks]
     skipped: list[SkippedFile] = []
@@ -171,8 +177,14 @@ def build_feature_cache(audio: CachedTracks, extractor: FeatureExtractor, cache_
     """
     key = _digest({"version": CACHE_VERSION, "audio": audio.key, "features": extractor.settings()})
     path = Path(cache_dir) / f"features-{key}.h5"
-    if _is_complete(path, key):
-        return CachedTracks.open(path, key)
+    with file_lock(path.with_suffix(".lock")):
+        if _is_complete(path, key):
+            return CachedTracks.open(path, key)
+        return _write_feature_cache(path, key, audio, extractor, batch_tracks, num_workers)
+
+
+def _write_feature_cache(path: Path, key: str, audio: CachedTracks, extractor: FeatureExtractor,
+                         batch_tracks: int, num_workers: int | None) -> CachedTracks:
     with h5py.File(audio.path, "r") as source:
         n_tracks, n_samples = source["audio"].shape
     n_bands, n_frames = extractor.n_bands, extractor.n_frames(n_samples)

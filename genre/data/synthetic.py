@@ -24,7 +24,7 @@ import soundfile as sf
 from tqdm import tqdm
 
 from genre.data.index import DatasetError
-from genre.parallel import process_map
+from genre.parallel import file_lock, process_map
 
 log = logging.getLogger(__name__)
 
@@ -302,6 +302,13 @@ def ensure_corpus(root: str | Path, tracks_per_genre: int, track_seconds: float,
     settings = {"version": CORPUS_VERSION, "tracks_per_genre": tracks_per_genre,
                 "track_seconds": track_seconds, "sample_rate": sample_rate, "seed": seed,
                 "genres": list(genres)}
+    with file_lock(root.parent / f".{root.name}.lock"):
+        return _ensure_corpus(root, settings, num_workers)
+
+
+def _ensure_corpus(root: Path, settings: dict, num_workers: int | None) -> Path:
+    tracks_per_genre, track_seconds = settings["tracks_per_genre"], settings["track_seconds"]
+    sample_rate, seed, genres = settings["sample_rate"], settings["seed"], settings["genres"]
     manifest = root / MANIFEST
     if manifest.is_file():
         existing = json.loads(manifest.read_text())
