@@ -9,7 +9,8 @@ pytestmark = pytest.mark.slow
 FIGURES = {
     "1_cache_build": {"one_process_tracks_per_s", "parallel_tracks_per_s", "speedup"},
     "2_epoch_data_cost": {"cache_s", "seeds_way_s", "speedup"},
-    "3_feature_extraction": {"torchaudio_s", "librosa_s", "torchaudio_speedup", "max_abs_diff_db"},
+    "3_feature_extraction": {"torchaudio_s", "numpy_one_process_s", "numpy_parallel_s",
+                             "numpy_parallel_speedup_over_torchaudio"},
     "4_pipeline_overhead": {"dataloader_epoch_s", "in_memory_epoch_s", "ratio"},
     "5_memory": {"peak_rss_mib", "ratio"},
     "6_main_command": {"first_run_s", "second_run_s"},
@@ -27,6 +28,6 @@ def test_benchmark_at_a_tiny_size_writes_every_figure(tmp_path, capsys):
         for key in keys:
             values = figure[key] if isinstance(figure[key], list) else [figure[key]]
             assert all(isinstance(v, float) and v > 0 for v in values), (name, key)
-    assert results["figures"]["3_feature_extraction"]["max_abs_diff_db"] < 0.01
+    assert 0 <= results["figures"]["3_feature_extraction"]["max_abs_diff_db"] < 0.01
     printed = capsys.readouterr().out
     assert all(name in printed for name in FIGURES)

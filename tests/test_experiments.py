@@ -71,8 +71,9 @@ def compared(tmp_path_factory):
     root = tmp_path_factory.mktemp("compare")
     runs = [("mel", 1, "random"), ("mel", 2, "random"), ("mfcc", 1, "random"), ("mfcc", 2, "random"),
             ("mel", 1, "kfold")]
-    for features, seed, split in runs:
+    for number, (features, seed, split) in enumerate(runs):
         train(compose_config("train", tiny_overrides(**{
+            "paths.output_dir": root / f"run{number}",
             "features": features, "seed": seed, "dataset.split": split, "dataset.folds": 3,
             "logger.experiment_name": "mel_vs_mfcc", "trainer.max_epochs": 2, "features.n_mfcc": 13,
             "dataset.tracks_per_genre": 12}), root))
