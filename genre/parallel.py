@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import os
+from collections import deque
 from concurrent.futures import ProcessPoolExecutor
 from contextlib import contextmanager
 from pathlib import Path
@@ -11,23 +12,54 @@ Job = TypeVar("Job")
 Result = TypeVar("Result")
 
 
+def worker_count(workers: int | None) -> int:
+    """``workers``, or one per core when ``None``."""
+    return workers or os.cpu_count() or 1
+
+
 @contextmanager
 def process_map(function: Callable[[Job], Result], jobs: Iterable[Job], workers: int | None = None,
-                chunksize: int = 1) -> Iterator[Iterator[Result]]:
+                chunksize: int = 1, in_flight: int | None = None) -> Iterator[Iterator[Result]]:
     """Results of ``function(job)`` in job order, from ``workers`` processes (default: one per core).
 
     ``workers=1`` runs in this process (no pickling; what a one-process measurement compares with).
+    ``in_flight`` bounds the jobs submitted but not yet consumed (job ``i`` starts only after result
+    ``i - in_flight`` was taken), so jobs may share ``in_flight`` reusable slots of a buffer.
     Leaving the block, normally or by an exception, cancels what has not started.
     """
-    workers = workers or os.cpu_count() or 1
+    workers = worker_count(workers)
     if workers == 1:
-        yield map(function, jobs)
+        from threadpoolctl import threadpool_limits
+
+        with threadpool_limits(1):  # the same per-process conditions as a worker's
+            yield map(function, jobs)
         return
-    pool = ProcessPoolExecutor(max_workers=workers)
+    pool = ProcessPoolExecutor(max_workers=workers, initializer=_one_thread_each)
     try:
-        yield pool.map(function, jobs, chunksize=chunksize)
+        if in_flight is None:
+            yield pool.map(function, jobs, chunksize=chunksize)
+        else:
+            yield _bounded(pool, function, jobs, in_flight)
     finally:
         pool.shutdown(cancel_futures=True)
+
+
+def _one_thread_each() -> None:
+    """One native thread per worker process (BLAS, OpenMP): the processes already use every core, and
+    each library's own thread pool on top of them only makes them wait for each other."""
+    from threadpoolctl import threadpool_limits
+
+    threadpool_limits(1)
+
+
+def _bounded(pool: ProcessPoolExecutor, function, jobs, in_flight: int):
+    pending: deque = deque()
+    for job in jobs:
+        if len(pending) == in_flight:
+            yield pending.popleft().result()
+        pending.append(pool.submit(function, job))
+    while pending:
+        yield pending.popleft().result()
 
 
 @contextmanager

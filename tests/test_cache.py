@@ -31,7 +31,7 @@ def test_cache_holds_every_track_decoded_at_fixed_length(tmp_path):
     assert built.track_ids == ["t0", "t1", "t2", "t3"] and built.skipped == []
     with h5py.File(built.path, "r") as f:
         audio = f["audio"][()]
-    assert audio.shape == (4, SR * 3)
+    assert audio.shape == (4, SR * 3)   # no file skipped: every row used
     np.testing.assert_allclose(audio[2, :SR * 2], load_audio(tracks[2].path, SR), atol=1e-6)
     assert not audio[:, SR * 2 + 10:].any()  # the 2-s tracks are zero-padded to 3 s
 

@@ -1,6 +1,7 @@
 """HDF5 caches: decoded audio, and the features computed from it.
 
-``audio-<key>.h5`` holds every readable track decoded once (mono, resampled, fixed length);
+``audio-<key>.h5`` holds every readable track decoded once (mono, resampled, fixed length; row ``i``
+is ``track_id[i]``, rows past the last track id are unused);
 ``features-<key>.h5`` holds the feature matrix of each whole track, computed once from it.
 Training reads clips out of the feature cache, so no epoch decodes audio or computes a spectrogram
 (PITFALLS: on a 2-core CPU the spectrogram of 64 ten-second clips costs ~1 s, per batch).
@@ -29,7 +30,7 @@ from tqdm import tqdm
 from genre.data.audio import AudioDecodeError, fix_length, load_audio
 from genre.data.index import SkippedFile, Track
 from genre.features import FeatureExtractor, numpy_features
-from genre.parallel import file_lock, process_map
+from genre.parallel import file_lock, process_map, worker_count
 
 log = logging.getLogger(__name__)
 CACHE_VERSION = 1
@@ -51,7 +52,7 @@ def _is_complete(path: Path, key: str) -> bool:
 
 def _remove_stale_partials(path: Path) -> None:
     """Delete partial files of this cache left by processes that no longer run (crashed builds)."""
-    for partial in path.parent.glob(f"{path.stem}.partial-*.h5"):
+    for partial in [*path.parent.glob(f"{path.stem}.partial-*.h5"), *path.parent.glob(f"{path.stem}.partial-*.slots")]:
         pid = partial.stem.rsplit("-", 1)[-1]
         try:
             os.kill(int(pid), 0)
@@ -101,8 +102,10 @@ def _file_identity(track: Track) -> tuple[str, int, int] | tuple[str, None, None
         return str(track.path), None, None
 
 
-def _decode(job: tuple[str, int, int, int]) -> tuple[np.ndarray | None, str | None]:
-    path, sample_rate, n_samples, min_samples = job
+def _decode(job: tuple[str, int, int, int, str | None, int]) -> tuple[np.ndarray | None, str | None]:
+    """Decode one file; with a ``buffer`` file, write the waveform into its ``slot`` instead of
+    returning it (2.6 MB a track need not be pickled through a pipe: ``python -m genre.bench``)."""
+    path, sample_rate, n_samples, min_samples, buffer, slot = job
     try:
         waveform = load_audio(path, sample_rate)
     except AudioDecodeError as error:
@@ -110,7 +113,11 @@ def _decode(job: tuple[str, int, int, int]) -> tuple[np.ndarray | None, str | No
     if waveform.shape[0] < min_samples:
         return None, (f"too short: {waveform.shape[0] / sample_rate:.2f} s, less than one clip "
                       f"({min_samples / sample_rate:.2f} s)")
-    return fix_length(waveform, n_samples), None
+    waveform = fix_length(waveform, n_samples)
+    if buffer is None:
+        return waveform, None
+    np.memmap(buffer, dtype=np.float32, mode="r+", offset=slot * n_samples * 4, shape=(n_samples,))[:] = waveform
+    return None, None
 
 
 def build_audio_cache(tracks: list[Track], sample_rate: int, n_samples: int, cache_dir: str | Path,
@@ -134,24 +141,34 @@ def build_audio_cache(tracks: list[Track], sample_rate: int, n_samples: int, cac
 def _write_audio_cache(path: Path, key: str, tracks: list[Track], sample_rate: int, n_samples: int,
                        num_workers: int | None, min_seconds: float) -> CachedTracks:
 
-    jobs = [(str(t.path), sample_rate, n_samples, int(min_seconds * sample_rate)) for t in tracks]
+    workers = worker_count(num_workers)
+    slots = 4 * workers  # decoded tracks waiting to be written, at most: memory does not grow with the corpus
+    buffer = path.with_name(f"{path.stem}.partial-{os.getpid()}.slots") if workers > 1 else None
+    jobs = [(str(t.path), sample_rate, n_samples, int(min_seconds * sample_rate),
+             str(buffer) if buffer else None, i % slots) for i, t in enumerate(tracks)]
     skipped: list[SkippedFile] = []
     kept: list[str] = []
-    with _atomic_h5(path, key) as f, process_map(_decode, jobs, num_workers, chunksize=4) as results:
-        audio = f.create_dataset("audio", shape=(len(tracks), n_samples), maxshape=(None, n_samples),
-                                 dtype="float32", chunks=(1, n_samples))
-        for track, (waveform, reason) in tqdm(zip(tracks, results), total=len(tracks),
-                                              desc="audio cache", unit="track"):
-            if reason is not None:
-                skipped.append(SkippedFile(str(track.path), reason))
-                log.warning("skipped %s: %s", track.path, reason)
-                continue
-            audio[len(kept)] = waveform
-            kept.append(track.track_id)
-        audio.resize(len(kept), axis=0)  # rows of skipped files were never written
-        f.create_dataset("track_id", data=np.array(kept, dtype=object), dtype=h5py.string_dtype())
-        f.attrs["sample_rate"] = sample_rate
-        f.attrs["skipped"] = json.dumps([s.__dict__ for s in skipped])
+    try:
+        if buffer:
+            np.memmap(buffer, dtype=np.float32, mode="w+", shape=(slots, n_samples)).flush()
+        with _atomic_h5(path, key) as f, process_map(_decode, jobs, workers, in_flight=slots) as results:
+            # contiguous (a chunked row costs 4x as much to write); rows of skipped files stay unused
+            audio = f.create_dataset("audio", shape=(len(tracks), n_samples), dtype="float32")
+            shared = np.memmap(buffer, dtype=np.float32, mode="r", shape=(slots, n_samples)) if buffer else None
+            for job, track, (waveform, reason) in tqdm(zip(jobs, tracks, results), total=len(tracks),
+                                                       desc="audio cache", unit="track"):
+                if reason is not None:
+                    skipped.append(SkippedFile(str(track.path), reason))
+                    log.warning("skipped %s: %s", track.path, reason)
+                    continue
+                audio[len(kept)] = waveform if shared is None else shared[job[-1]]
+                kept.append(track.track_id)
+            f.create_dataset("track_id", data=np.array(kept, dtype=object), dtype=h5py.string_dtype())
+            f.attrs["sample_rate"] = sample_rate
+            f.attrs["skipped"] = json.dumps([s.__dict__ for s in skipped])
+    finally:
+        if buffer:
+            buffer.unlink(missing_ok=True)
     if skipped:
         log.warning("%d of %d files could not be used (listed in the run's skipped_files.csv)",
                     len(skipped), len(tracks))
@@ -186,7 +203,8 @@ def build_feature_cache(audio: CachedTracks, extractor: FeatureExtractor, cache_
 def _write_feature_cache(path: Path, key: str, audio: CachedTracks, extractor: FeatureExtractor,
                          batch_tracks: int, num_workers: int | None) -> CachedTracks:
     with h5py.File(audio.path, "r") as source:
-        n_tracks, n_samples = source["audio"].shape
+        n_samples = source["audio"].shape[1]
+    n_tracks = len(audio.track_ids)  # rows past the kept tracks belong to skipped files
     n_bands, n_frames = extractor.n_bands, extractor.n_frames(n_samples)
     jobs = [(str(audio.path), start, min(start + batch_tracks, n_tracks), extractor.numpy_settings())
             for start in range(0, n_tracks, batch_tracks)]
