@@ -80,8 +80,8 @@ def test_submitit_local_runs_the_cluster_code_path(tmp_path):
 
 
 def test_optuna_search_maximises_validation_track_accuracy(tmp_path):
-    out = assert_ok(run_cli("train.py", "hparams_search=optuna", "hydra.sweeper.n_trials=3",
-                            "hydra.sweeper.sampler.n_startup_trials=2", *cli_overrides(tmp_path)))
+    assert_ok(run_cli("train.py", "hparams_search=optuna", "hydra.sweeper.n_trials=3",
+                      "hydra.sweeper.sampler.n_startup_trials=2", *cli_overrides(tmp_path)))
     runs = mlflow_runs(tmp_path)
     assert len(runs) == 3 and len({r.data.params["optimizer/lr"] for r in runs}) == 3
     [results] = (tmp_path / "outputs" / "multiruns").rglob("optimization_results.yaml")
