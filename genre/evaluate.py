@@ -11,7 +11,6 @@ from pathlib import Path
 
 import mlflow
 import pytorch_lightning as pl
-import torch
 from omegaconf import DictConfig, OmegaConf
 
 from genre.data.audio import load_audio
@@ -19,7 +18,7 @@ from genre.data.datamodule import GenreDataModule
 from genre.data.index import SPLITS, DatasetError
 from genre.module import GenreClassifier
 from genre.tracking import log_evaluation, resolve_tracking_uri
-from genre.train import build_classifier, build_frontend, prepare_data
+from genre.train import build_classifier, build_frontend, prepare_data, read_checkpoint
 
 log = logging.getLogger(__name__)
 
@@ -51,13 +50,8 @@ def find_checkpoint(run_id: str, tracking_uri: str) -> Path:
 
 def load_model(ckpt_path: str | Path) -> LoadedModel:
     """Rebuild the LightningModule of a checkpoint written by :func:`genre.train.train`."""
-    ckpt_path = Path(ckpt_path)
-    if not ckpt_path.is_file():
-        raise DatasetError(f"ckpt_path={ckpt_path} does not exist")
-    checkpoint = torch.load(ckpt_path, map_location="cpu", weights_only=False)
-    info = checkpoint.get("genre")
-    if not info:
-        raise DatasetError(f"{ckpt_path} was not written by genre's train.py (no run information in it)")
+    checkpoint = read_checkpoint(ckpt_path)
+    info = checkpoint["genre"]
     config = OmegaConf.create(info["config"])
     module = build_classifier(config, info["genres"], build_frontend(config.features), info["clip_frames"])
     module.load_state_dict(checkpoint["state_dict"])

@@ -89,18 +89,26 @@ class ResumePoint:
     run_id: str | None
 
 
+def read_checkpoint(path: str | Path) -> dict:
+    """A checkpoint written by :func:`train`; its run information (config, genres, run id) is under ``"genre"``."""
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"ckpt_path={path} does not exist; name a checkpoint written by train.py "
+                          f"(outputs/runs/<date>/checkpoints/best-NN.ckpt or last.ckpt)")
+    import torch
+
+    checkpoint = torch.load(path, map_location="cpu", weights_only=False)
+    if not checkpoint.get("genre"):
+        raise ConfigError(f"ckpt_path={path} was not written by genre's train.py (no run information in it)")
+    return checkpoint
+
+
 def resume_point(cfg: DictConfig) -> ResumePoint | None:
     """The checkpoint to resume from (``ckpt_path=.../last.ckpt``), after checking it fits ``cfg``."""
     if not cfg.get("ckpt_path"):
         return None
     path = Path(cfg.ckpt_path)
-    if not path.is_file():
-        raise ConfigError(f"ckpt_path={path} does not exist; name the last.ckpt of the run to resume")
-    import torch
-
-    saved = torch.load(path, map_location="cpu", weights_only=False).get("genre", {})
-    if not saved:
-        raise ConfigError(f"ckpt_path={path} was not written by genre's train.py")
+    saved = read_checkpoint(path)["genre"]
     before, now = OmegaConf.create(saved["config"]), cfg
     differing = []
     for key in RESUME_MUST_MATCH:

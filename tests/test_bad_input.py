@@ -39,3 +39,17 @@ def test_command_line_prints_the_message_not_a_traceback(tmp_path):
                          cwd=ROOT, capture_output=True, text=True, timeout=300)
     assert out.returncode != 0
     assert "error: features.stride_ms=0" in out.stderr and "Traceback" not in out.stderr
+
+
+def test_a_checkpoint_that_is_missing_or_not_genres_is_named(tmp_path):
+    import torch
+
+    from genre.errors import ConfigError
+    from genre.evaluate import load_model
+
+    with pytest.raises(ConfigError, match=r"ckpt_path=.*nothing.ckpt does not exist"):
+        load_model(tmp_path / "nothing.ckpt")
+    foreign = tmp_path / "foreign.ckpt"
+    torch.save({"state_dict": {}}, foreign)
+    with pytest.raises(ConfigError, match=r"foreign.ckpt was not written by genre's train.py"):
+        train(compose_config("train", tiny_overrides() + [f"ckpt_path={foreign}"], tmp_path))
