@@ -16,6 +16,7 @@ from omegaconf import DictConfig, OmegaConf
 from genre.data.audio import load_audio
 from genre.data.datamodule import GenreDataModule
 from genre.data.index import SPLITS, DatasetError
+from genre.errors import ConfigError
 from genre.module import GenreClassifier
 from genre.tracking import log_evaluation, resolve_tracking_uri
 from genre.train import build_classifier, build_frontend, prepare_data, read_checkpoint
@@ -78,8 +79,7 @@ def evaluate_split(model: LoadedModel, split: str, cache_dir: str, dataset_root:
     datamodule = GenreDataModule(data, config.data.batch_size, config.data.num_workers)
     trainer = pl.Trainer(accelerator="cpu", devices=1, logger=False, enable_checkpointing=False,
                          enable_model_summary=False)
-    [raw] = trainer.test(model.module, dataloaders=datamodule._loader(datamodule._windows(split), False),
-                         verbose=False)
+    [raw] = trainer.test(model.module, dataloaders=datamodule.windows_dataloader(split), verbose=False)
     metrics = {key.replace("test/", f"evaluate/{split}/", 1): float(v) for key, v in raw.items()}
     if log_to_mlflow and model.run_id and model.tracking_uri:
         client = mlflow.MlflowClient(model.tracking_uri)
@@ -100,7 +100,7 @@ def classify_file(model: LoadedModel, audio_path: str | Path) -> list[tuple[str,
 def evaluate(cfg: DictConfig) -> dict:
     """What ``python evaluate.py`` does: load by ``ckpt_path`` or ``run_id``, then score or classify."""
     if bool(cfg.ckpt_path) == bool(cfg.run_id):
-        raise DatasetError("name the model with exactly one of ckpt_path=... or run_id=...")
+        raise ConfigError("name the model with exactly one of ckpt_path=... or run_id=...")
     ckpt_path = cfg.ckpt_path or find_checkpoint(cfg.run_id, resolve_tracking_uri(cfg.tracking_uri,
                                                                                   cfg.paths.root_dir))
     model = load_model(ckpt_path)

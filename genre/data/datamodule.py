@@ -100,9 +100,11 @@ class GenreDataModule(pl.LightningDataModule):
         return DataLoader(dataset, batch_size=self.batch_size, shuffle=shuffle,
                           num_workers=self.num_workers, persistent_workers=self.num_workers > 0)
 
-    def _windows(self, split: str) -> WindowClips:
+    def windows_dataloader(self, split: str) -> DataLoader:
+        """Every window of every track of ``split`` (validation, test, evaluate.py)."""
         d = self.data
-        return WindowClips(str(d.features.path), d.rows[split], d.labels[split], d.clip_frames, d.n_frames)
+        return self._loader(WindowClips(str(d.features.path), d.rows[split], d.labels[split], d.clip_frames,
+                                        d.n_frames), False)
 
     def train_dataloader(self) -> DataLoader:
         d = self.data
@@ -110,7 +112,7 @@ class GenreDataModule(pl.LightningDataModule):
                                         d.clip_frames, d.n_frames, self.train_clips_per_track), True)
 
     def val_dataloader(self) -> DataLoader:
-        return self._loader(self._windows("val"), False)
+        return self.windows_dataloader("val")
 
     def test_dataloader(self) -> DataLoader:
-        return self._loader(self._windows("test"), False)
+        return self.windows_dataloader("test")
