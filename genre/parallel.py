@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import os
-from collections import deque
 from concurrent.futures import ProcessPoolExecutor
 from contextlib import contextmanager
 from pathlib import Path
@@ -19,12 +18,10 @@ def worker_count(workers: int | None) -> int:
 
 @contextmanager
 def process_map(function: Callable[[Job], Result], jobs: Iterable[Job], workers: int | None = None,
-                chunksize: int = 1, in_flight: int | None = None) -> Iterator[Iterator[Result]]:
+                chunksize: int = 1) -> Iterator[Iterator[Result]]:
     """Results of ``function(job)`` in job order, from ``workers`` processes (default: one per core).
 
     ``workers=1`` runs in this process (no pickling; what a one-process measurement compares with).
-    ``in_flight`` bounds the jobs submitted but not yet consumed (job ``i`` starts only after result
-    ``i - in_flight`` was taken), so jobs may share ``in_flight`` reusable slots of a buffer.
     Leaving the block, normally or by an exception, cancels what has not started.
     """
     workers = worker_count(workers)
@@ -36,10 +33,7 @@ def process_map(function: Callable[[Job], Result], jobs: Iterable[Job], workers:
         return
     pool = ProcessPoolExecutor(max_workers=workers, initializer=_one_thread_each)
     try:
-        if in_flight is None:
-            yield pool.map(function, jobs, chunksize=chunksize)
-        else:
-            yield _bounded(pool, function, jobs, in_flight)
+        yield pool.map(function, jobs, chunksize=chunksize)
     finally:
         pool.shutdown(cancel_futures=True)
 
@@ -50,16 +44,6 @@ def _one_thread_each() -> None:
     from threadpoolctl import threadpool_limits
 
     threadpool_limits(1)
-
-
-def _bounded(pool: ProcessPoolExecutor, function, jobs, in_flight: int):
-    pending: deque = deque()
-    for job in jobs:
-        if len(pending) == in_flight:
-            yield pending.popleft().result()
-        pending.append(pool.submit(function, job))
-    while pending:
-        yield pending.popleft().result()
 
 
 @contextmanager

@@ -19,9 +19,11 @@ FIGURES = {
 
 def test_benchmark_at_a_tiny_size_writes_every_figure(tmp_path, capsys):
     out = tmp_path / "bench.json"
-    assert bench.main(["--tracks-per-genre", "4", "--seconds", "12", "--clips", "8", "--smoke", "--json", str(out)]) == 0
+    assert bench.main(["--tracks-per-genre", "4", "--seconds", "12", "--clips", "8", "--cache-tracks", "60",
+                       "--smoke", "--json", str(out)]) == 0
     results = json.loads(out.read_text())
     assert results["machine"]["cpus"] >= 1 and results["corpus"]["tracks"] == 40
+    assert results["figures"]["1_cache_build"]["tracks"] == 60  # the 40 files, 20 of them twice
     for name, keys in FIGURES.items():
         figure = results["figures"][name]
         assert keys <= set(figure), name

@@ -71,9 +71,13 @@ def test_damaged_files_are_skipped_with_reasons(tmp_path):
     write_tone(truncated, 2.0, SR)
     truncated.write_bytes(truncated.read_bytes()[:200])
     missing = tmp_path / "audio" / "gone.wav"
-    tracks += [Track(p.stem, p, "jazz") for p in (not_riff, empty, short, truncated, missing)]
+    damaged = [Track(p.stem, p, "jazz") for p in (not_riff, empty, short, truncated, missing)]
+    tracks = [damaged[0], tracks[0], *damaged[1:3], tracks[1], *damaged[3:]]  # good files among bad ones
     built = build_audio_cache(tracks, SR, SR * 2, tmp_path / "cache", num_workers=2, min_seconds=1.0)
     assert built.track_ids == ["t0", "t1"]
+    with h5py.File(built.path, "r") as f:  # row i holds track_ids[i], whatever was skipped before it
+        for row, track in enumerate((tracks[1], tracks[4])):
+            np.testing.assert_allclose(f["audio"][row], load_audio(track.path, SR), atol=1e-6)
     reasons = {os.path.basename(s.path): s.reason for s in built.skipped}
     assert set(reasons) == {"jazz.00054.wav", "empty.wav", "short.wav", "truncated.flac", "gone.wav"}
     assert "too short" in reasons["short.wav"] and "0.50 s" in reasons["short.wav"]

@@ -1,3 +1,6 @@
+import subprocess
+import sys
+
 import numpy as np
 import pytest
 import torch
@@ -29,10 +32,31 @@ def test_resnet_fits_any_input_shape_and_clip_length(input_shape):
 def test_cnn3_is_three_conv_pool_blocks_then_fully_connected():
     net = CNN3((13, 251), n_classes=10)
     kinds = [type(m).__name__ for m in net.blocks]
-    assert kinds == ["Conv2d", "ReLU", "MaxPool2d"] * 3
+    assert kinds == ["SameConv2d", "ReLU", "MaxPool2d"] * 3
     assert all(m.kernel_size == (4, 4) for m in net.blocks if isinstance(m, torch.nn.Conv2d))
     # 13 MFCCs pool to 6, 3, 1: the last pool leaves the 1-high map alone
     assert net.blocks(torch.zeros(1, 1, 13, 251)).shape[2] == 1
+
+
+@pytest.mark.parametrize("kernel_size", [4, 3, 2])
+def test_cnn3_convolutions_are_torch_same_padding(kernel_size):
+    from genre.models.cnn3 import SameConv2d
+
+    ours = SameConv2d(2, 3, kernel_size)
+    torchs = torch.nn.Conv2d(2, 3, kernel_size, padding="same")
+    torchs.load_state_dict(ours.state_dict())   # same parameters, so checkpoints carry over
+    x = torch.randn(2, 2, 13, 20)
+    out = ours(x)
+    assert out.shape == x.shape[:1] + (3,) + x.shape[2:]
+    torch.testing.assert_close(out, torchs(x))
+
+
+def test_cnn3_training_step_prints_no_padding_warning():
+    # torch warns once per process about even-kernel 'same' padding, so look at a fresh process
+    code = ("import torch; from genre.models.cnn3 import CNN3; net = CNN3((128, 50), 10); "
+            "net(torch.randn(2, 1, 128, 50)).sum().backward()")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert "padding" not in done.stderr, done.stderr
 
 
 def test_mean_aggregation_averages_clip_probabilities_per_track():

@@ -30,7 +30,7 @@ from tqdm import tqdm
 from genre.data.audio import AudioDecodeError, fix_length, load_audio
 from genre.data.index import SkippedFile, Track
 from genre.features import FeatureExtractor, numpy_features
-from genre.parallel import file_lock, process_map, worker_count
+from genre.parallel import file_lock, process_map
 
 log = logging.getLogger(__name__)
 CACHE_VERSION = 1
@@ -52,7 +52,7 @@ def _is_complete(path: Path, key: str) -> bool:
 
 def _remove_stale_partials(path: Path) -> None:
     """Delete partial files of this cache left by processes that no longer run (crashed builds)."""
-    for partial in [*path.parent.glob(f"{path.stem}.partial-*.h5"), *path.parent.glob(f"{path.stem}.partial-*.slots")]:
+    for partial in path.parent.glob(f"{path.stem}.partial-*.h5"):
         pid = partial.stem.rsplit("-", 1)[-1]
         try:
             os.kill(int(pid), 0)
@@ -102,22 +102,34 @@ def _file_identity(track: Track) -> tuple[str, int, int] | tuple[str, None, None
         return str(track.path), None, None
 
 
-def _decode(job: tuple[str, int, int, int, str | None, int]) -> tuple[np.ndarray | None, str | None]:
-    """Decode one file; with a ``buffer`` file, write the waveform into its ``slot`` instead of
-    returning it (2.6 MB a track need not be pickled through a pipe: ``python -m genre.bench``)."""
-    path, sample_rate, n_samples, min_samples, buffer, slot = job
+def _decode(job: tuple[str, int, int, int, str, int]) -> str | None:
+    """Decode one file straight into its row of the cache file (``None``), or say why it can't be used.
+
+    The row is raw bytes at ``offset`` of the partial HDF5 file (a contiguous dataset, allocated when
+    created): each process writes its own tracks, so no waveform goes through a pipe and the main
+    process has no serial write to do (``python -m genre.bench``, figure 1).
+    """
+    path, sample_rate, n_samples, min_samples, target, offset = job
     try:
         waveform = load_audio(path, sample_rate)
     except AudioDecodeError as error:
-        return None, error.reason
+        return error.reason
     if waveform.shape[0] < min_samples:
-        return None, (f"too short: {waveform.shape[0] / sample_rate:.2f} s, less than one clip "
-                      f"({min_samples / sample_rate:.2f} s)")
-    waveform = fix_length(waveform, n_samples)
-    if buffer is None:
-        return waveform, None
-    np.memmap(buffer, dtype=np.float32, mode="r+", offset=slot * n_samples * 4, shape=(n_samples,))[:] = waveform
-    return None, None
+        return (f"too short: {waveform.shape[0] / sample_rate:.2f} s, less than one clip "
+                f"({min_samples / sample_rate:.2f} s)")
+    _write_at(target, offset, fix_length(waveform, n_samples))
+    return None
+
+
+def _write_at(target: str, offset: int, row: np.ndarray) -> None:
+    data = memoryview(np.ascontiguousarray(row, dtype="<f4")).cast("B")
+    fd = os.open(target, os.O_WRONLY)
+    try:
+        while data:  # pwrite may write less than asked
+            written = os.pwrite(fd, data, offset)
+            data, offset = data[written:], offset + written
+    finally:
+        os.close(fd)
 
 
 def build_audio_cache(tracks: list[Track], sample_rate: int, n_samples: int, cache_dir: str | Path,
@@ -138,41 +150,58 @@ def build_audio_cache(tracks: list[Track], sample_rate: int, n_samples: int, cac
         return _write_audio_cache(path, key, tracks, sample_rate, n_samples, num_workers, min_seconds)
 
 
+def _preallocated(f: h5py.File, name: str, shape: tuple[int, ...]) -> int:
+    """A contiguous float32 dataset whose file space is allocated now and never filled by HDF5;
+    returns the byte offset of its first element in the file."""
+    dcpl = h5py.h5p.create(h5py.h5p.DATASET_CREATE)
+    dcpl.set_alloc_time(h5py.h5d.ALLOC_TIME_EARLY)
+    dcpl.set_fill_time(h5py.h5d.FILL_TIME_NEVER)
+    dataset = f.create_dataset(name, shape=shape, dtype="<f4", dcpl=dcpl)
+    offset = dataset.id.get_offset()
+    if offset is None and dataset.size:
+        raise RuntimeError(f"HDF5 did not allocate {name} in {f.filename}")
+    return offset or 0
+
+
 def _write_audio_cache(path: Path, key: str, tracks: list[Track], sample_rate: int, n_samples: int,
                        num_workers: int | None, min_seconds: float) -> CachedTracks:
-
-    workers = worker_count(num_workers)
-    slots = 4 * workers  # decoded tracks waiting to be written, at most: memory does not grow with the corpus
-    buffer = path.with_name(f"{path.stem}.partial-{os.getpid()}.slots") if workers > 1 else None
-    jobs = [(str(t.path), sample_rate, n_samples, int(min_seconds * sample_rate),
-             str(buffer) if buffer else None, i % slots) for i, t in enumerate(tracks)]
+    row_bytes = n_samples * 4
     skipped: list[SkippedFile] = []
-    kept: list[str] = []
-    try:
-        if buffer:
-            np.memmap(buffer, dtype=np.float32, mode="w+", shape=(slots, n_samples)).flush()
-        with _atomic_h5(path, key) as f, process_map(_decode, jobs, workers, in_flight=slots) as results:
-            # contiguous (a chunked row costs 4x as much to write); rows of skipped files stay unused
-            audio = f.create_dataset("audio", shape=(len(tracks), n_samples), dtype="float32")
-            shared = np.memmap(buffer, dtype=np.float32, mode="r", shape=(slots, n_samples)) if buffer else None
-            for job, track, (waveform, reason) in tqdm(zip(jobs, tracks, results), total=len(tracks),
-                                                       desc="audio cache", unit="track"):
-                if reason is not None:
+    kept: list[int] = []
+    with _atomic_h5(path, key) as f:
+        # contiguous (a chunked row costs 4x as much to write); rows of skipped files end up unused
+        offset = _preallocated(f, "audio", (len(tracks), n_samples))
+        f.flush()
+        jobs = [(str(t.path), sample_rate, n_samples, int(min_seconds * sample_rate), f.filename,
+                 offset + i * row_bytes) for i, t in enumerate(tracks)]
+        with process_map(_decode, jobs, num_workers, chunksize=2) as results:
+            for i, (track, reason) in enumerate(tqdm(zip(tracks, results), total=len(tracks),
+                                                     desc="audio cache", unit="track")):
+                if reason is None:
+                    kept.append(i)
+                else:
                     skipped.append(SkippedFile(str(track.path), reason))
                     log.warning("skipped %s: %s", track.path, reason)
-                    continue
-                audio[len(kept)] = waveform if shared is None else shared[job[-1]]
-                kept.append(track.track_id)
-            f.create_dataset("track_id", data=np.array(kept, dtype=object), dtype=h5py.string_dtype())
-            f.attrs["sample_rate"] = sample_rate
-            f.attrs["skipped"] = json.dumps([s.__dict__ for s in skipped])
-    finally:
-        if buffer:
-            buffer.unlink(missing_ok=True)
+        _compact_rows(f.filename, offset, n_samples, kept)
+        f.create_dataset("track_id", data=np.array([tracks[i].track_id for i in kept], dtype=object),
+                         dtype=h5py.string_dtype())
+        f.attrs["sample_rate"] = sample_rate
+        f.attrs["skipped"] = json.dumps([s.__dict__ for s in skipped])
     if skipped:
         log.warning("%d of %d files could not be used (listed in the run's skipped_files.csv)",
                     len(skipped), len(tracks))
-    return CachedTracks(path, key, kept, skipped)
+    return CachedTracks(path, key, [tracks[i].track_id for i in kept], skipped)
+
+
+def _compact_rows(filename: str, offset: int, n_samples: int, kept: list[int]) -> None:
+    """Move the rows of kept tracks up over the rows of skipped ones: row ``i`` is ``track_id[i]``."""
+    moves = [(source, target) for target, source in enumerate(kept) if source != target]
+    if moves:
+        rows = np.memmap(filename, dtype="<f4", mode="r+", offset=offset, shape=(kept[-1] + 1, n_samples))
+        for source, target in moves:  # upwards, in order: a source row is never overwritten before it moves
+            rows[target] = rows[source]
+        rows.flush()
+        del rows
 
 
 def _features_of_rows(job: tuple[str, int, int, dict]) -> np.ndarray:

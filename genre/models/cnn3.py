@@ -3,7 +3,25 @@ max pooling, then a fully connected layer and a softmax over the genres."""
 from __future__ import annotations
 
 import torch
+import torch.nn.functional as F
 from torch import nn
+
+
+class SameConv2d(nn.Conv2d):
+    """A convolution whose output has its input's size ('same' padding), for even kernels too.
+
+    ``padding="same"`` with an even kernel makes torch warn, on every run, that it copies the input
+    to pad it unevenly; this pads the same way (the extra row and column at the end) with one
+    explicit ``F.pad``, so outputs, parameters and checkpoints are those of ``padding="same"``.
+    """
+
+    def __init__(self, in_channels: int, out_channels: int, kernel_size: int):
+        super().__init__(in_channels, out_channels, kernel_size, padding=0)
+        total = kernel_size - 1
+        self.pads = (total // 2, total - total // 2) * 2  # (left, right, top, bottom)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return super().forward(F.pad(x, self.pads))
 
 
 class CNN3(nn.Module):
@@ -25,7 +43,7 @@ class CNN3(nn.Module):
         in_channels = 1
         for out_channels in channels:
             pool_shape = (pool if height >= pool else 1, pool if width >= pool else 1)
-            layers += [nn.Conv2d(in_channels, out_channels, kernel_size, padding="same"),
+            layers += [SameConv2d(in_channels, out_channels, kernel_size),
                        nn.ReLU(inplace=True), nn.MaxPool2d(pool_shape)]
             height, width = height // pool_shape[0], width // pool_shape[1]
             in_channels = out_channels
