@@ -192,27 +192,73 @@ def figure_main_command(work: Path, extra: list[str]) -> dict:
             "first_over_second": first_s / second_s}
 
 
-def figure_gpu(clip_frames: int) -> dict | None:
-    """7. cnn3 training samples per second on the GPU, and the GPU's busy fraction during steps."""
-    if not torch.cuda.is_available():
+def _timed_steps(model, batches, optimizer, device: torch.device) -> tuple[float, float | None]:
+    """Wall time of training steps over ``batches`` (moved to ``device`` as a Lightning loop would),
+    and on a GPU the time its kernels ran: the sum over steps of CUDA event time from the moment the
+    step's batch is there to the end of ``optimizer.step`` (time waiting for data is not in it)."""
+    cuda = device.type == "cuda"
+    scaler = torch.amp.GradScaler(enabled=cuda)   # trainer=gpu trains in 16-mixed precision
+    events = []
+    start = time.perf_counter()
+    for x, y in batches:
+        x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
+        if cuda:
+            events.append((torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)))
+            events[-1][0].record()
+        with torch.autocast(device.type, dtype=torch.float16, enabled=cuda):
+            loss = torch.nn.functional.cross_entropy(model(x), y)
+        optimizer.zero_grad()
+        scaler.scale(loss).backward()
+        scaler.step(optimizer)
+        scaler.update()
+        if cuda:
+            events[-1][1].record()
+    if cuda:
+        torch.cuda.synchronize()
+    wall = time.perf_counter() - start
+    busy = sum(a.elapsed_time(b) for a, b in events) / 1000 if cuda else None
+    return wall, busy
+
+
+def figure_gpu(features_cache, n_frames: int, clip_frames: int, device: str | None = None,
+               clips: int = 4096, batch_size: int = 64, loader_workers: int | None = None) -> dict | None:
+    """7. cnn3 training throughput on the GPU (``device``; default: CUDA when there is one, else the
+    figure is left out): samples per second fed by the real DataLoader from the feature cache vs on
+    batches already in device memory, the GPU's busy fraction in each, and what holds it back."""
+    if device is None and not torch.cuda.is_available():
         return None
-    device = torch.device("cuda")
+    device = torch.device(device or "cuda")
+    cuda = device.type == "cuda"
+    n_tracks = len(features_cache.track_ids)
+    rows = list(range(n_tracks))
+    dataset = RandomClips(str(features_cache.path), rows, [r % 10 for r in rows], clip_frames, n_frames,
+                          clips_per_track=-(-clips // n_tracks))
+    workers = min(4, os.cpu_count() or 1) if loader_workers is None else loader_workers
+    loader = torch.utils.data.DataLoader(dataset, batch_size=batch_size, shuffle=True, drop_last=True,
+                                         num_workers=workers, pin_memory=cuda, persistent_workers=workers > 0)
+    torch.manual_seed(0)
     model = CNN3((N_MELS, clip_frames), 10).to(device)
     optimizer = torch.optim.Adam(model.parameters())
-    x = torch.randn(64, 1, N_MELS, clip_frames, device=device)
-    y = torch.randint(0, 10, (64,), device=device)
-    _train_steps(model, [(x, y)] * 5, optimizer)
-    torch.cuda.synchronize()
-    steps = 50
-    start_event, end_event = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
-    wall_start = time.perf_counter()
-    start_event.record()
-    _train_steps(model, [(x, y)] * steps, optimizer)
-    end_event.record()
-    torch.cuda.synchronize()
-    wall_s = time.perf_counter() - wall_start
-    return {"device": torch.cuda.get_device_name(), "batch": 64, "samples_per_s": steps * 64 / wall_s,
-            "gpu_busy_fraction": start_event.elapsed_time(end_event) / 1000 / wall_s}
+    on_device = [(x.to(device), y.to(device)) for x, y in loader]   # also starts the loader's workers
+    _timed_steps(model, on_device[:3], optimizer, device)            # warm-up (cuDNN autotune, allocator)
+    memory_s, memory_busy = _timed_steps(model, on_device, optimizer, device)
+    loader_s, loader_busy = _timed_steps(model, loader, optimizer, device)
+    samples = len(on_device) * batch_size
+    slowdown = loader_s / memory_s
+    if slowdown > 1.15:
+        held_back_by = f"the data pipeline: {workers} DataLoader workers reading clips from HDF5"
+    elif memory_busy is not None and memory_busy / memory_s < 0.8:
+        held_back_by = ("kernel launches: each step's Python and launch overhead on the CPU takes longer "
+                        "than its kernels (cnn3 is small for this GPU; a larger batch fills it)")
+    else:
+        held_back_by = "the model's compute on the device"
+    return {"device": torch.cuda.get_device_name(device) if cuda else str(device), "batch": batch_size,
+            "samples": samples, "loader_workers": workers, "precision": "16-mixed" if cuda else "32",
+            "samples_per_s_dataloader": samples / loader_s, "samples_per_s_in_memory": samples / memory_s,
+            "dataloader_over_in_memory": slowdown,
+            "gpu_busy_fraction_dataloader": loader_busy / loader_s if cuda else None,
+            "gpu_busy_fraction_in_memory": memory_busy / memory_s if cuda else None,
+            "held_back_by": held_back_by}
 
 
 def run(tracks_per_genre: int, seconds: float, n_clips: int, main_command: bool, memory: bool,
@@ -238,7 +284,7 @@ def run(tracks_per_genre: int, seconds: float, n_clips: int, main_command: bool,
             figures["6_main_command"] = figure_main_command(work, [
                 f"dataset.tracks_per_genre={tracks_per_genre}", f"dataset.track_seconds={seconds}",
                 "trainer.max_epochs=2"] if smoke else [])
-        gpu = figure_gpu(clip_frames)
+        gpu = figure_gpu(features_cache, n_frames, clip_frames)
         if gpu:
             figures["7_gpu"] = gpu
     return {"machine": {"cpus": os.cpu_count(), "platform": platform.platform(), "python": platform.python_version(),

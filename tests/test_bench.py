@@ -33,3 +33,25 @@ def test_benchmark_at_a_tiny_size_writes_every_figure(tmp_path, capsys):
     assert 0 <= results["figures"]["3_feature_extraction"]["max_abs_diff_db"] < 0.01
     printed = capsys.readouterr().out
     assert all(name in printed for name in FIGURES)
+
+
+def test_gpu_figure_plumbing_on_the_cpu(tmp_path):
+    # figure 7 runs only where CUDA is; its measurement loop is checked here on the CPU
+    from genre.data.cache import build_audio_cache, build_feature_cache
+    from genre.data.index import Track
+    from genre.features import FeatureExtractor
+
+    from conftest import write_tone
+
+    tracks = [Track(f"t{i}", write_tone(tmp_path / f"t{i}.wav", 12.0, bench.SAMPLE_RATE, 200 + 50 * i), "blues")
+              for i in range(3)]
+    n_samples = 12 * bench.SAMPLE_RATE
+    audio = build_audio_cache(tracks, bench.SAMPLE_RATE, n_samples, tmp_path / "cache", num_workers=1)
+    extractor = FeatureExtractor(**bench.FEATURES)
+    features = build_feature_cache(audio, extractor, tmp_path / "cache", num_workers=1)
+    clip_frames = extractor.n_frames(int(bench.CLIP_SECONDS * bench.SAMPLE_RATE))
+    figure = bench.figure_gpu(features, extractor.n_frames(n_samples), clip_frames, device="cpu", clips=48,
+                              batch_size=16, loader_workers=1)
+    assert figure["samples"] == 48 and figure["device"] == "cpu"
+    assert figure["samples_per_s_dataloader"] > 0 and figure["samples_per_s_in_memory"] > 0
+    assert figure["dataloader_over_in_memory"] > 0 and figure["held_back_by"]
