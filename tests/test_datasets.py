@@ -176,3 +176,62 @@ def test_folder_takes_any_format_rate_and_channel_count(tmp_path):
     assert Counter(t.split for t in index.tracks) == {"train": 2, "val": 2, "test": 2}
     with pytest.raises(DatasetError, match="one sub-folder per genre"):
         folder(str(tmp_path / "jazz" / "live"), split="random")
+
+
+# ---- artist-conditional split ---------------------------------------------------------------------
+
+def artist_tracks(n_artists=30, seed=0):
+    """Artists with 1 to 8 tracks each, mostly of one genre, some of two."""
+    import numpy as np
+
+    from genre.data.index import Track
+
+    rng = np.random.default_rng(seed)
+    genres = ["Jazz", "Rock", "Rap"]
+    tracks = []
+    for a in range(n_artists):
+        main = genres[a % 3]
+        for k in range(int(rng.integers(1, 9))):
+            genre = genres[(a + 1) % 3] if k == 4 else main
+            tracks.append(Track(f"a{a:02d}t{k}", Path(f"/x/a{a}/{k}.mp3"), genre, artist=f"Artist {a}"))
+    return tracks
+
+
+def test_artist_split_keeps_each_artist_on_one_side_near_the_fractions():
+    from genre.data.splits import apply_split
+
+    tracks = artist_tracks()
+    fractions = {"train": 0.6, "val": 0.2, "test": 0.2}
+    assigned, protocol = apply_split(tracks, "artist", "fma", fractions=fractions, split_seed=4)
+    assert sorted(t.track_id for t in assigned) == sorted(t.track_id for t in tracks)  # each track once
+    sides = {}
+    for t in assigned:
+        sides.setdefault(t.artist, set()).add(t.split)
+    assert all(len(s) == 1 for s in sides.values())           # no artist on two sides
+    counts = Counter(t.split for t in assigned)
+    for split, share in fractions.items():                  # whole artists: near, not exactly, the share
+        assert abs(counts[split] / len(assigned) - share) < 0.08, counts
+    assert protocol == "random-stratified-by-artist(train=0.6,val=0.2,test=0.2,seed=4)"
+    again, _ = apply_split(list(reversed(tracks)), "artist", "fma", fractions=fractions, split_seed=4)
+    other, _ = apply_split(tracks, "artist", "fma", fractions=fractions, split_seed=5)
+    split_of = lambda result: {t.track_id: t.split for t in result}  # noqa: E731
+    assert split_of(again) == split_of(assigned) and split_of(other) != split_of(assigned)
+
+
+def test_artist_split_needs_artists(tmp_path):
+    root = str(gtzan_tree(tmp_path, "genres", "au", per_genre=3))
+    with pytest.raises(DatasetError, match=r"split=artist: 30 of 30 tracks of gtzan have no artist"):
+        gtzan(root, split="artist")
+    with pytest.raises(DatasetError, match=r"offers \['artist', 'filtered', 'kfold', 'random'\]"):
+        gtzan(root, split="by-album")
+
+
+def test_fma_artist_split_from_tracks_csv(tmp_path):
+    root = fma_tree(tmp_path, FMA_ROWS, {})
+    index = fma(str(root), subset="medium", audio_dir=str(root / "fma_small"), split="artist",
+                fractions={"train": 0.4, "val": 0.3, "test": 0.3})
+    sides = {}
+    for t in index.tracks:
+        sides.setdefault(t.artist, set()).add(t.split)
+    assert len(sides) == 3 and all(len(s) == 1 for s in sides.values())
+    assert index.split_protocol.startswith("random-stratified-by-artist(")

@@ -223,6 +223,26 @@ def test_msd_dataset_reads_previews_on_disk_and_reports_the_missing(msd_tree):
         msd(labels=str(root / "cd2c.cls"), previews=str(root / "empty"), split="random")
 
 
+def test_msd_artist_split_reads_artists_from_the_metadata(msd_tree):
+    root, data_dir, tracks = msd_tree
+    out = root / "previews"
+    out.mkdir()
+    for tid in tracks:
+        (out / f"{tid}.mp3").write_bytes(b"")
+    fractions = {"train": 0.6, "val": 0.2, "test": 0.2}
+    index = msd(labels=str(root / "cd2c.cls"), previews=str(out), split="artist", fractions=fractions,
+                metadata=str(data_dir))
+    sides = {}
+    for t in index.tracks:
+        sides.setdefault(t.artist, set()).add(t.split)
+    assert set(sides) == {f"Artist {n}" for n in range(5)}     # 18 tracks of 5 artists, 3 genres each
+    assert all(len(s) == 1 for s in sides.values())           # an artist's tracks stay on one side
+    assert {"train", "test"} <= {s.pop() for s in sides.values()}  # 5 artists: too few for all three
+    assert "by-artist" in index.split_protocol
+    with pytest.raises(DatasetError, match="dataset.metadata"):
+        msd(labels=str(root / "cd2c.cls"), previews=str(out), split="artist", fractions=fractions)
+
+
 @pytest.mark.slow
 def test_train_on_downloaded_previews(msd_tree, server, monkeypatch, capsys):
     from conftest import compose_config, tiny_overrides

@@ -6,6 +6,7 @@ and where the dataset can be obtained, before any work starts.
 """
 from __future__ import annotations
 
+import dataclasses
 import logging
 from importlib import resources
 from pathlib import Path
@@ -156,14 +157,17 @@ def fma(root: str, split: str = "official", subset: str = "small", track_seconds
 
 
 def msd(labels: str, previews: str, split: str = "random", fraction: float = 1.0, sample_seed: int = 0,
-        genres: list[str] | None = None, track_seconds: float = 30.0, **split_options) -> DatasetIndex:
+        genres: list[str] | None = None, track_seconds: float = 30.0, metadata: str | None = None,
+        **split_options) -> DatasetIndex:
     """Million Song Dataset tracks with genre ``labels`` (tagtraum ``.cls``) and their 7digital previews.
 
     Previews are read from ``<previews>/<TRACKID>.mp3``, however they got there (the downloader
     ``python -m genre.data.sevendigital`` writes that layout). A selected track without a preview is
     reported, not fatal. ``fraction``/``sample_seed`` keep a seeded share of the labelled tracks.
+    ``metadata`` (the MSD summary file or ``data/`` folder) gives each track its artist, which
+    ``split=artist`` needs.
     """
-    from genre.data.msd import read_genre_labels, select_tracks
+    from genre.data.msd import read_genre_labels, read_msd_metadata, select_tracks
 
     labels_by_track = read_genre_labels(labels)
     genre_list = gtzan_layout.check_genres(genres, list(set(labels_by_track.values())), "msd")
@@ -176,5 +180,9 @@ def msd(labels: str, previews: str, split: str = "random", fraction: float = 1.0
                            f"--out {previews} (see README)")
     skipped = [SkippedFile(str(folder_path / f"{t}.mp3"), "no preview on disk")
                for t in chosen if not (folder_path / f"{t}.mp3").is_file()]
+    if metadata:
+        songs = read_msd_metadata(metadata, [t.track_id for t in present])
+        present = [dataclasses.replace(t, artist=songs[t.track_id].artist if t.track_id in songs else None)
+                   for t in present]
     tracks, protocol = apply_split(present, split, "msd", **split_options)
     return DatasetIndex("msd", genre_list, tracks, protocol, track_seconds, skipped)

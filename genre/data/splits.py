@@ -20,16 +20,19 @@ def _shuffled_by_genre(tracks: list[Track], seed: int) -> list[list[Track]]:
     return [[by_genre[genre][i] for i in rng.permutation(len(by_genre[genre]))] for genre in sorted(by_genre)]
 
 
+def _check_fractions(train: float, val: float, test: float) -> None:
+    if min(train, val, test) < 0 or abs(train + val + test - 1.0) > 1e-6:
+        raise DatasetError(f"dataset.fractions train={train}, val={val}, test={test} must be "
+                           f"non-negative and add up to 1")
+
+
 def random_stratified(tracks: list[Track], train: float, val: float, test: float,
                       seed: int) -> tuple[list[Track], str]:
     """Seeded split by track, stratified by genre: each genre is shuffled and cut into fractions.
 
     Returns the tracks with ``split`` set, and the protocol string tagged on the run.
     """
-    total = train + val + test
-    if min(train, val, test) < 0 or abs(total - 1.0) > 1e-6:
-        raise DatasetError(f"dataset.fractions train={train}, val={val}, test={test} must be "
-                           f"non-negative and add up to 1")
+    _check_fractions(train, val, test)
     assigned: list[Track] = []
     for members in _shuffled_by_genre(tracks, seed):
         n_test = int(round(len(members) * test))
@@ -38,6 +41,43 @@ def random_stratified(tracks: list[Track], train: float, val: float, test: float
             split = "test" if position < n_test else "val" if position < n_test + n_val else "train"
             assigned.append(dataclasses.replace(track, split=split))
     protocol = f"random-stratified-by-track(train={train:g},val={val:g},test={test:g},seed={seed})"
+    return assigned, protocol
+
+
+def artist_stratified(tracks: list[Track], train: float, val: float, test: float, seed: int,
+                      dataset: str = "this dataset") -> tuple[list[Track], str]:
+    """Seeded artist-conditional split: all tracks of an artist land in one split, so a model cannot
+    score by recognising an artist it heard in training (the artist effect; FMA's official split and
+    GTZAN's filtered split are made the same way).
+
+    Artists are grouped by their most frequent genre; each genre's artists, in a seeded order, go
+    one by one to the split furthest below its share of that genre's tracks.
+    """
+    _check_fractions(train, val, test)
+    unknown = [t for t in tracks if not t.artist]
+    if unknown:
+        raise DatasetError(f"dataset.split=artist: {len(unknown)} of {len(tracks)} tracks of {dataset} have no "
+                           f"artist (e.g. {unknown[0].track_id}); artists come from FMA's tracks.csv and, for "
+                           f"dataset=msd, from dataset.metadata (the MSD summary file or data/ folder)")
+    by_artist: dict[str, list[Track]] = defaultdict(list)
+    for track in sorted(tracks, key=lambda t: t.track_id):
+        by_artist[track.artist].append(track)
+    artists_of_genre: dict[str, list[str]] = defaultdict(list)
+    for artist in sorted(by_artist):
+        genres = sorted(t.genre for t in by_artist[artist])
+        artists_of_genre[max(genres, key=genres.count)].append(artist)
+    rng = np.random.default_rng(seed)
+    shares = {"test": test, "val": val, "train": train}
+    assigned: list[Track] = []
+    for genre in sorted(artists_of_genre):
+        artists = [artists_of_genre[genre][i] for i in rng.permutation(len(artists_of_genre[genre]))]
+        total = sum(len(by_artist[a]) for a in artists)
+        counts = dict.fromkeys(shares, 0)
+        for artist in artists:
+            split = max(shares, key=lambda s: shares[s] * total - counts[s])  # ties: test, val, train
+            counts[split] += len(by_artist[artist])
+            assigned += [dataclasses.replace(t, split=split) for t in by_artist[artist]]
+    protocol = f"random-stratified-by-artist(train={train:g},val={val:g},test={test:g},seed={seed})"
     return assigned, protocol
 
 
@@ -75,11 +115,16 @@ def apply_split(tracks: list[Track], split: str, dataset: str, fractions: dict |
                 split_seed: int = 0, folds: int = 10, fold: int = 0, offers: tuple[str, ...] = ()
                 ) -> tuple[list[Track], str]:
     """The protocols every dataset offers (``dataset.split``): ``random`` (``dataset.fractions``,
-    ``dataset.split_seed``) and ``kfold`` (``dataset.folds``, ``dataset.fold``, ``dataset.split_seed``).
+    ``dataset.split_seed``), ``artist`` (the same, artist-conditional; needs the tracks' artists) and
+    ``kfold`` (``dataset.folds``, ``dataset.fold``, ``dataset.split_seed``).
     ``offers`` names the dataset's own protocols, for the error message."""
+    fractions = fractions or {"train": 0.8, "val": 0.1, "test": 0.1}
     if split == "random":
-        fractions = fractions or {"train": 0.8, "val": 0.1, "test": 0.1}
         return random_stratified(tracks, fractions["train"], fractions["val"], fractions["test"], split_seed)
+    if split == "artist":
+        return artist_stratified(tracks, fractions["train"], fractions["val"], fractions["test"], split_seed,
+                                 dataset)
     if split == "kfold":
         return kfold_stratified(tracks, folds, fold, split_seed)
-    raise DatasetError(f"dataset.split={split!r}: dataset '{dataset}' offers {sorted({'random', 'kfold', *offers})}")
+    raise DatasetError(f"dataset.split={split!r}: dataset '{dataset}' offers "
+                       f"{sorted({'random', 'artist', 'kfold', *offers})}")
