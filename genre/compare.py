@@ -29,8 +29,8 @@ from omegaconf import DictConfig, OmegaConf
 from genre.tracking import resolve_tracking_uri
 
 METRICS = (("test/acc", "clip acc"), ("test/track_acc", "track acc"),
-           ("test/features_silhouette", "feature silhouette"), ("test/features_knn_acc", "feature 5-NN acc"),
-           ("test/embeddings_knn_acc", "embedding 5-NN acc"))
+           ("test/features_silhouette", "feature silhouette"), ("test/features_knn_acc", "feature k-NN acc"),
+           ("test/embeddings_knn_acc", "embedding k-NN acc"))
 GROUP_PARAMS = ("dataset/genres", "features/window_ms", "features/stride_ms", "features/n_mels",
                 "features/n_mfcc", "data/clip_seconds", "data/aggregation")
 COMPARISON_TAG = "genre.kind"

@@ -191,7 +191,7 @@ def log_training_outputs(logger: MLFlowLogger, module: GenreClassifier, data: Pr
         for score, value in scores.items():
             client.log_metric(run_id, f"test/{name}_{score}", value)
         title = (f"t-SNE of {what} ({data.index.name} test)\n"
-                 f"silhouette {scores['silhouette']:.2f}, 5-NN accuracy {scores['knn_acc']:.1%}")
+                 f"silhouette {scores['silhouette']:.2f}, {scores['knn_k']:.0f}-NN accuracy {scores['knn_acc']:.1%}")
         log_figure(client, run_id, tsne_figure(points, labels, module.genres, title, seed), f"tsne_{name}.png")
     if data.skipped:
         client.log_text(run_id, skipped_csv(data.skipped), "skipped_files.csv")

@@ -110,3 +110,6 @@ def test_separation_scores_tell_separated_from_mixed_genres():
     good, bad = separation_scores(separated, labels), separation_scores(mixed, labels)
     assert good["knn_acc"] > 0.95 and good["silhouette"] > 0.5
     assert bad["knn_acc"] < 0.6 and abs(bad["silhouette"]) < 0.1
+    assert good["knn_k"] == 5
+    few = separation_scores(separated[[0, 1, 2, 20, 21, 22, 40, 41, 42]], labels[[0, 1, 2, 20, 21, 22, 40, 41, 42]])
+    assert few["knn_k"] == 2   # 3 points a genre: at most 2 neighbours of the same genre, so k is 2, and says so
