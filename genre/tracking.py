@@ -7,7 +7,6 @@ name any MLflow store, e.g. ``http://host:5000`` for a shared ``mlflow server``.
 """
 from __future__ import annotations
 
-import json
 import logging
 import os
 import subprocess
@@ -28,17 +27,25 @@ from sklearn.metrics import classification_report, confusion_matrix
 
 from genre.data.datamodule import PreparedData
 from genre.data.index import skipped_csv
-from genre.errors import TrackingError
+from genre.errors import ConfigError, TrackingError
 from genre.module import GenreClassifier
 from genre.plots import confusion_figure, tsne_figure
+from genre.replay import metrics_line, status_line
 from genre.separation import separation_scores
 
 log = logging.getLogger(__name__)
 
 
 def resolve_tracking_uri(tracking_uri: str | None, root_dir: str | Path) -> str:
-    """``None`` -> ``sqlite:///<absolute root_dir>/mlflow.db``; anything else as given."""
+    """``None`` -> ``sqlite:///<absolute root_dir>/mlflow.db``; anything else as given.
+
+    A URI with a password in it is refused: the URI is recorded in the run's params and checkpoints.
+    """
     if tracking_uri:
+        if urllib.parse.urlsplit(str(tracking_uri)).password:
+            raise ConfigError("logger.tracking_uri holds a password, and the URI is recorded in every run's "
+                              "params and checkpoints: drop the user:password@ part and set MLFLOW_TRACKING_USERNAME "
+                              "and MLFLOW_TRACKING_PASSWORD (or MLFLOW_TRACKING_TOKEN) in the environment instead")
         return str(tracking_uri)
     return f"sqlite:///{(Path(root_dir) / 'mlflow.db').resolve()}"
 
@@ -90,7 +97,8 @@ class ResilientMLFlowLogger(MLFlowLogger):
 
     A metrics call that fails is written to ``unsent_metrics.jsonl`` in the run's output directory
     instead (one JSON object per call: step and values) and training goes on; later calls try the
-    server again. Checkpoints are local files and are not affected.
+    server again. Checkpoints are local files and are not affected. ``python -m genre.replay`` sends
+    the kept metrics (and the run's final status) once the server is back.
     """
 
     def __init__(self, *args, unsent_path: Path | None = None, **kwargs):
@@ -111,8 +119,7 @@ class ResilientMLFlowLogger(MLFlowLogger):
             self.unsent += 1
             self.unsent_path.parent.mkdir(parents=True, exist_ok=True)
             with open(self.unsent_path, "a") as f:
-                f.write(json.dumps({"run_id": self._run_id, "step": step,
-                                    "metrics": {k: float(v) for k, v in metrics.items()}}) + "\n")
+                f.write(metrics_line(self._run_id, step, metrics))
 
     @rank_zero_only
     def finalize(self, status: str = "success") -> None:
@@ -120,6 +127,13 @@ class ResilientMLFlowLogger(MLFlowLogger):
             super().finalize(status)
         except Exception as error:
             log.warning("could not mark the MLflow run finished (%s)", type(error).__name__)
+            if self.unsent_path is not None and self._run_id is not None:
+                with open(self.unsent_path, "a") as f:
+                    f.write(status_line(self._run_id, status))
+        if self.unsent and self.unsent_path is not None:
+            log.warning("%d metrics calls the tracking server refused are in %s; when it is back: "
+                        "python -m genre.replay %s --tracking-uri <server>", self.unsent, self.unsent_path,
+                        self.unsent_path)
 
 
 def create_logger(experiment_name: str, tracking_uri: str, artifact_location: str | None,

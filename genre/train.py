@@ -18,7 +18,7 @@ from genre.data.index import DatasetIndex
 from genre.errors import ConfigError
 from genre.features import FeatureExtractor
 from genre.module import GenreClassifier
-from genre.tracking import (create_logger, git_commit, is_tracking_server, log_training_outputs,
+from genre.tracking import (check_reachable, create_logger, git_commit, is_tracking_server, log_training_outputs,
                             resolve_artifact_location, resolve_tracking_uri)
 
 log = logging.getLogger(__name__)
@@ -134,14 +134,15 @@ def train(cfg: DictConfig) -> dict:
     """
     refuse_relaunching_ddp_in_sweeps(cfg)
     resume = resume_point(cfg)
+    root_dir = cfg.paths.root_dir
+    tracking_uri = resolve_tracking_uri(cfg.logger.tracking_uri, root_dir)
+    check_reachable(tracking_uri)                    # a missing server stops the run before any cache build
     pl.seed_everything(cfg.seed, workers=True)
     frontend = build_frontend(cfg.features)          # invalid settings fail here, before any work
     data = prepare_data(cfg, frontend)               # and bad data here, before any epoch
     module = build_classifier(cfg, data.genres, frontend, data.clip_frames)
     module.normalize.set(data.band_mean, data.band_std)
     resolved = OmegaConf.to_container(cfg, resolve=True)
-    root_dir = cfg.paths.root_dir
-    tracking_uri = resolve_tracking_uri(cfg.logger.tracking_uri, root_dir)
     logger = create_logger(cfg.logger.experiment_name, tracking_uri,
                            resolve_artifact_location(cfg.logger.artifact_location, root_dir,
                                                      cfg.logger.experiment_name, tracking_uri),

@@ -19,6 +19,8 @@ from conftest import ROOT, compose_config, tiny_overrides
     ("data.clip_seconds=9", "clip_seconds"),             # longer than the 6-s tracks
     ("dataset.genres=[classical,polka]", "polka"),
     ("dataset.fractions.test=0.5", "fractions"),
+    ("logger.tracking_uri=http://127.0.0.1:9", "cannot reach the MLflow tracking server"),  # nothing listens
+    ("logger.tracking_uri=http://ann:hunter2@127.0.0.1:9", "MLFLOW_TRACKING_PASSWORD"),
 ])
 def test_invalid_settings_fail_before_training(tmp_path, override, named):
     cfg = compose_config("train", tiny_overrides() + override.split(), tmp_path)
@@ -26,6 +28,15 @@ def test_invalid_settings_fail_before_training(tmp_path, override, named):
         train(cfg)
     assert not (tmp_path / "mlflow.db").exists()          # no run was started
     assert not (tmp_path / "cache").exists() or not any((tmp_path / "cache").glob("features-*"))
+
+
+def test_a_password_in_the_tracking_uri_is_refused_without_repeating_it(tmp_path):
+    cfg = compose_config("train", tiny_overrides() + ["logger.tracking_uri=https://ann:hunter2@mlflow.example:443"],
+                         tmp_path)
+    with pytest.raises(USER_ERRORS) as refused:
+        train(cfg)
+    assert "logger.tracking_uri" in str(refused.value) and "hunter2" not in str(refused.value)
+    assert not (tmp_path / "cache").exists()               # refused before the corpus and caches
 
 
 def test_missing_gtzan_folder_says_what_was_expected_and_where_to_get_it(tmp_path):

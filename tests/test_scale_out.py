@@ -154,10 +154,29 @@ def test_server_lost_mid_run_training_finishes_and_keeps_checkpoints(tmp_path):
             os.killpg(server.pid, signal.SIGKILL)
     assert run.returncode == 0, output[-3000:]
     assert (tmp_path / "run" / "checkpoints" / "last.ckpt").is_file()
-    unsent = (tmp_path / "run" / "unsent_metrics.jsonl").read_text().splitlines()
+    unsent_path = tmp_path / "run" / "unsent_metrics.jsonl"
+    unsent = unsent_path.read_text().splitlines()
     assert any('"val/track_acc"' in line for line in unsent)      # epochs after the loss, kept locally
-    assert '"test/track_acc"' in unsent[-1]
-    assert "metrics are kept in" in output
+    assert '"test/track_acc"' in unsent[-2] and '"status": "FINISHED"' in unsent[-1]
+    assert "metrics are kept in" in output and "python -m genre.replay" in output
+
+    # the server comes back (same store): the kept metrics go to the same run, each epoch once
+    uri = f"http://127.0.0.1:{port}"
+    replay = [sys.executable, "-m", "genre.replay", str(unsent_path), "--tracking-uri", uri]
+    assert subprocess.run(replay, cwd=ROOT, capture_output=True, text=True).returncode == 1  # still away
+    assert unsent_path.read_text().splitlines() == unsent                                  # nothing lost
+    server = start_server(tmp_path / "server", port)
+    try:
+        done = subprocess.run(replay, cwd=ROOT, capture_output=True, text=True)
+        assert done.returncode == 0, done.stderr
+        client = mlflow.MlflowClient(uri)
+        [run_info] = client.search_runs([client.get_experiment_by_name("genre").experiment_id])
+        history = client.get_metric_history(run_info.info.run_id, "val/track_acc")
+        assert sorted(m.step for m in history) == sorted({m.step for m in history}) and len(history) == 6
+        assert run_info.info.status == "FINISHED" and "test/track_acc" in run_info.data.metrics
+        assert not unsent_path.exists() and unsent_path.with_name("unsent_metrics.sent.jsonl").is_file()
+    finally:
+        os.killpg(server.pid, signal.SIGKILL)
 
 
 def test_resume_after_sigkill_continues_the_same_run_once_per_epoch(tmp_path):

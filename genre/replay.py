@@ -1,0 +1,98 @@
+"""Send the metrics a run kept locally, while its tracking server was away, to the run.
+
+    python -m genre.replay <run output dir>/unsent_metrics.jsonl [--tracking-uri http://host:5000]
+
+A run whose tracking server went away mid-run trains on and writes each metrics call the server
+refused to ``unsent_metrics.jsonl`` in its output directory (one JSON object a line: run id, step,
+time and values), and, if the run could not be marked finished, a last line with its status. Once
+the server is back, this sends them to the same MLflow run with their original steps and times and
+marks the run finished. What was sent is not sent twice: the file is renamed
+``unsent_metrics.sent.jsonl`` when everything went through, or keeps only the lines still unsent.
+The tracking URI is never written to the file (it may hold credentials): pass it, or set
+``MLFLOW_TRACKING_URI``.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from pathlib import Path
+
+MLFLOW_STATUS = {"success": "FINISHED", "finished": "FINISHED", "failed": "FAILED", "killed": "KILLED"}
+
+
+def metrics_line(run_id: str, step: int | None, metrics: dict[str, float]) -> str:
+    """One line of ``unsent_metrics.jsonl``: a metrics call the tracking server refused."""
+    return json.dumps({"run_id": run_id, "step": step, "timestamp": int(time.time() * 1000),
+                       "metrics": {k: float(v) for k, v in metrics.items()}}) + "\n"
+
+
+def status_line(run_id: str, status: str) -> str:
+    """The last line of ``unsent_metrics.jsonl`` when the run could not be marked finished."""
+    return json.dumps({"run_id": run_id, "status": MLFLOW_STATUS.get(status.lower(), status.upper())}) + "\n"
+
+
+def replay(path: Path, tracking_uri: str) -> tuple[int, int]:
+    """Send every line of ``path`` to ``tracking_uri``; returns (metric values sent, runs marked).
+
+    Stops at the first line the store refuses, leaving that line and the ones after it in ``path``.
+    """
+    from mlflow import MlflowClient
+    from mlflow.entities import Metric
+
+    lines = [line for line in path.read_text().splitlines() if line.strip()]
+    client = MlflowClient(tracking_uri)
+    sent = marked = 0
+    for number, line in enumerate(lines):
+        try:
+            record = json.loads(line)
+            if "status" in record:
+                client.set_terminated(record["run_id"], record["status"])
+                marked += 1
+            else:
+                timestamp = record.get("timestamp") or int(time.time() * 1000)
+                client.log_batch(record["run_id"], metrics=[
+                    Metric(key, value, timestamp, record["step"] or 0) for key, value in record["metrics"].items()])
+                sent += len(record["metrics"])
+        except BaseException:
+            _keep(path, lines[number:])
+            raise
+    os.replace(path, path.with_name(path.name.replace(".jsonl", ".sent.jsonl")))
+    return sent, marked
+
+
+def _keep(path: Path, lines: list[str]) -> None:
+    partial = path.with_name(path.name + ".partial")
+    partial.write_text("".join(line + "\n" for line in lines))
+    os.replace(partial, path)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m genre.replay", description=__doc__.split("\n")[0])
+    parser.add_argument("path", type=Path, help="a run's unsent_metrics.jsonl")
+    parser.add_argument("--tracking-uri", default=os.environ.get("MLFLOW_TRACKING_URI"),
+                        help="the run's tracking store (default: $MLFLOW_TRACKING_URI)")
+    args = parser.parse_args(argv)
+    if not args.tracking_uri:
+        print("error: name the run's tracking store: --tracking-uri http://host:5000 (or set MLFLOW_TRACKING_URI)",
+              file=sys.stderr)
+        return 2
+    if not args.path.is_file():
+        print(f"error: {args.path} does not exist: a run writes unsent_metrics.jsonl in its output directory "
+              f"only when its tracking server refused metrics", file=sys.stderr)
+        return 2
+    try:
+        sent, marked = replay(args.path, args.tracking_uri)
+    except Exception as error:
+        print(f"error: the tracking store refused the metrics ({type(error).__name__}: {str(error)[:300]}); "
+              f"what was not sent is still in {args.path}: run this again when the store is back", file=sys.stderr)
+        return 1
+    print(f"sent {sent} metric values" + (f" and set the final status of {marked} run(s)" if marked else "") +
+          f"; {args.path.name} renamed {args.path.name.replace('.jsonl', '.sent.jsonl')}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,39 @@
+import json
+
+import mlflow
+import pytest
+
+from genre import replay
+
+
+def test_replay_sends_kept_metrics_once_and_keeps_what_was_refused(tmp_path, capsys):
+    uri = f"sqlite:///{tmp_path}/mlflow.db"
+    client = mlflow.MlflowClient(uri)
+    experiment = client.create_experiment("genre", artifact_location=str(tmp_path / "artifacts"))
+    run_id = client.create_run(experiment).info.run_id
+    client.log_metric(run_id, "val/acc", 0.5, step=0)             # epoch 0 reached the store
+    kept = tmp_path / "unsent_metrics.jsonl"
+    kept.write_text(replay.metrics_line(run_id, 1, {"val/acc": 0.6, "train/loss": 1.5})
+                    + replay.metrics_line(run_id, 2, {"val/acc": 0.7})
+                    + replay.metrics_line("0" * 32, 3, {"val/acc": 0.9})     # a run the store does not know
+                    + replay.status_line(run_id, "success"))
+    with pytest.raises(mlflow.exceptions.MlflowException):
+        replay.replay(kept, uri)
+    left = kept.read_text().splitlines()
+    assert len(left) == 2 and json.loads(left[0])["run_id"] == "0" * 32   # sent lines are gone, the rest kept
+    assert [(m.step, m.value) for m in client.get_metric_history(run_id, "val/acc")] == [(0, 0.5), (1, 0.6), (2, 0.7)]
+
+    kept.write_text(left[1] + "\n")                                # the user drops the stray line
+    assert replay.main([str(kept), "--tracking-uri", uri]) == 0
+    assert "set the final status of 1 run" in capsys.readouterr().out
+    assert client.get_run(run_id).info.status == "FINISHED"
+    assert not kept.exists() and (tmp_path / "unsent_metrics.sent.jsonl").is_file()
+    assert replay.main([str(kept), "--tracking-uri", uri]) == 2    # nothing left to send: says so
+    assert "does not exist" in capsys.readouterr().err
+
+
+def test_replay_needs_a_tracking_uri(tmp_path, monkeypatch, capsys):
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    (tmp_path / "unsent_metrics.jsonl").write_text("")
+    assert replay.main([str(tmp_path / "unsent_metrics.jsonl")]) == 2
+    assert "--tracking-uri" in capsys.readouterr().err
