@@ -6,7 +6,8 @@ A run whose tracking server went away mid-run trains on and writes each metrics 
 refused to ``unsent_metrics.jsonl`` in its output directory (one JSON object a line: run id, step,
 time and values), and, if the run could not be marked finished, a last line with its status. Once
 the server is back, this sends them to the same MLflow run with their original steps and times and
-marks the run finished. What was sent is not sent twice: the file is renamed
+marks the run finished. What was sent is not sent twice (nor a value the run already has at that
+step: a call whose answer was lost may have been stored): the file is renamed
 ``unsent_metrics.sent.jsonl`` when everything went through, or keeps only the lines still unsent.
 The tracking URI is never written to the file (it may hold credentials): pass it, or set
 ``MLFLOW_TRACKING_URI``.
@@ -37,13 +38,23 @@ def status_line(run_id: str, status: str) -> str:
 def replay(path: Path, tracking_uri: str) -> tuple[int, int]:
     """Send every line of ``path`` to ``tracking_uri``; returns (metric values sent, runs marked).
 
-    Stops at the first line the store refuses, leaving that line and the ones after it in ``path``.
+    A value the run already has at that step is not sent again (the server may have stored a call
+    whose answer never came back). Stops at the first line the store refuses, leaving that line and
+    the ones after it in ``path``.
     """
     from mlflow import MlflowClient
     from mlflow.entities import Metric
 
     lines = [line for line in path.read_text().splitlines() if line.strip()]
     client = MlflowClient(tracking_uri)
+    stored: dict[tuple[str, str], set[tuple[int, float]]] = {}
+
+    def already_there(run_id: str, key: str, step: int, value: float) -> bool:
+        # a call whose answer was lost may have been stored all the same: never store it twice
+        if (run_id, key) not in stored:
+            stored[run_id, key] = {(m.step, m.value) for m in client.get_metric_history(run_id, key)}
+        return (step, value) in stored[run_id, key]
+
     sent = marked = 0
     for number, line in enumerate(lines):
         try:
@@ -51,11 +62,14 @@ def replay(path: Path, tracking_uri: str) -> tuple[int, int]:
             if "status" in record:
                 client.set_terminated(record["run_id"], record["status"])
                 marked += 1
-            else:
-                timestamp = record.get("timestamp") or int(time.time() * 1000)
-                client.log_batch(record["run_id"], metrics=[
-                    Metric(key, value, timestamp, record["step"] or 0) for key, value in record["metrics"].items()])
-                sent += len(record["metrics"])
+                continue
+            run_id, step = record["run_id"], record["step"] or 0
+            timestamp = record.get("timestamp") or int(time.time() * 1000)
+            metrics = [Metric(key, value, timestamp, step) for key, value in record["metrics"].items()
+                       if not already_there(run_id, key, step, value)]
+            if metrics:
+                client.log_batch(run_id, metrics=metrics)
+                sent += len(metrics)
         except BaseException:
             _keep(path, lines[number:])
             raise

@@ -13,7 +13,8 @@ def test_replay_sends_kept_metrics_once_and_keeps_what_was_refused(tmp_path, cap
     run_id = client.create_run(experiment).info.run_id
     client.log_metric(run_id, "val/acc", 0.5, step=0)             # epoch 0 reached the store
     kept = tmp_path / "unsent_metrics.jsonl"
-    kept.write_text(replay.metrics_line(run_id, 1, {"val/acc": 0.6, "train/loss": 1.5})
+    kept.write_text(replay.metrics_line(run_id, 0, {"val/acc": 0.5})   # stored, but its answer was lost
+                    + replay.metrics_line(run_id, 1, {"val/acc": 0.6, "train/loss": 1.5})
                     + replay.metrics_line(run_id, 2, {"val/acc": 0.7})
                     + replay.metrics_line("0" * 32, 3, {"val/acc": 0.9})     # a run the store does not know
                     + replay.status_line(run_id, "success"))
