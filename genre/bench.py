@@ -133,12 +133,32 @@ def figure_feature_extraction(audio_cache, work: Path) -> tuple:
             "used_on_cpu": "numpy path, one process per core (computed once per track, never per epoch)"}
 
 
-def _train_steps(model, batches, optimizer) -> None:
+def _timed_steps(model, batches, optimizer, device: torch.device) -> tuple[float, float | None]:
+    """Wall time of training steps over ``batches`` (moved to ``device`` as a Lightning loop would),
+    and on a GPU the time its kernels ran: the sum over steps of CUDA event time from the moment the
+    step's batch is there to the end of ``optimizer.step`` (time waiting for data is not in it)."""
+    cuda = device.type == "cuda"
+    scaler = torch.amp.GradScaler(enabled=cuda)   # trainer=gpu trains in 16-mixed precision
+    events = []
+    start = time.perf_counter()
     for x, y in batches:
-        loss = torch.nn.functional.cross_entropy(model(x), y)
+        x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
+        if cuda:
+            events.append((torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)))
+            events[-1][0].record()
+        with torch.autocast(device.type, dtype=torch.float16, enabled=cuda):
+            loss = torch.nn.functional.cross_entropy(model(x), y)
         optimizer.zero_grad()
-        loss.backward()
-        optimizer.step()
+        scaler.scale(loss).backward()
+        scaler.step(optimizer)
+        scaler.update()
+        if cuda:
+            events[-1][1].record()
+    if cuda:
+        torch.cuda.synchronize()
+    wall = time.perf_counter() - start
+    busy = sum(a.elapsed_time(b) for a, b in events) / 1000 if cuda else None
+    return wall, busy
 
 
 def figure_pipeline_overhead(features_cache, n_frames: int, clip_frames: int, n_tracks: int) -> dict:
@@ -151,9 +171,10 @@ def figure_pipeline_overhead(features_cache, n_frames: int, clip_frames: int, n_
     model = CNN3((N_MELS, clip_frames), 10)
     optimizer = torch.optim.Adam(model.parameters())
     in_memory = [(x.clone(), y.clone()) for x, y in loader]
-    _train_steps(model, in_memory[:1], optimizer)  # warm-up
-    memory_s, _ = _timed(_train_steps, model, in_memory, optimizer)
-    loader_s, _ = _timed(_train_steps, model, loader, optimizer)
+    cpu = torch.device("cpu")
+    _timed_steps(model, in_memory[:1], optimizer, cpu)  # warm-up
+    memory_s, _ = _timed_steps(model, in_memory, optimizer, cpu)
+    loader_s, _ = _timed_steps(model, loader, optimizer, cpu)
     return {"clips": len(dataset), "dataloader_epoch_s": loader_s, "in_memory_epoch_s": memory_s,
             "ratio": loader_s / memory_s, "target": "<= 1.15"}
 
@@ -190,34 +211,6 @@ def figure_main_command(work: Path, extra: list[str]) -> dict:
     second_s, _ = _timed(subprocess.run, _train_command(root, extra), cwd=work, check=True, capture_output=True)
     return {"command": " ".join(["python train.py", *extra]), "first_run_s": first_s, "second_run_s": second_s,
             "first_over_second": first_s / second_s}
-
-
-def _timed_steps(model, batches, optimizer, device: torch.device) -> tuple[float, float | None]:
-    """Wall time of training steps over ``batches`` (moved to ``device`` as a Lightning loop would),
-    and on a GPU the time its kernels ran: the sum over steps of CUDA event time from the moment the
-    step's batch is there to the end of ``optimizer.step`` (time waiting for data is not in it)."""
-    cuda = device.type == "cuda"
-    scaler = torch.amp.GradScaler(enabled=cuda)   # trainer=gpu trains in 16-mixed precision
-    events = []
-    start = time.perf_counter()
-    for x, y in batches:
-        x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
-        if cuda:
-            events.append((torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)))
-            events[-1][0].record()
-        with torch.autocast(device.type, dtype=torch.float16, enabled=cuda):
-            loss = torch.nn.functional.cross_entropy(model(x), y)
-        optimizer.zero_grad()
-        scaler.scale(loss).backward()
-        scaler.step(optimizer)
-        scaler.update()
-        if cuda:
-            events[-1][1].record()
-    if cuda:
-        torch.cuda.synchronize()
-    wall = time.perf_counter() - start
-    busy = sum(a.elapsed_time(b) for a, b in events) / 1000 if cuda else None
-    return wall, busy
 
 
 def figure_gpu(features_cache, n_frames: int, clip_frames: int, device: str | None = None,

@@ -183,14 +183,14 @@ def _write_audio_cache(path: Path, key: str, tracks: list[Track], sample_rate: i
                     skipped.append(SkippedFile(str(track.path), reason))
                     log.warning("skipped %s: %s", track.path, reason)
         _compact_rows(f.filename, offset, n_samples, kept)
-        f.create_dataset("track_id", data=np.array([tracks[i].track_id for i in kept], dtype=object),
-                         dtype=h5py.string_dtype())
+        kept_ids = [tracks[i].track_id for i in kept]
+        f.create_dataset("track_id", data=np.array(kept_ids, dtype=object), dtype=h5py.string_dtype())
         f.attrs["sample_rate"] = sample_rate
         f.attrs["skipped"] = json.dumps([s.__dict__ for s in skipped])
     if skipped:
         log.warning("%d of %d files could not be used (listed in the run's skipped_files.csv)",
                     len(skipped), len(tracks))
-    return CachedTracks(path, key, [tracks[i].track_id for i in kept], skipped)
+    return CachedTracks(path, key, kept_ids, skipped)
 
 
 def _compact_rows(filename: str, offset: int, n_samples: int, kept: list[int]) -> None:

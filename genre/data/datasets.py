@@ -173,13 +173,14 @@ def msd(labels: str, previews: str, split: str = "random", fraction: float = 1.0
     genre_list = gtzan_layout.check_genres(genres, list(set(labels_by_track.values())), "msd")
     chosen = select_tracks(labels_by_track, genre_list, fraction, sample_seed)
     folder_path = Path(previews)
-    present = [Track(t, folder_path / f"{t}.mp3", g) for t, g in chosen.items() if (folder_path / f"{t}.mp3").is_file()]
+    preview = {t: folder_path / f"{t}.mp3" for t in chosen}
+    on_disk = {t for t, path in preview.items() if path.is_file()}  # one stat per track (MSD: 100k+)
+    present = [Track(t, preview[t], g) for t, g in chosen.items() if t in on_disk]
     if not present:
         raise DatasetError(f"no preview of the {len(chosen)} selected tracks is in {previews}: expected "
                            f"<TRACKID>.mp3 files there; fetch them with python -m genre.data.sevendigital "
                            f"--out {previews} (see README)")
-    skipped = [SkippedFile(str(folder_path / f"{t}.mp3"), "no preview on disk")
-               for t in chosen if not (folder_path / f"{t}.mp3").is_file()]
+    skipped = [SkippedFile(str(preview[t]), "no preview on disk") for t in chosen if t not in on_disk]
     if metadata:
         songs = read_msd_metadata(metadata, [t.track_id for t in present])
         present = [dataclasses.replace(t, artist=songs[t.track_id].artist if t.track_id in songs else None)
