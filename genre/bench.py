@@ -24,15 +24,15 @@ import numpy as np
 import soundfile as sf
 import torch
 
+from genre.errors import exit_on_user_error
 from genre.data.cache import build_audio_cache, build_feature_cache
 from genre.data.clips import RandomClips
-from genre.data.gtzan import scan_gtzan
+from genre.datasets.gtzan import scan_gtzan
 from genre.data.index import Track
-from genre.data.synthetic import ensure_corpus
+from genre.datasets.synthetic import ensure_corpus
 from genre.features import FeatureExtractor
 from genre.models.cnn3 import CNN3
 
-PROJECT_DIR = Path(__file__).resolve().parent.parent
 SAMPLE_RATE, WINDOW_MS, STRIDE_MS, N_MELS, CLIP_SECONDS = 22050, 100.0, 40.0, 128, 10.0
 FEATURES = {"kind": "mel", "sample_rate": SAMPLE_RATE, "window_ms": WINDOW_MS, "stride_ms": STRIDE_MS,
             "n_mels": N_MELS, "n_mfcc": 13, "f_min": 0.0, "f_max": None, "n_fft": None}
@@ -190,7 +190,8 @@ def _peak_rss_mib(command: list[str], cwd: Path) -> tuple[float, float]:
 
 
 def _train_command(root: Path, overrides: list[str]) -> list[str]:
-    return [sys.executable, str(PROJECT_DIR / "train.py"), f"paths.root_dir={root}", *overrides]
+    """``python train.py`` (``genre-train``), also where the package is installed without a checkout."""
+    return [sys.executable, "-c", "from genre.cli import train; train()", f"paths.root_dir={root}", *overrides]
 
 
 def figure_memory(work: Path, tracks_per_genre: int, seconds: float) -> dict:
@@ -294,6 +295,7 @@ def _print(results: dict) -> None:
         print(f"{name}: {shown}")
 
 
+@exit_on_user_error
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m genre.bench", description=__doc__.split("\n")[0])
     parser.add_argument("--tracks-per-genre", type=int, default=10, help="corpus size (10 genres)")

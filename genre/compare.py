@@ -26,6 +26,8 @@ import mlflow
 import numpy as np
 from omegaconf import DictConfig, OmegaConf
 
+from genre import CONFIG_DIR
+from genre.errors import ConfigError, exit_on_user_error
 from genre.tracking import resolve_tracking_uri
 
 METRICS = (("test/acc", "clip acc"), ("test/track_acc", "track acc"),
@@ -204,13 +206,13 @@ def compare(cfg: DictConfig, out_dir: str | Path | None = None) -> dict:
     mlflow.set_tracking_uri(tracking_uri)
     client = mlflow.MlflowClient(tracking_uri)
     if client.get_experiment_by_name(experiment) is None:
-        raise SystemExit(f"error: no MLflow experiment {experiment!r} in {tracking_uri}; train runs with "
+        raise ConfigError(f"no MLflow experiment {experiment!r} in {tracking_uri}; train runs with "
                          f"experiment=... (or logger.experiment_name=...) first")
     runs = mlflow.search_runs(experiment_names=[experiment], filter_string="attributes.status = 'FINISHED'",
                               output_format="list")
     groups = group_runs(runs)
     if not groups:
-        raise SystemExit(f"error: experiment {experiment!r} has no finished training run with test metrics")
+        raise ConfigError(f"experiment {experiment!r} has no finished training run with test metrics")
     out = Path(out_dir or Path(cfg.paths.log_dir) / "compare" / experiment)
     out.mkdir(parents=True, exist_ok=True)
     reference = cfg.get("reference")
@@ -234,14 +236,14 @@ def compare(cfg: DictConfig, out_dir: str | Path | None = None) -> dict:
     return {"out_dir": out, "groups": groups, "run_id": run.info.run_id, "markdown": text}
 
 
+@exit_on_user_error
 def main(argv: list[str] | None = None) -> None:
     from hydra import compose, initialize_config_dir
 
     overrides = list(sys.argv[1:] if argv is None else argv)
     out_dir = next((o.split("=", 1)[1] for o in overrides if o.startswith("out_dir=")), None)
     overrides = [o for o in overrides if not o.startswith("out_dir=")]
-    conf = Path(__file__).resolve().parent.parent / "conf"
-    with initialize_config_dir(config_dir=str(conf), version_base="1.3"):
+    with initialize_config_dir(config_dir=str(CONFIG_DIR), version_base="1.3"):
         cfg = compose(config_name="train", overrides=overrides + ["paths.output_dir=unused"])
     OmegaConf.resolve(cfg.logger)
     compare(cfg, out_dir)

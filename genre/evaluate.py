@@ -15,7 +15,8 @@ from omegaconf import DictConfig, OmegaConf
 
 from genre.data.audio import load_audio
 from genre.data.datamodule import GenreDataModule
-from genre.data.index import SPLITS, DatasetError
+from genre.data.index import SPLITS
+from genre.errors import DatasetError
 from genre.errors import ConfigError
 from genre.module import GenreClassifier
 from genre.tracking import log_evaluation, resolve_tracking_uri

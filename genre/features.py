@@ -16,11 +16,9 @@ import torch
 import torchaudio
 from torch import nn
 
+from genre.errors import FeatureError
+
 AMIN = 1e-10  # power floor before the logarithm (librosa.power_to_db's amin)
-
-
-class FeatureError(ValueError):
-    """Invalid feature settings; the message names the setting and what to do."""
 
 
 def ms_to_samples(milliseconds: float, sample_rate: int) -> int:

@@ -21,6 +21,8 @@ import sys
 import time
 from pathlib import Path
 
+from genre.errors import ConfigError, exit_on_user_error
+
 MLFLOW_STATUS = {"success": "FINISHED", "finished": "FINISHED", "failed": "FAILED", "killed": "KILLED"}
 
 
@@ -83,6 +85,7 @@ def _keep(path: Path, lines: list[str]) -> None:
     os.replace(partial, path)
 
 
+@exit_on_user_error
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m genre.replay", description=__doc__.split("\n")[0])
     parser.add_argument("path", type=Path, help="a run's unsent_metrics.jsonl")
@@ -90,13 +93,10 @@ def main(argv: list[str] | None = None) -> int:
                         help="the run's tracking store (default: $MLFLOW_TRACKING_URI)")
     args = parser.parse_args(argv)
     if not args.tracking_uri:
-        print("error: name the run's tracking store: --tracking-uri http://host:5000 (or set MLFLOW_TRACKING_URI)",
-              file=sys.stderr)
-        return 2
+        raise ConfigError("name the run's tracking store: --tracking-uri http://host:5000 (or set MLFLOW_TRACKING_URI)")
     if not args.path.is_file():
-        print(f"error: {args.path} does not exist: a run writes unsent_metrics.jsonl in its output directory "
-              f"only when its tracking server refused metrics", file=sys.stderr)
-        return 2
+        raise ConfigError(f"{args.path} does not exist: a run writes unsent_metrics.jsonl in its output directory "
+                          f"only when its tracking server refused metrics")
     try:
         sent, marked = replay(args.path, args.tracking_uri)
     except Exception as error:

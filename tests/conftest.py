@@ -64,3 +64,12 @@ def mlflow_runs(root: Path, experiment: str = "genre"):
 
     mlflow.set_tracking_uri(f"sqlite:///{root}/mlflow.db")
     return mlflow.search_runs(experiment_names=[experiment], output_format="list")
+
+
+def exit_status(main, argv: list[str]) -> int:
+    """The exit status of a command's ``main(argv)``: its return value, or the status it leaves with
+    (a user error leaves through :func:`genre.errors.exit_on_user_error` with status 2)."""
+    try:
+        return main(argv)
+    except SystemExit as leaving:
+        return leaving.code

@@ -4,8 +4,8 @@ import sys
 
 import pytest
 
-from genre.data.index import DatasetError
-from genre.errors import USER_ERRORS
+from genre.errors import DatasetError
+from genre.errors import GenreError
 from genre.train import train
 
 from conftest import ROOT, compose_config, tiny_overrides
@@ -24,7 +24,7 @@ from conftest import ROOT, compose_config, tiny_overrides
 ])
 def test_invalid_settings_fail_before_training(tmp_path, override, named):
     cfg = compose_config("train", tiny_overrides() + override.split(), tmp_path)
-    with pytest.raises(USER_ERRORS, match=named):
+    with pytest.raises(GenreError, match=named):
         train(cfg)
     assert not (tmp_path / "mlflow.db").exists()          # no run was started
     assert not (tmp_path / "cache").exists() or not any((tmp_path / "cache").glob("features-*"))
@@ -33,7 +33,7 @@ def test_invalid_settings_fail_before_training(tmp_path, override, named):
 def test_a_password_in_the_tracking_uri_is_refused_without_repeating_it(tmp_path):
     cfg = compose_config("train", tiny_overrides() + ["logger.tracking_uri=https://ann:hunter2@mlflow.example:443"],
                          tmp_path)
-    with pytest.raises(USER_ERRORS) as refused:
+    with pytest.raises(GenreError) as refused:
         train(cfg)
     assert "logger.tracking_uri" in str(refused.value) and "hunter2" not in str(refused.value)
     assert not (tmp_path / "cache").exists()               # refused before the corpus and caches

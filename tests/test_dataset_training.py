@@ -6,8 +6,8 @@ import mlflow
 import pytest
 import soundfile as sf
 
-from genre.data.datasets import gtzan_filtered_lists
-from genre.data.synthetic import render_track
+from genre.datasets.gtzan import gtzan_filtered_lists
+from genre.datasets.music_generator import render_track
 from genre.train import train
 
 from conftest import compose_config, tiny_overrides, write_tone

@@ -4,9 +4,10 @@ from pathlib import Path
 
 import pytest
 
-from genre.data.datasets import fma, folder, gtzan, gtzan_filtered_lists
-from genre.data.index import DatasetError
-from genre.data.synthetic import GTZAN_GENRES
+from genre.datasets import fma, folder, gtzan
+from genre.datasets.gtzan import gtzan_filtered_lists
+from genre.errors import DatasetError
+from genre.datasets.gtzan import GTZAN_GENRES
 
 from conftest import write_tone
 
@@ -35,7 +36,7 @@ def test_filtered_lists_are_the_published_split():
 @pytest.mark.parametrize("layout, ext", [("genres", "au"), ("genres", "wav"), ("Data/genres_original", "wav"),
                                           ("genres_original", "wav")])
 def test_gtzan_copies_are_found_without_naming_the_layout(tmp_path, layout, ext):
-    index = gtzan(str(gtzan_tree(tmp_path, layout, ext)), split="filtered")
+    index = gtzan.build(str(gtzan_tree(tmp_path, layout, ext)), split="filtered")
     assert index.genres == list(GTZAN_GENRES)
     assert Counter(t.split for t in index.tracks) == {"train": 443, "val": 197, "test": 290}
     assert all(t.path.suffix == f".{ext}" for t in index.tracks)
@@ -46,14 +47,14 @@ def test_gtzan_copies_are_found_without_naming_the_layout(tmp_path, layout, ext)
 def test_ids_named_by_the_filtered_split_but_missing_are_reported_not_fatal(tmp_path):
     root = gtzan_tree(tmp_path, "Data/genres_original", "wav")
     (root / "Data/genres_original/jazz/jazz.00054.wav").unlink()   # in the filtered training list
-    index = gtzan(str(root), split="filtered")
+    index = gtzan.build(str(root), split="filtered")
     assert len(index.tracks) == 929
     [skipped] = index.skipped
     assert skipped.path.endswith("jazz.00054") and "filtered train list" in skipped.reason
 
 
 def test_genre_subsets_keep_their_order_and_the_filtered_split(tmp_path):
-    index = gtzan(str(gtzan_tree(tmp_path, "genres", "au")), split="filtered", genres=["metal", "classical"])
+    index = gtzan.build(str(gtzan_tree(tmp_path, "genres", "au")), split="filtered", genres=["metal", "classical"])
     assert index.genres == ["metal", "classical"]
     assert Counter((t.genre, t.split) for t in index.tracks) == {
         ("metal", "train"): 44, ("metal", "val"): 20, ("metal", "test"): 27,
@@ -64,7 +65,7 @@ def test_kfold_puts_every_track_in_exactly_one_test_fold(tmp_path):
     root = str(gtzan_tree(tmp_path, "genres", "au", per_genre=20))
     tests, seen_protocols = Counter(), set()
     for fold in range(10):
-        index = gtzan(root, split="kfold", folds=10, fold=fold, split_seed=3)
+        index = gtzan.build(root, split="kfold", folds=10, fold=fold, split_seed=3)
         splits = Counter(t.split for t in index.tracks)
         assert splits == {"train": 160, "val": 20, "test": 20}
         tests.update(t.track_id for t in index.tracks if t.split == "test")
@@ -75,9 +76,9 @@ def test_kfold_puts_every_track_in_exactly_one_test_fold(tmp_path):
 
 def test_random_split_is_stratified_seeded_and_by_track(tmp_path):
     root = str(gtzan_tree(tmp_path, "genres", "wav", per_genre=10))
-    first = gtzan(root, split="random", fractions={"train": 0.6, "val": 0.2, "test": 0.2}, split_seed=1)
-    again = gtzan(root, split="random", fractions={"train": 0.6, "val": 0.2, "test": 0.2}, split_seed=1)
-    other = gtzan(root, split="random", fractions={"train": 0.6, "val": 0.2, "test": 0.2}, split_seed=2)
+    first = gtzan.build(root, split="random", fractions={"train": 0.6, "val": 0.2, "test": 0.2}, split_seed=1)
+    again = gtzan.build(root, split="random", fractions={"train": 0.6, "val": 0.2, "test": 0.2}, split_seed=1)
+    other = gtzan.build(root, split="random", fractions={"train": 0.6, "val": 0.2, "test": 0.2}, split_seed=2)
     assert first.tracks == again.tracks and first.tracks != other.tracks
     assert Counter((t.genre, t.split) for t in first.tracks)[("rock", "test")] == 2
 
@@ -88,15 +89,15 @@ def test_random_split_is_stratified_seeded_and_by_track(tmp_path):
 ])
 def test_gtzan_wrong_root_says_what_was_expected(tmp_path, make, message):
     with pytest.raises(DatasetError, match=message):
-        gtzan(str(make(tmp_path)), split="filtered")
+        gtzan.build(str(make(tmp_path)), split="filtered")
 
 
 def test_unknown_split_and_genre_are_clear_errors(tmp_path):
     root = str(gtzan_tree(tmp_path, "genres", "au", per_genre=3))
     with pytest.raises(DatasetError, match=r"dataset.split='official'.*filtered"):
-        gtzan(root, split="official")
+        gtzan.build(root, split="official")
     with pytest.raises(DatasetError, match=r"\['polka'\].*does not have"):
-        gtzan(root, split="filtered", genres=["polka", "rock"])
+        gtzan.build(root, split="filtered", genres=["polka", "rock"])
 
 
 # ---- FMA ----------------------------------------------------------------------------------------
@@ -132,16 +133,16 @@ FMA_ROWS = [(2, "training", "small", "Hip-Hop"), (5, "training", "small", "Hip-H
 
 def test_fma_subset_labels_and_official_split(tmp_path):
     root = fma_tree(tmp_path, FMA_ROWS, {})
-    small = fma(str(root), subset="small")
+    small = fma.build(str(root), subset="small")
     assert {t.track_id: (t.genre, t.split) for t in small.tracks} == {
         "000002": ("Hip-Hop", "train"), "000005": ("Hip-Hop", "train"), "000010": ("Pop", "val"),
         "000140": ("Rock", "test"), "000141": ("Rock", "train"), "098565": ("Pop", "train")}
     assert str(small.tracks[0].path).endswith("fma_small/000/000002.mp3")
     assert [t for t in small.tracks if t.track_id == "098565"][0].path.parts[-2:] == ("098", "098565.mp3")
     assert small.split_protocol == "fma-official-small(artist-conditional)"
-    medium = fma(str(root), subset="medium", audio_dir=str(root / "fma_small"))
+    medium = fma.build(str(root), subset="medium", audio_dir=str(root / "fma_small"))
     assert {t.track_id for t in medium.tracks} == {t.track_id for t in small.tracks} | {"000003", "000021"}
-    large = fma(str(root), subset="large", audio_dir=str(root / "fma_small"))
+    large = fma.build(str(root), subset="large", audio_dir=str(root / "fma_small"))
     assert "000020" not in {t.track_id for t in large.tracks}  # no top genre: dropped
 
 
@@ -149,14 +150,14 @@ def test_fma_wrong_header_missing_metadata_and_missing_audio_are_clear_errors(tm
     root = fma_tree(tmp_path / "a", FMA_ROWS, {})
     (root / "fma_metadata" / "tracks.csv").write_text("track_id,genre\n2,Hip-Hop\n")
     with pytest.raises(DatasetError, match=r"not FMA's tracks.csv"):
-        fma(str(root))
+        fma.build(str(root))
     (tmp_path / "b").mkdir()
     with pytest.raises(DatasetError, match=r"fma_metadata/tracks.csv.*mdeff/fma"):
-        fma(str(tmp_path / "b"))
+        fma.build(str(tmp_path / "b"))
     root = fma_tree(tmp_path / "c", FMA_ROWS, {})
     (root / "fma_small").rmdir()
     with pytest.raises(DatasetError, match=r"no FMA audio folder.*fma_small/000/000002.mp3"):
-        fma(str(root))
+        fma.build(str(root))
 
 
 # ---- folder -------------------------------------------------------------------------------------
@@ -169,13 +170,13 @@ def test_folder_takes_any_format_rate_and_channel_count(tmp_path):
     write_tone(tmp_path / "metal" / "e.au", 1.0, 8000)
     write_tone(tmp_path / "metal" / "f.wav", 1.0, 8000)
     (tmp_path / "metal" / "notes.txt").write_text("not audio")
-    index = folder(str(tmp_path), split="random", fractions={"train": 0.34, "val": 0.33, "test": 0.33})
+    index = folder.build(str(tmp_path), split="random", fractions={"train": 0.34, "val": 0.33, "test": 0.33})
     assert index.genres == ["jazz", "metal"]
     assert sorted(t.track_id for t in index.tracks) == ["jazz/a", "jazz/c", "jazz/live/b", "metal/d", "metal/e",
                                                         "metal/f"]
     assert Counter(t.split for t in index.tracks) == {"train": 2, "val": 2, "test": 2}
     with pytest.raises(DatasetError, match="one sub-folder per genre"):
-        folder(str(tmp_path / "jazz" / "live"), split="random")
+        folder.build(str(tmp_path / "jazz" / "live"), split="random")
 
 
 # ---- artist-conditional split ---------------------------------------------------------------------
@@ -221,14 +222,14 @@ def test_artist_split_keeps_each_artist_on_one_side_near_the_fractions():
 def test_artist_split_needs_artists(tmp_path):
     root = str(gtzan_tree(tmp_path, "genres", "au", per_genre=3))
     with pytest.raises(DatasetError, match=r"split=artist: 30 of 30 tracks of gtzan have no artist"):
-        gtzan(root, split="artist")
+        gtzan.build(root, split="artist")
     with pytest.raises(DatasetError, match=r"offers \['artist', 'filtered', 'kfold', 'random'\]"):
-        gtzan(root, split="by-album")
+        gtzan.build(root, split="by-album")
 
 
 def test_fma_artist_split_from_tracks_csv(tmp_path):
     root = fma_tree(tmp_path, FMA_ROWS, {})
-    index = fma(str(root), subset="medium", audio_dir=str(root / "fma_small"), split="artist",
+    index = fma.build(str(root), subset="medium", audio_dir=str(root / "fma_small"), split="artist",
                 fractions={"train": 0.4, "val": 0.3, "test": 0.3})
     sides = {}
     for t in index.tracks:

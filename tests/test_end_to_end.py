@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import torch
 
-from genre.data.synthetic import ensure_corpus
+from genre.datasets.synthetic import ensure_corpus
 from genre.evaluate import classify_file, evaluate, load_model
 from genre.train import train
 

@@ -8,7 +8,7 @@ import pytest
 import soundfile as sf
 
 from genre.compare import compare
-from genre.data.synthetic import render_track
+from genre.datasets.music_generator import render_track
 from genre.train import train
 
 from conftest import compose_config, tiny_overrides

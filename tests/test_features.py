@@ -3,8 +3,9 @@ import numpy as np
 import pytest
 import torch
 
-from genre.data.synthetic import render_track
-from genre.features import FeatureError, FeatureExtractor
+from genre.datasets.music_generator import render_track
+from genre.errors import FeatureError
+from genre.features import FeatureExtractor
 
 SR = 22050
 # Stated tolerance: float32 torch vs librosa on the same audio, in dB (measured: ~2e-4 dB).

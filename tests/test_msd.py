@@ -16,11 +16,13 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from genre.data import sevendigital
-from genre.data.datasets import msd
-from genre.data.index import DatasetError
-from genre.data.msd import msd_track_path, read_genre_labels, read_msd_metadata, select_tracks
-from genre.data.synthetic import render_track
+from genre.datasets import sevendigital
+from genre.datasets import msd as msd_dataset
+from genre.errors import DatasetError
+from genre.datasets.msd import msd_track_path, read_genre_labels, read_msd_metadata, select_tracks
+from genre.datasets.music_generator import render_track
+
+from conftest import exit_status
 
 KEY, SECRET = "test-consumer-key", "s3cret/with+odd&chars"
 GENRES = {"Rock": "rock", "Jazz": "jazz", "Electronic": "disco"}   # label -> synthetic style of its audio
@@ -68,7 +70,7 @@ def mp3_bytes(genre: str, n: int) -> bytes:
 
 
 def reference_signature(method: str, url: str, params: dict, secret: str) -> str:
-    """RFC 5849 section 3.4, written out independently of genre.data.sevendigital."""
+    """RFC 5849 section 3.4, written out independently of genre.datasets.sevendigital."""
     enc = lambda s: urllib.parse.quote(s, safe="~-._")  # noqa: E731
     pairs = "&".join(sorted(f"{enc(k)}={enc(v)}" for k, v in params.items()))
     base = f"{method}&{enc(url)}&{enc(pairs)}"
@@ -197,13 +199,13 @@ def test_wrong_secret_stops_with_a_clear_message(msd_tree, server, monkeypatch, 
     root, data_dir, _ = msd_tree
     monkeypatch.setenv("SEVENDIGITAL_CONSUMER_KEY", KEY)
     monkeypatch.setenv("SEVENDIGITAL_CONSUMER_SECRET", "wrong")
-    code = sevendigital.main(["--msd", str(data_dir), "--labels", str(root / "cd2c.cls"), "--out",
+    code = exit_status(sevendigital.main, ["--msd", str(data_dir), "--labels", str(root / "cd2c.cls"), "--out",
                               str(root / "p"), "--base-url", server.url, "--retries", "0"])
     error = capsys.readouterr().err
     assert code == 2 and "401" in error and "SEVENDIGITAL_CONSUMER_SECRET" in error and "wrong" not in error
     monkeypatch.delenv("SEVENDIGITAL_CONSUMER_KEY")
-    assert sevendigital.main(["--msd", str(data_dir), "--labels", str(root / "cd2c.cls"), "--out",
-                              str(root / "p")]) == 2
+    assert exit_status(sevendigital.main, ["--msd", str(data_dir), "--labels", str(root / "cd2c.cls"), "--out",
+                                           str(root / "p")]) == 2
     assert "set SEVENDIGITAL_CONSUMER_KEY" in capsys.readouterr().err
 
 
@@ -214,13 +216,13 @@ def test_msd_dataset_reads_previews_on_disk_and_reports_the_missing(msd_tree):
     present = sorted(tracks)[:12]
     for tid in present:
         (out / f"{tid}.mp3").write_bytes(b"")   # the index opens no audio
-    index = msd(labels=str(root / "cd2c.cls"), previews=str(out), split="random",
+    index = msd_dataset.build(labels=str(root / "cd2c.cls"), previews=str(out), split="random",
                 fractions={"train": 0.5, "val": 0.25, "test": 0.25})
     assert sorted(t.track_id for t in index.tracks) == present
     assert index.genres == sorted(GENRES)
     assert len(index.skipped) == 6 and all(s.reason == "no preview on disk" for s in index.skipped)
-    with pytest.raises(DatasetError, match="python -m genre.data.sevendigital"):
-        msd(labels=str(root / "cd2c.cls"), previews=str(root / "empty"), split="random")
+    with pytest.raises(DatasetError, match="python -m genre.datasets.sevendigital"):
+        msd_dataset.build(labels=str(root / "cd2c.cls"), previews=str(root / "empty"), split="random")
 
 
 def test_msd_artist_split_reads_artists_from_the_metadata(msd_tree):
@@ -230,7 +232,7 @@ def test_msd_artist_split_reads_artists_from_the_metadata(msd_tree):
     for tid in tracks:
         (out / f"{tid}.mp3").write_bytes(b"")
     fractions = {"train": 0.6, "val": 0.2, "test": 0.2}
-    index = msd(labels=str(root / "cd2c.cls"), previews=str(out), split="artist", fractions=fractions,
+    index = msd_dataset.build(labels=str(root / "cd2c.cls"), previews=str(out), split="artist", fractions=fractions,
                 metadata=str(data_dir))
     sides = {}
     for t in index.tracks:
@@ -240,7 +242,7 @@ def test_msd_artist_split_reads_artists_from_the_metadata(msd_tree):
     assert {"train", "test"} <= {s.pop() for s in sides.values()}  # 5 artists: too few for all three
     assert "by-artist" in index.split_protocol
     with pytest.raises(DatasetError, match="dataset.metadata"):
-        msd(labels=str(root / "cd2c.cls"), previews=str(out), split="artist", fractions=fractions)
+        msd_dataset.build(labels=str(root / "cd2c.cls"), previews=str(out), split="artist", fractions=fractions)
 
 
 @pytest.mark.slow

@@ -5,6 +5,9 @@ import pytest
 
 from genre import replay
 
+from conftest import exit_status
+
+
 
 def test_replay_sends_kept_metrics_once_and_keeps_what_was_refused(tmp_path, capsys):
     uri = f"sqlite:///{tmp_path}/mlflow.db"
@@ -25,16 +28,16 @@ def test_replay_sends_kept_metrics_once_and_keeps_what_was_refused(tmp_path, cap
     assert [(m.step, m.value) for m in client.get_metric_history(run_id, "val/acc")] == [(0, 0.5), (1, 0.6), (2, 0.7)]
 
     kept.write_text(left[1] + "\n")                                # the user drops the stray line
-    assert replay.main([str(kept), "--tracking-uri", uri]) == 0
+    assert exit_status(replay.main, [str(kept), "--tracking-uri", uri]) == 0
     assert "set the final status of 1 run" in capsys.readouterr().out
     assert client.get_run(run_id).info.status == "FINISHED"
     assert not kept.exists() and (tmp_path / "unsent_metrics.sent.jsonl").is_file()
-    assert replay.main([str(kept), "--tracking-uri", uri]) == 2    # nothing left to send: says so
+    assert exit_status(replay.main, [str(kept), "--tracking-uri", uri]) == 2    # nothing left to send: says so
     assert "does not exist" in capsys.readouterr().err
 
 
 def test_replay_needs_a_tracking_uri(tmp_path, monkeypatch, capsys):
     monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
     (tmp_path / "unsent_metrics.jsonl").write_text("")
-    assert replay.main([str(tmp_path / "unsent_metrics.jsonl")]) == 2
+    assert exit_status(replay.main, [str(tmp_path / "unsent_metrics.jsonl")]) == 2
     assert "--tracking-uri" in capsys.readouterr().err

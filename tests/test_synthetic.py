@@ -4,9 +4,12 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from genre.data import synthetic
-from genre.data.gtzan import scan_gtzan
-from genre.data.synthetic import GTZAN_GENRES, ensure_corpus, render_track
+from genre.datasets import synthetic
+from genre.errors import DatasetError
+from genre.datasets.gtzan import scan_gtzan
+from genre.datasets.gtzan import GTZAN_GENRES
+from genre.datasets.music_generator import render_track
+from genre.datasets.synthetic import ensure_corpus
 
 
 def test_tracks_are_deterministic_and_distinct():
@@ -44,7 +47,7 @@ def test_existing_corpus_is_reused_and_other_settings_refused(tmp_path):
     mtime = (root / "genres" / "pop" / "pop.00000.au").stat().st_mtime_ns
     ensure_corpus(root, 1, 1.0, 8000, 0, ("pop", "rock"), num_workers=1)
     assert (root / "genres" / "pop" / "pop.00000.au").stat().st_mtime_ns == mtime
-    with pytest.raises(FileExistsError, match="other settings"):
+    with pytest.raises(DatasetError, match="other settings"):
         ensure_corpus(root, 2, 1.0, 8000, 0, ("pop", "rock"), num_workers=1)
 
 

@@ -13,16 +13,9 @@ import numpy as np
 import soundfile as sf
 import soxr
 
+from genre.errors import AudioDecodeError
+
 AUDIO_EXTENSIONS = (".wav", ".au", ".mp3", ".flac", ".ogg")
-
-
-class AudioDecodeError(Exception):
-    """A file that cannot be decoded into usable audio; ``str()`` names the file and the reason."""
-
-    def __init__(self, path: str | Path, reason: str):
-        self.path = str(path)
-        self.reason = reason
-        super().__init__(f"{self.path}: {reason}")
 
 
 def load_audio(path: str | Path, sample_rate: int) -> np.ndarray:

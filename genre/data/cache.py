@@ -27,7 +27,8 @@ import h5py
 import numpy as np
 from tqdm import tqdm
 
-from genre.data.audio import AudioDecodeError, fix_length, load_audio
+from genre.data.audio import fix_length, load_audio
+from genre.errors import AudioDecodeError
 from genre.data.index import SkippedFile, Track
 from genre.features import FeatureExtractor, numpy_features
 from genre.parallel import file_lock, process_map

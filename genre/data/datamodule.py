@@ -14,7 +14,8 @@ from torch.utils.data import DataLoader
 
 from genre.data.cache import CachedTracks, band_statistics, build_audio_cache, build_feature_cache
 from genre.data.clips import RandomClips, WindowClips
-from genre.data.index import SPLITS, DatasetError, DatasetIndex, SkippedFile
+from genre.data.index import SPLITS, DatasetIndex, SkippedFile
+from genre.errors import DatasetError
 from genre.features import FeatureExtractor
 
 log = logging.getLogger(__name__)

@@ -10,11 +10,9 @@ import io
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from genre.errors import DatasetError
+
 SPLITS = ("train", "val", "test")
-
-
-class DatasetError(ValueError):
-    """The dataset on disk or its settings cannot give a meaningful run; the message says what to do."""
 
 
 @dataclass(frozen=True)
@@ -70,3 +68,23 @@ def skipped_csv(skipped: list[SkippedFile]) -> str:
     for item in skipped:
         writer.writerow([item.path, item.reason])
     return out.getvalue()
+
+
+def check_genres(genres: list[str] | None, available: list[str], dataset: str) -> list[str]:
+    """The label order for a run: ``genres`` if all are available (at least two), else all available."""
+    if genres is None:
+        return sorted(available)
+    genres = list(genres)
+    unknown = [g for g in genres if g not in available]
+    if unknown:
+        raise DatasetError(f"dataset.genres names {unknown}, which dataset '{dataset}' does not have; "
+                           f"it has {sorted(available)}")
+    if len(set(genres)) != len(genres) or len(genres) < 2:
+        raise DatasetError(f"dataset.genres={genres}: name at least two different genres")
+    return genres
+
+
+def select_genres(tracks: list[Track], genres: list[str] | None, dataset: str) -> tuple[list[Track], list[str]]:
+    """Keep the tracks of ``genres`` (all found if ``None``); the list order is the label order."""
+    genres = check_genres(genres, list({t.genre for t in tracks}), dataset)
+    return [t for t in tracks if t.genre in genres], genres

@@ -7,7 +7,8 @@ from collections import defaultdict
 
 import numpy as np
 
-from genre.data.index import DatasetError, Track
+from genre.data.index import Track
+from genre.errors import DatasetError
 
 
 def _shuffled_by_genre(tracks: list[Track], seed: int) -> list[list[Track]]:

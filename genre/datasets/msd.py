@@ -2,10 +2,11 @@
 
 MSD ships no audio. Labels come from a ``.cls`` file (tagtraum cd1/cd2/cd2c, Top-MAGD: lines
 ``TRACKID<TAB>majority genre[<TAB>minority genre]``, ``#`` comments); audio from 30-s 7digital previews,
-fetched by :mod:`genre.data.sevendigital` (or brought by the user) as ``<previews>/<TRACKID>.mp3``.
+fetched by :mod:`genre.datasets.sevendigital` (or brought by the user) as ``<previews>/<TRACKID>.mp3``.
 """
 from __future__ import annotations
 
+import dataclasses
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -13,7 +14,9 @@ from pathlib import Path
 import h5py
 import numpy as np
 
-from genre.data.index import DatasetError
+from genre.data.index import DatasetIndex, SkippedFile, Track, check_genres
+from genre.data.splits import apply_split
+from genre.errors import DatasetError
 
 MSD_TRACK_ID = re.compile(r"^TR[A-Z0-9]{16}$")
 MSD_SOURCE_HINT = ("the MSD and its 10,000-track MillionSongSubset are distributed by LabROSA (Columbia); "
@@ -102,3 +105,34 @@ def select_tracks(labels: dict[str, str], genres: list[str] | None, fraction: fl
     keep = max(1, int(round(len(ids) * fraction))) if ids else 0
     chosen = np.random.default_rng(seed).choice(len(ids), size=keep, replace=False) if keep else []
     return {ids[i]: labels[ids[i]] for i in sorted(chosen)}
+
+
+def build(labels: str, previews: str, split: str = "random", fraction: float = 1.0, sample_seed: int = 0,
+          genres: list[str] | None = None, track_seconds: float = 30.0, metadata: str | None = None,
+          **split_options) -> DatasetIndex:
+    """Million Song Dataset tracks with genre ``labels`` (tagtraum ``.cls``) and their 7digital previews.
+
+    Previews are read from ``<previews>/<TRACKID>.mp3``, however they got there (the downloader
+    ``python -m genre.datasets.sevendigital`` writes that layout). A selected track without a preview is
+    reported, not fatal. ``fraction``/``sample_seed`` keep a seeded share of the labelled tracks.
+    ``metadata`` (the MSD summary file or ``data/`` folder) gives each track its artist, which
+    ``split=artist`` needs.
+    """
+    labels_by_track = read_genre_labels(labels)
+    genre_list = check_genres(genres, list(set(labels_by_track.values())), "msd")
+    chosen = select_tracks(labels_by_track, genre_list, fraction, sample_seed)
+    folder_path = Path(previews)
+    preview = {t: folder_path / f"{t}.mp3" for t in chosen}
+    on_disk = {t for t, path in preview.items() if path.is_file()}  # one stat per track (MSD: 100k+)
+    present = [Track(t, preview[t], g) for t, g in chosen.items() if t in on_disk]
+    if not present:
+        raise DatasetError(f"no preview of the {len(chosen)} selected tracks is in {previews}: expected "
+                           f"<TRACKID>.mp3 files there; fetch them with python -m genre.datasets.sevendigital "
+                           f"--out {previews} (see README)")
+    skipped = [SkippedFile(str(preview[t]), "no preview on disk") for t in chosen if t not in on_disk]
+    if metadata:
+        songs = read_msd_metadata(metadata, [t.track_id for t in present])
+        present = [dataclasses.replace(t, artist=songs[t.track_id].artist if t.track_id in songs else None)
+                   for t in present]
+    tracks, protocol = apply_split(present, split, "msd", **split_options)
+    return DatasetIndex("msd", genre_list, tracks, protocol, track_seconds, skipped)

@@ -3,10 +3,18 @@ or ``Data/genres_original/`` (the original release, converted copies and the Kag
 The built-in synthetic corpus is written in the same layout and read by the same code."""
 from __future__ import annotations
 
+import logging
 import re
+from importlib import resources
 from pathlib import Path
 
-from genre.data.index import DatasetError, Track
+from genre.data.index import DatasetIndex, SkippedFile, Track, select_genres
+from genre.data.splits import apply_split, from_lists
+from genre.errors import DatasetError
+
+log = logging.getLogger(__name__)
+GTZAN_GENRES = ("blues", "classical", "country", "disco", "hiphop",
+                "jazz", "metal", "pop", "reggae", "rock")
 
 GTZAN_LAYOUTS = ("genres", "genres_original", "Data/genres_original", ".")
 _TRACK_FILE = re.compile(r"^(?P<genre>[a-z]+)\.(?P<number>\d{5})\.(?P<ext>au|wav)$")
@@ -46,21 +54,32 @@ def scan_gtzan(root: str | Path) -> list[Track]:
     return list(tracks.values())
 
 
-def check_genres(genres: list[str] | None, available: list[str], dataset: str) -> list[str]:
-    """The label order for a run: ``genres`` if all are available (at least two), else all available."""
-    if genres is None:
-        return sorted(available)
-    genres = list(genres)
-    unknown = [g for g in genres if g not in available]
-    if unknown:
-        raise DatasetError(f"dataset.genres names {unknown}, which dataset '{dataset}' does not have; "
-                           f"it has {sorted(available)}")
-    if len(set(genres)) != len(genres) or len(genres) < 2:
-        raise DatasetError(f"dataset.genres={genres}: name at least two different genres")
-    return genres
+def gtzan_filtered_lists() -> dict[str, list[str]]:
+    """The fault-filtered, artist-conditional split of Kereliuk, Sturm & Larsen (2015): 443/197/290 ids."""
+    folder = resources.files("genre.datasets") / "gtzan_filtered"
+    return {split: (folder / f"{name}.txt").read_text().split()
+            for split, name in (("train", "train"), ("val", "valid"), ("test", "test"))}
 
 
-def select_genres(tracks: list[Track], genres: list[str] | None, dataset: str) -> tuple[list[Track], list[str]]:
-    """Keep the tracks of ``genres`` (all found if ``None``); the list order is the label order."""
-    genres = check_genres(genres, list({t.genre for t in tracks}), dataset)
-    return [t for t in tracks if t.genre in genres], genres
+def build(root: str, split: str = "filtered", track_seconds: float = 30.0, genres: list[str] | None = None,
+          **split_options) -> DatasetIndex:
+    """A user's GTZAN copy (any of the layouts above).
+
+    ``split``: ``filtered`` (the fault-filtered artist-conditional split; ids it names that are
+    not on disk are reported, not fatal), ``random`` or ``kfold`` (leaky: GTZAN's artists repeat).
+    """
+    tracks, genre_list = select_genres(scan_gtzan(Path(root)), genres, "gtzan")
+    skipped: list[SkippedFile] = []
+    if split == "filtered":
+        lists = {name: [i for i in ids if i.split(".")[0] in genre_list]
+                 for name, ids in gtzan_filtered_lists().items()}
+        tracks, missing = from_lists(tracks, lists)
+        for track_id, split_name in missing:
+            skipped.append(SkippedFile(f"{root}/{track_id}", f"named by the filtered {split_name} list, not on disk"))
+        if missing:
+            log.warning("%d tracks of the filtered split are not on disk (listed in skipped_files.csv)",
+                        len(missing))
+        protocol = "gtzan-fault-filtered(Kereliuk-Sturm-Larsen-2015,443/197/290)"
+    else:
+        tracks, protocol = apply_split(tracks, split, "gtzan", offers=("filtered",), **split_options)
+    return DatasetIndex("gtzan", genre_list, tracks, protocol, track_seconds, skipped)

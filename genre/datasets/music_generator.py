@@ -1,40 +1,24 @@
-"""The built-in corpus: deterministic, procedurally generated music-like audio for the 10 GTZAN genres.
+"""The music generator of the built-in corpus: deterministic, procedurally generated music-like audio for the 10 GTZAN genres.
 
 No real dataset can ship with the framework, so ``dataset=synthetic`` writes one: each genre has its
 own tempo range, drum pattern, swing, instruments (timbre, distortion, envelopes), harmony and
 dynamics; every track draws its own tempo, key, mix, tone colour and noise, and some tracks borrow
 the drums or the lead instrument of another genre, so the task is learnable but not trivial.
 
-Tracks are written as 16-bit AU files in GTZAN's original layout (``genres/<genre>/<genre>.000NN.au``)
-so that they are read by exactly the same code as a user's GTZAN. Track ``n`` of a genre depends only
-on ``(seed, genre, n)``: the corpus is the same on every machine and can be generated in parallel.
+Track ``n`` of a genre depends only on ``(seed, genre, n)``: the corpus is the same on every machine
+and can be generated in parallel. :mod:`genre.datasets.synthetic` writes the corpus to disk.
 """
 from __future__ import annotations
 
 import hashlib
-import json
-import logging
-import os
-import shutil
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
-import soundfile as sf
-from tqdm import tqdm
 
-from genre.data.index import DatasetError
-from genre.parallel import file_lock, process_map
 
-log = logging.getLogger(__name__)
-
-GTZAN_GENRES = ("blues", "classical", "country", "disco", "hiphop",
-                "jazz", "metal", "pop", "reggae", "rock")
-CORPUS_VERSION = 2
 # Each of a track's drums, chord instrument and lead comes from another genre with this probability:
 # with 0.15 a cnn3 reached 92 % track accuracy (too easy to compare models); real genres overlap too.
 BORROW_PROBABILITY = 0.3
-MANIFEST = "corpus.json"
 
 # Chord qualities as semitone offsets from the chord root.
 _CHORDS = {
@@ -201,7 +185,7 @@ def render_track(genre: str, index: int, seed: int, seconds: float, sample_rate:
     rng = np.random.default_rng(int.from_bytes(digest[:8], "little"))
     style = STYLES[genre]
     # Some tracks borrow one element of another genre: real genres overlap too.
-    others = [g for g in GTZAN_GENRES if g != genre]
+    others = [g for g in STYLES if g != genre]  # GTZAN's genre order
     drums_style, chord_style, lead_style = (
         STYLES[rng.choice(others)] if rng.random() < BORROW_PROBABILITY else style for _ in range(3))
 
@@ -281,65 +265,3 @@ def render_track(genre: str, index: int, seed: int, seconds: float, sample_rate:
     signal += rng.standard_normal(n_samples).astype(np.float32) * 10 ** (-noise_db / 20) * signal.std()
     signal *= 10 ** (rng.uniform(-12, -1) / 20) / (np.abs(signal).max() + 1e-9)
     return signal.astype(np.float32)
-
-
-def _write_track(job: tuple[str, int, int, float, int, str]) -> None:
-    genre, index, seed, seconds, sample_rate, out_dir = job
-    path = Path(out_dir) / "genres" / genre / f"{genre}.{index:05d}.au"
-    sf.write(str(path), render_track(genre, index, seed, seconds, sample_rate), sample_rate,
-             format="AU", subtype="PCM_16")
-
-
-def ensure_corpus(root: str | Path, tracks_per_genre: int, track_seconds: float, sample_rate: int,
-                  seed: int, genres: tuple[str, ...] = GTZAN_GENRES, num_workers: int | None = None) -> Path:
-    """Generate the corpus into ``root`` unless a complete one with these settings is already there.
-
-    The corpus is written into a temporary sibling folder and renamed into place only when every
-    track is written, followed by ``corpus.json``: an interrupted generation leaves nothing that a
-    later run would take for a corpus. Returns ``root``.
-    """
-    root = Path(root)
-    settings = {"version": CORPUS_VERSION, "tracks_per_genre": tracks_per_genre,
-                "track_seconds": track_seconds, "sample_rate": sample_rate, "seed": seed,
-                "genres": list(genres)}
-    with file_lock(root.parent / f".{root.name}.lock"):
-        return _ensure_corpus(root, settings, num_workers)
-
-
-def _ensure_corpus(root: Path, settings: dict, num_workers: int | None) -> Path:
-    tracks_per_genre, track_seconds = settings["tracks_per_genre"], settings["track_seconds"]
-    sample_rate, seed, genres = settings["sample_rate"], settings["seed"], settings["genres"]
-    manifest = root / MANIFEST
-    if manifest.is_file():
-        existing = json.loads(manifest.read_text())
-        if existing == settings:
-            return root
-        raise FileExistsError(
-            f"{root} holds a synthetic corpus generated with other settings ({existing}); "
-            f"set dataset.root to another folder or delete this one to regenerate it")
-    if root.exists() and any(root.iterdir()):
-        raise FileExistsError(f"{root} exists, is not empty and is no synthetic corpus; "
-                              f"set dataset.root to an empty or new folder")
-    unknown = sorted(set(genres) - set(STYLES))
-    if unknown:
-        raise DatasetError(f"the synthetic corpus has no genre {unknown}; it has {list(GTZAN_GENRES)}")
-
-    staging = root.parent / f".{root.name}.partial-{os.getpid()}"
-    shutil.rmtree(staging, ignore_errors=True)
-    for genre in genres:
-        (staging / "genres" / genre).mkdir(parents=True)
-    jobs = [(g, i, seed, track_seconds, sample_rate, str(staging))
-            for g in genres for i in range(tracks_per_genre)]
-    log.info("Generating the synthetic corpus: %d genres x %d tracks x %.0f s into %s",
-             len(genres), tracks_per_genre, track_seconds, root)
-    try:
-        with process_map(_write_track, jobs, num_workers, chunksize=4) as written:
-            for _ in tqdm(written, total=len(jobs), desc="synthetic corpus", unit="track"):
-                pass
-        (staging / MANIFEST).write_text(json.dumps(settings, indent=2))
-        if root.exists():
-            root.rmdir()
-        os.replace(staging, root)
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
-    return root

@@ -1,4 +1,4 @@
-"""Fetch the 30-s 7digital preview of each MSD track: ``python -m genre.data.sevendigital --help``.
+"""Fetch the 30-s 7digital preview of each MSD track: ``python -m genre.datasets.sevendigital --help``.
 
 Requests are signed with two-legged OAuth 1.0 (HMAC-SHA1, signature in the query string); the
 consumer key and secret come from ``SEVENDIGITAL_CONSUMER_KEY`` and ``SEVENDIGITAL_CONSUMER_SECRET``
@@ -30,15 +30,16 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from genre.data.index import DatasetError
-from genre.data.msd import MSD_TRACK_ID, read_genre_labels, read_msd_metadata, select_tracks
+from genre.errors import DatasetError, GenreError, exit_on_user_error
+
+from genre.datasets.msd import MSD_TRACK_ID, read_genre_labels, read_msd_metadata, select_tracks
 
 log = logging.getLogger(__name__)
 DEFAULT_BASE_URL = "http://previews.7digital.com"
 KEY_VARIABLE, SECRET_VARIABLE = "SEVENDIGITAL_CONSUMER_KEY", "SEVENDIGITAL_CONSUMER_SECRET"
 
 
-class SignatureRejected(RuntimeError):
+class SignatureRejected(GenreError):
     """The server refused the credentials (401/403): retrying cannot help."""
 
 
@@ -214,8 +215,9 @@ def credentials_from_environment() -> tuple[str, str]:
     return key, secret
 
 
+@exit_on_user_error
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m genre.data.sevendigital", description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m genre.datasets.sevendigital", description=__doc__.split("\n")[0])
     parser.add_argument("--msd", required=True, help="MSD metadata: a summary .h5 file or the data/ folder")
     parser.add_argument("--labels", required=True, help="tagtraum-format .cls genre labels")
     parser.add_argument("--out", required=True, help="folder for <TRACKID>.mp3 (dataset.previews)")
@@ -231,17 +233,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--backoff", type=float, default=1.0, help="first retry delay, s (doubles)")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
-    try:
-        key, secret = credentials_from_environment()
-        chosen = select_tracks(read_genre_labels(args.labels), args.genres, args.fraction, args.seed)
-        metadata = read_msd_metadata(args.msd, list(chosen))
-        jobs = {t: metadata[t].track_7digitalid if t in metadata else 0 for t in chosen}
-        downloader = Downloader(Path(args.out), key, secret, args.base_url, args.country, args.timeout,
-                                args.retries, args.backoff, args.rate)
-        report = downloader.run(jobs, args.concurrency)
-    except (DatasetError, SignatureRejected) as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 2
+    key, secret = credentials_from_environment()
+    chosen = select_tracks(read_genre_labels(args.labels), args.genres, args.fraction, args.seed)
+    metadata = read_msd_metadata(args.msd, list(chosen))
+    jobs = {t: metadata[t].track_7digitalid if t in metadata else 0 for t in chosen}
+    downloader = Downloader(Path(args.out), key, secret, args.base_url, args.country, args.timeout,
+                            args.retries, args.backoff, args.rate)
+    report = downloader.run(jobs, args.concurrency)
     report.write_csv(Path(args.out) / "download_report.csv")
     print(f"{report.summary()}; per-track report in {Path(args.out) / 'download_report.csv'}")
     return 0 if not report.failed else 1

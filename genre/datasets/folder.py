@@ -1,0 +1,30 @@
+"""``dataset=folder``: any collection laid out as one sub-folder per genre."""
+from __future__ import annotations
+
+from pathlib import Path
+
+from genre.data.audio import AUDIO_EXTENSIONS
+from genre.data.index import DatasetIndex, Track, select_genres
+from genre.data.splits import apply_split
+from genre.errors import DatasetError
+
+
+def build(root: str, split: str = "random", track_seconds: float = 30.0, genres: list[str] | None = None,
+          **split_options) -> DatasetIndex:
+    """Any collection: ``<root>/<genre>/**/<file>`` in WAV, AU, MP3, FLAC or OGG, any rate, mono or stereo.
+
+    A track longer than ``track_seconds`` is cut to its first ``track_seconds``.
+    """
+    base = Path(root)
+    expected = (f"one sub-folder per genre holding audio files ({', '.join(AUDIO_EXTENSIONS)}), "
+                f"e.g. {base}/jazz/take_five.mp3")
+    if not base.is_dir():
+        raise DatasetError(f"dataset.root={root} does not exist; expected {expected}")
+    tracks = [Track(f"{genre_dir.name}/{path.relative_to(genre_dir).with_suffix('')}", path, genre_dir.name)
+              for genre_dir in sorted(p for p in base.iterdir() if p.is_dir() and not p.name.startswith("."))
+              for path in sorted(genre_dir.rglob("*")) if path.suffix.lower() in AUDIO_EXTENSIONS]
+    if not tracks:
+        raise DatasetError(f"dataset.root={root} holds no audio files in genre sub-folders; expected {expected}")
+    tracks, genre_list = select_genres(tracks, genres, "folder")
+    tracks, protocol = apply_split(tracks, split, "folder", **split_options)
+    return DatasetIndex("folder", genre_list, tracks, protocol, track_seconds)
