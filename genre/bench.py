@@ -24,18 +24,18 @@ import numpy as np
 import soundfile as sf
 import torch
 
-from genre.errors import exit_on_user_error
+from genre.build import build_frontend, compose_config
 from genre.data.cache import build_audio_cache, build_feature_cache
 from genre.data.clips import RandomClips
 from genre.datasets.gtzan import scan_gtzan
 from genre.data.index import Track
 from genre.datasets.synthetic import ensure_corpus
-from genre.features import FeatureExtractor
+from genre.errors import exit_on_user_error
 from genre.models.cnn3 import CNN3
 
-SAMPLE_RATE, WINDOW_MS, STRIDE_MS, N_MELS, CLIP_SECONDS = 22050, 100.0, 40.0, 128, 10.0
-FEATURES = {"kind": "mel", "sample_rate": SAMPLE_RATE, "window_ms": WINDOW_MS, "stride_ms": STRIDE_MS,
-            "n_mels": N_MELS, "n_mfcc": 13, "f_min": 0.0, "f_max": None, "n_fft": None}
+DEFAULTS = compose_config("train")   # the README's main command: log-mel at 100/40 ms, 10-s clips
+SAMPLE_RATE, N_MELS, CLIP_SECONDS = DEFAULTS.features.sample_rate, DEFAULTS.features.n_mels, DEFAULTS.clips.clip_seconds
+WINDOW_MS, STRIDE_MS = DEFAULTS.features.window_ms, DEFAULTS.features.stride_ms
 
 
 def _timed(function, *args, **kwargs):
@@ -111,7 +111,7 @@ def figure_feature_extraction(audio_cache, work: Path) -> tuple:
     on a CPU; parity in dB within 80 dB of the peak. Returns the (parallel-built) cache and the figure."""
     import h5py
 
-    extractor = FeatureExtractor(**FEATURES)
+    extractor = build_frontend(DEFAULTS.features)
 
     def torch_path():
         with h5py.File(audio_cache.path, "r") as f, torch.inference_mode():
@@ -264,7 +264,7 @@ def run(tracks_per_genre: int, seconds: float, n_clips: int, main_command: bool,
         cache_figure = figure_cache_build(tracks, work, n_samples, cache_tracks)
         audio_cache = build_audio_cache(tracks, SAMPLE_RATE, n_samples, work / "cache")
         features_cache, feature_figure = figure_feature_extraction(audio_cache, work)  # the cache 2 and 4 read
-        extractor = FeatureExtractor(**FEATURES)
+        extractor = build_frontend(DEFAULTS.features)
         n_frames, clip_frames = extractor.n_frames(n_samples), extractor.n_frames(int(CLIP_SECONDS * SAMPLE_RATE))
         figures = {
             "1_cache_build": cache_figure,

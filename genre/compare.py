@@ -26,15 +26,15 @@ import mlflow
 import numpy as np
 from omegaconf import DictConfig, OmegaConf
 
-from genre import CONFIG_DIR
+from genre.build import compose_config
 from genre.errors import ConfigError, exit_on_user_error
-from genre.tracking import resolve_tracking_uri
+from genre.tracking.store import resolve_tracking_uri
 
 METRICS = (("test/acc", "clip acc"), ("test/track_acc", "track acc"),
            ("test/features_silhouette", "feature silhouette"), ("test/features_knn_acc", "feature k-NN acc"),
            ("test/embeddings_knn_acc", "embedding k-NN acc"))
 GROUP_PARAMS = ("dataset/genres", "features/window_ms", "features/stride_ms", "features/n_mels",
-                "features/n_mfcc", "data/clip_seconds", "data/aggregation")
+                "features/n_mfcc", "clips/clip_seconds", "clips/aggregation")
 COMPARISON_TAG = "genre.kind"
 
 
@@ -238,13 +238,9 @@ def compare(cfg: DictConfig, out_dir: str | Path | None = None) -> dict:
 
 @exit_on_user_error
 def main(argv: list[str] | None = None) -> None:
-    from hydra import compose, initialize_config_dir
-
     overrides = list(sys.argv[1:] if argv is None else argv)
     out_dir = next((o.split("=", 1)[1] for o in overrides if o.startswith("out_dir=")), None)
-    overrides = [o for o in overrides if not o.startswith("out_dir=")]
-    with initialize_config_dir(config_dir=str(CONFIG_DIR), version_base="1.3"):
-        cfg = compose(config_name="train", overrides=overrides + ["paths.output_dir=unused"])
+    cfg = compose_config("train", [o for o in overrides if not o.startswith("out_dir=")])
     OmegaConf.resolve(cfg.logger)
     compare(cfg, out_dir)
 

@@ -6,31 +6,22 @@ the same front end, the same split and the same clip windows are rebuilt from it
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
 from pathlib import Path
 
 import mlflow
 import pytorch_lightning as pl
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig
 
 from genre.data.audio import load_audio
 from genre.data.datamodule import GenreDataModule
 from genre.data.index import SPLITS
 from genre.errors import DatasetError
 from genre.errors import ConfigError
-from genre.module import GenreClassifier
-from genre.tracking import log_evaluation, resolve_tracking_uri
-from genre.train import build_classifier, build_frontend, prepare_data, read_checkpoint
+from genre.build import LoadedClassifier, load_classifier, prepare_data
+from genre.tracking.report import log_evaluation
+from genre.tracking.store import resolve_tracking_uri
 
 log = logging.getLogger(__name__)
-
-
-@dataclass
-class LoadedModel:
-    module: GenreClassifier
-    config: DictConfig          # the training run's resolved config
-    run_id: str | None
-    tracking_uri: str | None
 
 
 def find_checkpoint(run_id: str, tracking_uri: str) -> Path:
@@ -50,18 +41,7 @@ def find_checkpoint(run_id: str, tracking_uri: str) -> Path:
     return Path(client.download_artifacts(run_id, artifacts[0]))
 
 
-def load_model(ckpt_path: str | Path) -> LoadedModel:
-    """Rebuild the LightningModule of a checkpoint written by :func:`genre.train.train`."""
-    checkpoint = read_checkpoint(ckpt_path)
-    info = checkpoint["genre"]
-    config = OmegaConf.create(info["config"])
-    module = build_classifier(config, info["genres"], build_frontend(config.features), info["clip_frames"])
-    module.load_state_dict(checkpoint["state_dict"])
-    module.run_info = info
-    return LoadedModel(module.eval(), config, info.get("run_id"), info.get("tracking_uri"))
-
-
-def evaluate_split(model: LoadedModel, split: str, cache_dir: str, dataset_root: str | None = None,
+def evaluate_split(model: LoadedClassifier, split: str, cache_dir: str, dataset_root: str | None = None,
                    log_to_mlflow: bool = True) -> dict[str, float]:
     """Clip and track metrics of ``model`` on ``split`` of its own dataset and split protocol.
 
@@ -77,7 +57,7 @@ def evaluate_split(model: LoadedModel, split: str, cache_dir: str, dataset_root:
     data = prepare_data(config, model.module.frontend)
     if data.genres != model.module.genres:
         raise DatasetError(f"the data has genres {data.genres} but the model was trained on {model.module.genres}")
-    datamodule = GenreDataModule(data, config.data.batch_size, config.data.num_workers)
+    datamodule = GenreDataModule(data, config.clips.batch_size, config.clips.num_workers)
     trainer = pl.Trainer(accelerator="cpu", devices=1, logger=False, enable_checkpointing=False,
                          enable_model_summary=False)
     [raw] = trainer.test(model.module, dataloaders=datamodule.windows_dataloader(split), verbose=False)
@@ -91,7 +71,7 @@ def evaluate_split(model: LoadedModel, split: str, cache_dir: str, dataset_root:
     return metrics
 
 
-def classify_file(model: LoadedModel, audio_path: str | Path) -> list[tuple[str, float]]:
+def classify_file(model: LoadedClassifier, audio_path: str | Path) -> list[tuple[str, float]]:
     """Genres of one audio file of any length, best first, with their scores (probabilities)."""
     waveform = load_audio(audio_path, model.module.frontend.sample_rate)
     scores = model.module.classify_waveform(waveform)
@@ -104,7 +84,7 @@ def evaluate(cfg: DictConfig) -> dict:
         raise ConfigError("name the model with exactly one of ckpt_path=... or run_id=...")
     ckpt_path = cfg.ckpt_path or find_checkpoint(cfg.run_id, resolve_tracking_uri(cfg.tracking_uri,
                                                                                   cfg.paths.root_dir))
-    model = load_model(ckpt_path)
+    model = load_classifier(ckpt_path)
     if cfg.audio:
         ranking = classify_file(model, cfg.audio)
         print(f"{cfg.audio}:")

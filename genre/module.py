@@ -1,5 +1,8 @@
-"""The LightningModule: normalisation, loss, clip and track metrics, track aggregation, inference on audio."""
+"""The LightningModule: normalisation, loss, optimizer, clip and track metrics, track aggregation, inference
+on audio. Built from the config in one step by :func:`genre.build.build_classifier`."""
 from __future__ import annotations
+
+from typing import Callable
 
 import numpy as np
 import pytorch_lightning as pl
@@ -11,6 +14,7 @@ from torchmetrics.classification import MulticlassAccuracy
 from torchmetrics.functional.classification import multiclass_f1_score
 
 from genre.data.clips import window_starts
+from genre.errors import ConfigError
 from genre.features import FeatureExtractor
 
 AGGREGATIONS = ("mean", "vote")
@@ -25,7 +29,7 @@ def aggregate_tracks(clip_probs: torch.Tensor, track: torch.Tensor, method: str 
     Returns the sorted unique track positions ``(n_tracks,)`` and their scores ``(n_tracks, n_classes)``.
     """
     if method not in AGGREGATIONS:
-        raise ValueError(f"data.aggregation={method!r}: choose one of {AGGREGATIONS}")
+        raise ConfigError(f"clips.aggregation={method!r}: choose one of {AGGREGATIONS}")
     tracks, inverse = torch.unique(track, return_inverse=True)
     counts = torch.bincount(inverse, minlength=len(tracks)).unsqueeze(1).to(clip_probs.dtype)
     mean = torch.zeros(len(tracks), clip_probs.shape[1], dtype=clip_probs.dtype,
@@ -75,22 +79,33 @@ class GenreClassifier(pl.LightningModule):
     """
 
     def __init__(self, net: nn.Module, frontend: FeatureExtractor, genres: list[str], clip_frames: int,
-                 lr: float = 1e-3, weight_decay: float = 0.0, aggregation: str = "mean"):
+                 optimizer: Callable[..., torch.optim.Optimizer] = torch.optim.Adam,
+                 scheduler: Callable[..., torch.optim.lr_scheduler.LRScheduler] | None = None,
+                 aggregation: str = "mean", band_mean: np.ndarray | None = None, band_std: np.ndarray | None = None,
+                 run_info: dict | None = None):
+        """``optimizer(params)`` and ``scheduler(optimizer)`` build them (``_partial_`` config nodes);
+        ``band_mean``/``band_std`` ``(n_bands,)`` are the training split's statistics; ``run_info``
+        (config, genres, run id, split protocol) is saved into every checkpoint."""
         super().__init__()
         if aggregation not in AGGREGATIONS:
-            raise ValueError(f"data.aggregation={aggregation!r}: choose one of {AGGREGATIONS}")
+            raise ConfigError(f"clips.aggregation={aggregation!r}: choose one of {AGGREGATIONS}")
+        # plain values only: Lightning loads checkpoints with weights_only=True, which refuses pickled callables
+        self.save_hyperparameters(ignore=["net", "frontend", "optimizer", "scheduler", "band_mean", "band_std",
+                                          "run_info"], logger=False)
+        self.optimizer_factory = optimizer
+        self.scheduler_factory = scheduler
         self.net = net
         self.frontend = frontend
         self.normalize = Normalize(frontend.n_bands)
+        if band_mean is not None:
+            self.normalize.set(band_mean, band_std)
         self.genres = list(genres)
         self.clip_frames = clip_frames
-        self.lr = lr
-        self.weight_decay = weight_decay
         self.aggregation = aggregation
         n_classes = len(genres)
         self.train_acc = MulticlassAccuracy(n_classes, average="micro")
         self.val_track_acc_best = MaxMetric()
-        self.run_info: dict = {}   # saved into every checkpoint (see on_save_checkpoint)
+        self.run_info = dict(run_info or {})
         self.test_results: dict | None = None
         self._outputs: list[tuple[torch.Tensor, ...]] = []
 
@@ -171,7 +186,11 @@ class GenreClassifier(pl.LightningModule):
         self.test_results = results
 
     def configure_optimizers(self):
-        return torch.optim.Adam(self.parameters(), lr=self.lr, weight_decay=self.weight_decay)
+        optimizer = self.optimizer_factory(params=self.parameters())
+        if self.scheduler_factory is None:
+            return optimizer
+        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": self.scheduler_factory(optimizer=optimizer),
+                                                         "interval": "epoch"}}
 
     def on_save_checkpoint(self, checkpoint: dict) -> None:
         checkpoint["genre"] = self.run_info

@@ -1,4 +1,7 @@
-"""``train(cfg)``: one run from a composed config. ``train.py`` at the top level is its command line."""
+"""``train(cfg)``: one run from a composed config, top to bottom: check the settings and the tracking
+store, prepare the data (:mod:`genre.data`), open the MLflow run, build the trainer and the module
+(:mod:`genre.build`), fit, test the best checkpoint, record the outputs (:mod:`genre.tracking.report`).
+``train.py`` at the top level (``genre-train``) is its command line."""
 from __future__ import annotations
 
 import logging
@@ -11,47 +14,18 @@ import pytorch_lightning as pl
 from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
-from pytorch_lightning.callbacks import EarlyStopping, ModelCheckpoint
+from pytorch_lightning.callbacks import ModelCheckpoint
 
-from genre.data.datamodule import GenreDataModule, PreparedData, prepare
-from genre.data.index import DatasetIndex
+from genre.build import build_callbacks, build_classifier, build_frontend, prepare_data, read_checkpoint
+from genre.data.datamodule import GenreDataModule, PreparedData
 from genre.errors import ConfigError
-from genre.features import FeatureExtractor
 from genre.module import GenreClassifier
-from genre.tracking import (check_reachable, create_logger, git_commit, is_tracking_server, log_training_outputs,
-                            resolve_artifact_location, resolve_tracking_uri)
+from genre.tracking.report import log_training_outputs
+from genre.tracking.store import (check_reachable, create_logger, git_commit, is_tracking_server,
+                                  resolve_artifact_location, resolve_tracking_uri)
 
 log = logging.getLogger(__name__)
 PROJECT_DIR = Path(__file__).resolve().parent.parent
-FEATURE_KEYS = ("kind", "sample_rate", "window_ms", "stride_ms", "n_mels", "n_mfcc", "f_min", "f_max", "n_fft")
-
-
-def build_frontend(features_cfg: DictConfig) -> FeatureExtractor:
-    """The feature front end of ``features=...`` (its settings also key the feature cache)."""
-    return FeatureExtractor(**{key: features_cfg[key] for key in FEATURE_KEYS})
-
-
-def build_classifier(cfg: DictConfig, genres: list[str], frontend: FeatureExtractor,
-                     clip_frames: int) -> GenreClassifier:
-    """The LightningModule for ``cfg``; evaluate.py rebuilds a checkpoint's module with this too."""
-    net = hydra.utils.instantiate(cfg.model, input_shape=(frontend.n_bands, clip_frames),
-                                  n_classes=len(genres), _convert_="all")
-    return GenreClassifier(net, frontend, genres, clip_frames, lr=cfg.optimizer.lr,
-                           weight_decay=cfg.optimizer.weight_decay, aggregation=cfg.data.aggregation)
-
-
-def build_index(dataset_cfg: DictConfig) -> DatasetIndex:
-    """Call the dataset builder named by ``_target_`` (directly: Hydra's instantiate would wrap the
-    builder's DatasetError, whose message is meant for the user, in its own exception)."""
-    settings = OmegaConf.to_container(dataset_cfg, resolve=True)
-    return hydra.utils.get_method(settings.pop("_target_"))(**settings)
-
-
-def prepare_data(cfg: DictConfig, frontend: FeatureExtractor) -> PreparedData:
-    index = build_index(cfg.dataset)
-    return prepare(index, frontend, cfg.data.clip_seconds, cfg.paths.cache_dir, cfg.data.cache_workers)
-
-
 def run_tags(cfg: DictConfig, data: PreparedData) -> dict[str, str]:
     tags = {"dataset": data.index.name, "features": cfg.features.kind,
             "model": cfg.model._target_.rsplit(".", 1)[-1].lower(), "split_protocol": data.index.split_protocol,
@@ -69,17 +43,17 @@ def _in_multirun() -> bool:
 
 def refuse_relaunching_ddp_in_sweeps(cfg: DictConfig) -> None:
     """Lightning's ``ddp`` strategy relaunches the script with its original arguments, so inside a
-    Hydra multirun every rank would start a sweep of its own (PITFALLS)."""
+    Hydra multirun every rank would start a sweep of its own (docs/pitfalls.md)."""
     strategy = str(cfg.trainer.get("strategy", "auto"))
     started_by_slurm = int(os.environ.get("SLURM_NTASKS", "1")) > 1  # srun starts the ranks: no relaunch
     if _in_multirun() and not started_by_slurm and strategy == "ddp" and cfg.trainer.get("devices", 1) not in (1, "1"):
         raise ConfigError("a multirun sweep cannot use trainer.strategy=ddp: Lightning relaunches the script "
                           "per process and each relaunch would start the whole sweep again. Inside sweeps use "
-                          "trainer.strategy=ddp_spawn (with data.num_workers=0), or run each configuration "
+                          "trainer.strategy=ddp_spawn (with clips.num_workers=0), or run each configuration "
                           "without -m")
 
 
-RESUME_MUST_MATCH = ("dataset", "features", "model", "data.clip_seconds", "data.aggregation")
+RESUME_MUST_MATCH = ("dataset", "features", "model", "clips.clip_seconds", "clips.aggregation")
 RESUME_MAY_DIFFER = ("root", "num_workers")  # the data may have moved; cache workers change nothing
 
 
@@ -87,20 +61,6 @@ RESUME_MAY_DIFFER = ("root", "num_workers")  # the data may have moved; cache wo
 class ResumePoint:
     ckpt_path: Path
     run_id: str | None
-
-
-def read_checkpoint(path: str | Path) -> dict:
-    """A checkpoint written by :func:`train`; its run information (config, genres, run id) is under ``"genre"``."""
-    path = Path(path)
-    if not path.is_file():
-        raise ConfigError(f"ckpt_path={path} does not exist; name a checkpoint written by train.py "
-                          f"(outputs/runs/<date>/checkpoints/best-NN.ckpt or last.ckpt)")
-    import torch
-
-    checkpoint = torch.load(path, map_location="cpu", weights_only=False)
-    if not checkpoint.get("genre"):
-        raise ConfigError(f"ckpt_path={path} was not written by genre's train.py (no run information in it)")
-    return checkpoint
 
 
 def resume_point(cfg: DictConfig) -> ResumePoint | None:
@@ -140,40 +100,32 @@ def train(cfg: DictConfig) -> dict:
     pl.seed_everything(cfg.seed, workers=True)
     frontend = build_frontend(cfg.features)          # invalid settings fail here, before any work
     data = prepare_data(cfg, frontend)               # and bad data here, before any epoch
-    module = build_classifier(cfg, data.genres, frontend, data.clip_frames)
-    module.normalize.set(data.band_mean, data.band_std)
     resolved = OmegaConf.to_container(cfg, resolve=True)
     logger = create_logger(cfg.logger.experiment_name, tracking_uri,
                            resolve_artifact_location(cfg.logger.artifact_location, root_dir,
                                                      cfg.logger.experiment_name, tracking_uri),
                            cfg.logger.run_name, run_tags(cfg, data), run_id=resume.run_id if resume else None,
                            unsent_path=Path(cfg.paths.output_dir) / "unsent_metrics.jsonl")
-    checkpoint_dir = resume.ckpt_path.parent if resume else Path(cfg.paths.output_dir) / "checkpoints"
-    checkpoint = ModelCheckpoint(dirpath=checkpoint_dir, filename="best-{epoch:02d}",
-                                 monitor="val/track_acc", mode="max", auto_insert_metric_name=False)
-    # Lightning's save_last rewrites last.ckpt only when the monitored metric improves; resuming needs
-    # the latest state, so a second, unmonitored checkpoint is rewritten at the end of every epoch
-    # (after its validation: a resume then starts cleanly at the next epoch).
-    latest = ModelCheckpoint(dirpath=checkpoint_dir, filename="last", monitor=None, save_top_k=1,
-                             enable_version_counter=False, save_on_train_epoch_end=True)
-    callbacks = [checkpoint, latest, EarlyStopping(monitor="val/track_acc", mode="max",
-                                                   patience=cfg.early_stopping.patience)]
-    trainer: pl.Trainer = hydra.utils.instantiate(cfg.trainer, logger=logger, callbacks=callbacks,
+    callbacks = build_callbacks(cfg.callbacks, resume.ckpt_path.parent if resume else None)
+    checkpoint: ModelCheckpoint = callbacks["best_checkpoint"]
+    checkpoint_dir = Path(checkpoint.dirpath)
+    trainer: pl.Trainer = hydra.utils.instantiate(cfg.trainer, logger=logger, callbacks=list(callbacks.values()),
                                                   default_root_dir=str(cfg.paths.output_dir))
     # The batch is per process: with more processes the effective batch grows, and the learning rate
     # follows it only when asked (linear scaling rule); both are recorded on the run.
     processes = trainer.world_size
-    module.lr = cfg.optimizer.lr * (processes if cfg.optimizer.scale_lr else 1)
-    module.run_info = {"config": resolved, "genres": data.genres, "clip_frames": data.clip_frames,
-                       "run_id": logger.run_id, "tracking_uri": tracking_uri,
-                       "split_protocol": data.index.split_protocol}
+    lr_scale = processes if cfg.scale_lr else 1
+    run_info = {"config": resolved, "genres": data.genres, "clip_frames": data.clip_frames,
+                "run_id": logger.run_id, "tracking_uri": tracking_uri, "split_protocol": data.index.split_protocol}
+    module = build_classifier(cfg, data.genres, data.clip_frames, frontend, data.band_mean, data.band_std,
+                              run_info, lr_scale)
     if resume is None:  # MLflow refuses to change a logged param: a resumed run keeps its own
         logger.log_hyperparams({**{k: v for k, v in resolved.items() if k != "reference"},
-                                "processes": processes, "effective_batch_size": cfg.data.batch_size * processes,
-                                "effective_lr": module.lr})
+                                "processes": processes, "effective_batch_size": cfg.clips.batch_size * processes,
+                                "effective_lr": cfg.optimizer.lr * lr_scale})
     else:
         logger.experiment.set_tag(logger.run_id, "resumed_from", str(resume.ckpt_path))
-    datamodule = GenreDataModule(data, cfg.data.batch_size, cfg.data.num_workers, cfg.data.train_clips_per_track)
+    datamodule = GenreDataModule(data, cfg.clips.batch_size, cfg.clips.num_workers, cfg.clips.train_clips_per_track)
     trainer.fit(module, datamodule=datamodule, ckpt_path=str(resume.ckpt_path) if resume else None)
     fit_metrics = {k: float(v) for k, v in trainer.callback_metrics.items()}  # testing resets them
     trainer.test(module, datamodule=datamodule, ckpt_path="best")
@@ -198,7 +150,7 @@ def _record_outputs(cfg: DictConfig, module: GenreClassifier, data: PreparedData
     """Tag the best checkpoint, upload it, and log plots, reports and the model (rank 0)."""
     if module.test_results is None:  # ddp_spawn tested in other processes: collect the outputs here
         pl.Trainer(accelerator="cpu", devices=1, logger=False, enable_progress_bar=False).test(
-            module, datamodule=GenreDataModule(data, cfg.data.batch_size), ckpt_path=checkpoint.best_model_path,
+            module, datamodule=GenreDataModule(data, cfg.clips.batch_size), ckpt_path=checkpoint.best_model_path,
             verbose=False)
     logger.experiment.set_tag(logger.run_id, "best_checkpoint", str(Path(checkpoint.best_model_path).resolve()))
     logger.experiment.log_artifact(logger.run_id, checkpoint.best_model_path, "checkpoints")

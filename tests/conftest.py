@@ -23,7 +23,7 @@ def tiny_overrides(**extra) -> list[str]:
     settings = {
         "dataset.tracks_per_genre": 6, "dataset.track_seconds": 6.0,
         "dataset.genres": "[classical,disco,metal,reggae]",
-        "data.clip_seconds": 3.0, "data.batch_size": 8, "data.cache_workers": 1,
+        "clips.clip_seconds": 3.0, "clips.batch_size": 8, "clips.cache_workers": 1,
         "features.n_mels": 32, "model.channels": "[4,8,8]", "model.hidden": 16,
         "trainer.max_epochs": 3, "trainer.enable_progress_bar": False,
         "trainer.enable_model_summary": False,

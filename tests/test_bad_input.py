@@ -16,7 +16,7 @@ from conftest import ROOT, compose_config, tiny_overrides
     ("features.window_ms=-1", "window_ms"),
     ("features=mfcc features.n_mfcc=40 features.n_mels=32", "n_mfcc"),
     ("features.window_ms=4000", "window_ms"),           # longer than the 3-s clip
-    ("data.clip_seconds=9", "clip_seconds"),             # longer than the 6-s tracks
+    ("clips.clip_seconds=9", "clip_seconds"),             # longer than the 6-s tracks
     ("dataset.genres=[classical,polka]", "polka"),
     ("dataset.fractions.test=0.5", "fractions"),
     ("logger.tracking_uri=http://127.0.0.1:9", "cannot reach the MLflow tracking server"),  # nothing listens
@@ -56,10 +56,10 @@ def test_a_checkpoint_that_is_missing_or_not_genres_is_named(tmp_path):
     import torch
 
     from genre.errors import ConfigError
-    from genre.evaluate import load_model
+    from genre.build import load_classifier
 
     with pytest.raises(ConfigError, match=r"ckpt_path=.*nothing.ckpt does not exist"):
-        load_model(tmp_path / "nothing.ckpt")
+        load_classifier(tmp_path / "nothing.ckpt")
     foreign = tmp_path / "foreign.ckpt"
     torch.save({"state_dict": {}}, foreign)
     with pytest.raises(ConfigError, match=r"foreign.ckpt was not written by genre's train.py"):

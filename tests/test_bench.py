@@ -39,7 +39,7 @@ def test_gpu_figure_plumbing_on_the_cpu(tmp_path):
     # figure 7 runs only where CUDA is; its measurement loop is checked here on the CPU
     from genre.data.cache import build_audio_cache, build_feature_cache
     from genre.data.index import Track
-    from genre.features import FeatureExtractor
+    from genre.build import build_frontend
 
     from conftest import write_tone
 
@@ -47,7 +47,7 @@ def test_gpu_figure_plumbing_on_the_cpu(tmp_path):
               for i in range(3)]
     n_samples = 12 * bench.SAMPLE_RATE
     audio = build_audio_cache(tracks, bench.SAMPLE_RATE, n_samples, tmp_path / "cache", num_workers=1)
-    extractor = FeatureExtractor(**bench.FEATURES)
+    extractor = build_frontend(bench.DEFAULTS.features)
     features = build_feature_cache(audio, extractor, tmp_path / "cache", num_workers=1)
     clip_frames = extractor.n_frames(int(bench.CLIP_SECONDS * bench.SAMPLE_RATE))
     figure = bench.figure_gpu(features, extractor.n_frames(n_samples), clip_frames, device="cpu", clips=48,

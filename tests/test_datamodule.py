@@ -1,7 +1,7 @@
 import torch
 
 from genre.data.datamodule import GenreDataModule
-from genre.train import build_frontend, prepare_data
+from genre.build import build_frontend, prepare_data
 
 from conftest import compose_config, tiny_overrides
 

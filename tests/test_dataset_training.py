@@ -24,7 +24,7 @@ def skipped_rows(root, run_id):
 
 
 def short_run(root, dataset_overrides):
-    overrides = tiny_overrides(**{"trainer.max_epochs": 1, "data.clip_seconds": 2.0})
+    overrides = tiny_overrides(**{"trainer.max_epochs": 1, "clips.clip_seconds": 2.0})
     overrides = [o for o in overrides if not o.startswith("dataset.")] + dataset_overrides
     return train(compose_config("train", overrides, root))
 

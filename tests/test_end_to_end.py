@@ -11,7 +11,8 @@ import pytest
 import torch
 
 from genre.datasets.synthetic import ensure_corpus
-from genre.evaluate import classify_file, evaluate, load_model
+from genre.build import load_classifier
+from genre.evaluate import classify_file, evaluate
 from genre.train import train
 
 from conftest import ROOT, compose_config, tiny_overrides, write_tone
@@ -48,7 +49,7 @@ def test_run_is_in_the_mlflow_store_with_metrics_params_and_tags(trained):
     assert len(tags["git_commit"]) >= 7
     assert tags["skipped_files"] == "1"      # the damaged metal.00004.au, counted on the run
     assert run.data.params["features/window_ms"] == "100.0"
-    assert run.data.params["data/clip_seconds"] == "3.0"
+    assert run.data.params["clips/clip_seconds"] == "3.0"
     history = client.get_metric_history(run.info.run_id, "val/track_acc")
     assert len(history) == cfg.trainer.max_epochs                      # one value per epoch
     assert len(client.get_metric_history(run.info.run_id, "train/loss")) == cfg.trainer.max_epochs
@@ -103,7 +104,7 @@ def test_evaluate_reproduces_the_test_metrics_and_logs_next_to_the_run(trained):
 
 def test_classify_an_audio_file_of_any_length_and_format(trained, tmp_path):
     root, cfg, metrics = trained
-    model = load_model(metrics["best_checkpoint"])
+    model = load_classifier(metrics["best_checkpoint"])
     for path, seconds in ((tmp_path / "song.mp3", 14.0), (tmp_path / "short.flac", 1.0),
                           (tmp_path / "one_clip.wav", 3.0)):
         write_tone(path, seconds, sample_rate=44100, channels=2)

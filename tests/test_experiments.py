@@ -54,7 +54,7 @@ def test_each_preset_trains_a_step_on_its_dataset_format(tmp_path, preset):
     dataset_overrides = preset_fixture(preset, tmp_path)
     track_seconds = 10.0 if preset == "homburg2005" else 4.0
     overrides = [f"experiment={preset}", *dataset_overrides, f"dataset.track_seconds={track_seconds}",
-                 "data.clip_seconds=2.0", "data.cache_workers=1", "trainer.max_epochs=1",
+                 "clips.clip_seconds=2.0", "clips.cache_workers=1", "trainer.max_epochs=1",
                  "trainer.limit_train_batches=1", "trainer.enable_progress_bar=false"]
     cfg = compose_config("train", overrides, tmp_path)
     assert cfg.logger.experiment_name == preset and cfg.reference.published is not None

@@ -256,7 +256,7 @@ def test_train_on_downloaded_previews(msd_tree, server, monkeypatch, capsys):
     assert sevendigital.main(["--msd", str(data_dir), "--labels", str(root / "cd2c.cls"), "--out",
                               str(root / "previews"), "--base-url", server.url, "--timeout", "0.5",
                               "--backoff", "0.05", "--rate", "50"]) == 0
-    overrides = [o for o in tiny_overrides(**{"trainer.max_epochs": 1, "data.clip_seconds": 2.0})
+    overrides = [o for o in tiny_overrides(**{"trainer.max_epochs": 1, "clips.clip_seconds": 2.0})
                  if not o.startswith("dataset.")]
     metrics = train(compose_config("train", overrides + [
         "dataset=msd", f"dataset.labels={root / 'cd2c.cls'}", f"dataset.previews={root / 'previews'}",

@@ -181,7 +181,7 @@ def test_server_lost_mid_run_training_finishes_and_keeps_checkpoints(tmp_path):
 
 def test_resume_after_sigkill_continues_the_same_run_once_per_epoch(tmp_path):
     epochs = 8
-    args = ["train.py", *cli_overrides(tmp_path, **{"trainer.max_epochs": epochs, "early_stopping.patience": 99}),
+    args = ["train.py", *cli_overrides(tmp_path, **{"trainer.max_epochs": epochs, "callbacks.early_stopping.patience": 99}),
             f"hydra.run.dir={tmp_path / 'run'}"]
     run = subprocess.Popen([sys.executable, *args], cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     last = tmp_path / "run" / "checkpoints" / "last.ckpt"

@@ -4,7 +4,7 @@
 is ``track_id[i]``, rows past the last track id are unused);
 ``features-<key>.h5`` holds the feature matrix of each whole track, computed once from it.
 Training reads clips out of the feature cache, so no epoch decodes audio or computes a spectrogram
-(PITFALLS: on a 2-core CPU the spectrogram of 64 ten-second clips costs ~1 s, per batch).
+(docs/pitfalls.md: on a 2-core CPU the spectrogram of 64 ten-second clips costs ~1 s, per batch).
 
 A cache's name is a digest of everything that decides its content (each file's path, size and
 modification time; sample rate; length; feature settings; format version): a changed input or

@@ -8,6 +8,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 
+import h5py
 import numpy as np
 import pytorch_lightning as pl
 from torch.utils.data import DataLoader
@@ -44,21 +45,28 @@ class PreparedData:
     def skipped(self) -> list[SkippedFile]:
         return self.index.skipped + self.features.skipped
 
+    def centre_clips(self, split: str) -> np.ndarray:
+        """One clip from the middle of each track of ``split``, ``(n_tracks, n_bands, clip_frames)``, as cached
+        (not normalised)."""
+        start = (self.n_frames - self.clip_frames) // 2
+        with h5py.File(self.features.path, "r") as f:
+            return np.stack([f["features"][row, :, start:start + self.clip_frames] for row in self.rows[split]])
+
 
 def prepare(index: DatasetIndex, extractor: FeatureExtractor, clip_seconds: float, cache_dir: str,
             num_workers: int | None = None) -> PreparedData:
     """Decode, cache and index the data of a run; raise before training if it cannot work."""
     sample_rate = extractor.sample_rate
     if clip_seconds <= 0:
-        raise DatasetError(f"data.clip_seconds={clip_seconds}: must be longer than 0 s")
+        raise DatasetError(f"clips.clip_seconds={clip_seconds}: must be longer than 0 s")
     if clip_seconds > index.track_seconds:
-        raise DatasetError(f"data.clip_seconds={clip_seconds} is longer than the tracks of "
+        raise DatasetError(f"clips.clip_seconds={clip_seconds} is longer than the tracks of "
                            f"'{index.name}' (dataset.track_seconds={index.track_seconds}); "
                            f"shorten the clip")
     window_ms = extractor.settings()["window_ms"]
     if window_ms > clip_seconds * 1000:
         raise DatasetError(f"features.window_ms={window_ms} is longer than a clip "
-                           f"(data.clip_seconds={clip_seconds}); shorten the window or lengthen the clip")
+                           f"(clips.clip_seconds={clip_seconds}); shorten the window or lengthen the clip")
     index.check()
     n_samples = int(round(index.track_seconds * sample_rate))
     audio = build_audio_cache(index.tracks, sample_rate, n_samples, cache_dir, num_workers,

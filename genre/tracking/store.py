@@ -1,7 +1,7 @@
-"""MLflow: where runs go, and what each run records besides its metrics.
+"""MLflow: where runs go (the store, a logger that survives a lost server, the sweep's store set-up).
 
 The default store is a sqlite database in the working directory with artifacts in an absolute
-folder beside it (PITFALLS: Lightning's MLFlowLogger otherwise falls back to the refused file store,
+folder beside it (docs/pitfalls.md: Lightning's MLFlowLogger otherwise falls back to the refused file store,
 and relative artifact paths land wherever the process happens to run). ``logger.tracking_uri`` may
 name any MLflow store, e.g. ``http://host:5000`` for a shared ``mlflow server``.
 """
@@ -15,23 +15,15 @@ import urllib.parse
 import urllib.request
 from pathlib import Path
 
-import matplotlib.pyplot as plt
 import mlflow
-import numpy as np
 from mlflow import MlflowClient
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig
 from pytorch_lightning.loggers import MLFlowLogger
 from pytorch_lightning.utilities import rank_zero_only
-from sklearn.metrics import classification_report, confusion_matrix
 
-from genre.data.datamodule import PreparedData
-from genre.data.index import skipped_csv
 from genre.errors import ConfigError, TrackingError
-from genre.module import GenreClassifier
-from genre.plots import confusion_figure, tsne_figure
 from genre.replay import metrics_line, status_line
-from genre.separation import separation_scores
 
 log = logging.getLogger(__name__)
 
@@ -152,7 +144,7 @@ def create_logger(experiment_name: str, tracking_uri: str, artifact_location: st
 
 class PrepareTrackingStore(Callback):
     """Hydra callback: before the jobs of a multirun start (possibly in parallel), create the sqlite
-    store and the experiment once, so parallel jobs never race in its schema migration (PITFALLS)."""
+    store and the experiment once, so parallel jobs never race in its schema migration (docs/pitfalls.md)."""
 
     def on_multirun_start(self, config: DictConfig, **kwargs) -> None:
         tracking_uri = resolve_tracking_uri(config.logger.tracking_uri, config.paths.root_dir)
@@ -161,76 +153,3 @@ class PrepareTrackingStore(Callback):
         if client.get_experiment_by_name(name) is None:
             client.create_experiment(name, resolve_artifact_location(config.logger.artifact_location,
                                                                      config.paths.root_dir, name, tracking_uri))
-
-
-def log_figure(client: MlflowClient, run_id: str, figure: plt.Figure, artifact_file: str) -> None:
-    client.log_figure(run_id, figure, artifact_file)
-    plt.close(figure)
-
-
-def log_evaluation(client: MlflowClient, run_id: str, module: GenreClassifier, split_label: str,
-                   prefix: str = "") -> None:
-    """Confusion matrices (PNG with genre names, CSV counts) and classification reports of the last test."""
-    results = module.test_results
-    genres = module.genres
-    labels = list(range(len(genres)))
-    for level, true, pred in (("track", results["track_true"], results["track_pred"]),
-                              ("clip", results["clip_true"], results["clip_pred"])):
-        matrix = confusion_matrix(true, pred, labels=labels)
-        header = "true\\predicted," + ",".join(genres)
-        rows = [f"{g}," + ",".join(str(int(v)) for v in row) for g, row in zip(genres, matrix)]
-        client.log_text(run_id, "\n".join([header, *rows]) + "\n", f"{prefix}confusion_matrix_{level}.csv")
-        accuracy = float(np.trace(matrix) / max(matrix.sum(), 1))
-        log_figure(client, run_id, confusion_figure(matrix, genres, f"{level} accuracy {accuracy:.1%}\n{split_label}"),
-                   f"{prefix}confusion_matrix_{level}.png")
-        report = classification_report(true, pred, labels=labels, target_names=genres, digits=3,
-                                       zero_division=0)
-        client.log_text(run_id, f"{level}-level classification report, {split_label}\n\n{report}",
-                        f"{prefix}classification_report_{level}.txt")
-
-
-def log_training_outputs(logger: MLFlowLogger, module: GenreClassifier, data: PreparedData,
-                         config_yaml: str, seed: int) -> None:
-    """Everything a run records besides metrics and params (call on rank 0 after testing)."""
-    client, run_id = logger.experiment, logger.run_id
-    split_label = f"test split, {data.index.split_protocol}"
-    client.log_text(run_id, config_yaml, "config.yaml")
-    log_evaluation(client, run_id, module, split_label)
-    results = module.test_results
-    inputs = _input_features(data)
-    for name, points, labels, what in (
-            ("embeddings", results["track_embedding"], results["track_true"], "learned track embeddings"),
-            ("features", inputs, np.asarray(data.labels["test"]), f"input {module.frontend.kind} features")):
-        scores = separation_scores(points, labels)
-        for score, value in scores.items():
-            client.log_metric(run_id, f"test/{name}_{score}", value)
-        title = (f"t-SNE of {what} ({data.index.name} test)\n"
-                 f"silhouette {scores['silhouette']:.2f}, {scores['knn_k']:.0f}-NN accuracy {scores['knn_acc']:.1%}")
-        log_figure(client, run_id, tsne_figure(points, labels, module.genres, title, seed), f"tsne_{name}.png")
-    if data.skipped:
-        client.log_text(run_id, skipped_csv(data.skipped), "skipped_files.csv")
-    _log_model(logger, module, data)
-
-
-def _input_features(data: PreparedData) -> np.ndarray:
-    """One normalised clip from the middle of each test track, flattened: what the network sees."""
-    import h5py
-
-    start = (data.n_frames - data.clip_frames) // 2
-    with h5py.File(data.features.path, "r") as f:
-        clips = np.stack([f["features"][row, :, start:start + data.clip_frames] for row in data.rows["test"]])
-    normalized = (clips - data.band_mean[:, None]) / data.band_std[:, None]
-    return normalized.reshape(len(clips), -1)
-
-
-def _log_model(logger: MLFlowLogger, module: GenreClassifier, data: PreparedData) -> None:
-    import torch
-    from mlflow.models import infer_signature
-
-    model = module.export().cpu()
-    example = np.zeros((2, 1, data.n_bands, data.clip_frames), dtype=np.float32)
-    with torch.no_grad():
-        output = model(torch.from_numpy(example)).numpy()
-    with mlflow.start_run(run_id=logger.run_id):
-        mlflow.pytorch.log_model(model, name="model", signature=infer_signature(example, output),
-                                 input_example=example)

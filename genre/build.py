@@ -1,0 +1,116 @@
+"""Every object of a run, built from the composed config: training and evaluation both build here.
+
+``conf/`` names each object's class or function with ``_target_`` (dataset builder, feature front
+end, network, optimizer, scheduler, callbacks); this module calls them. A checkpoint carries the
+resolved config of its run, so :func:`load_classifier` rebuilds the same module from it.
+"""
+from __future__ import annotations
+
+import functools
+from dataclasses import dataclass
+from pathlib import Path
+
+import hydra
+from omegaconf import DictConfig, OmegaConf
+
+from genre import CONFIG_DIR
+from genre.data.datamodule import PreparedData, prepare
+from genre.data.index import DatasetIndex
+from genre.errors import ConfigError
+from genre.features import FeatureExtractor
+from genre.module import GenreClassifier
+
+
+def compose_config(config_name: str = "train", overrides: list[str] | tuple[str, ...] = ()) -> DictConfig:
+    """The config ``python <config_name>.py <overrides>`` would get, composed outside a Hydra run (so
+    the run's output directory is not set): what the commands besides train and evaluate read."""
+    from hydra import compose, initialize_config_dir
+
+    with initialize_config_dir(config_dir=str(CONFIG_DIR), version_base="1.3"):
+        return compose(config_name=config_name, overrides=["paths.output_dir=unused", *overrides])
+
+
+def call_target(node: DictConfig, **extra):
+    """``node._target_(**node, **extra)``, called directly: Hydra's ``instantiate`` would wrap a
+    :class:`genre.errors.GenreError` (whose message is meant for the user) in its own exception."""
+    settings = OmegaConf.to_container(node, resolve=True)
+    return hydra.utils.get_method(settings.pop("_target_"))(**settings, **extra)
+
+
+def build_index(dataset_cfg: DictConfig) -> DatasetIndex:
+    """The dataset index of ``dataset=...`` (its builder in :mod:`genre.datasets`)."""
+    return call_target(dataset_cfg)
+
+
+def build_frontend(features_cfg: DictConfig) -> FeatureExtractor:
+    """The feature front end of ``features=...`` (its settings also key the feature cache)."""
+    return call_target(features_cfg)
+
+
+def prepare_data(cfg: DictConfig, frontend: FeatureExtractor) -> PreparedData:
+    """Index, decode, cache and split the data of ``cfg`` (everything that can fail before training)."""
+    return prepare(build_index(cfg.dataset), frontend, cfg.clips.clip_seconds, cfg.paths.cache_dir,
+                   cfg.clips.cache_workers)
+
+
+def build_classifier(cfg: DictConfig, genres: list[str], clip_frames: int, frontend: FeatureExtractor | None = None,
+                     band_mean=None, band_std=None, run_info: dict | None = None,
+                     lr_scale: float = 1.0) -> GenreClassifier:
+    """The LightningModule of ``cfg`` in one step: network, front end, optimizer and scheduler from
+    their config groups, normalisation statistics, and the run information saved into checkpoints.
+
+    ``lr_scale`` multiplies ``optimizer.lr`` (``scale_lr=true``: the number of DDP processes).
+    """
+    frontend = frontend or build_frontend(cfg.features)
+    net = hydra.utils.instantiate(cfg.model, input_shape=(frontend.n_bands, clip_frames), n_classes=len(genres),
+                                  _convert_="all")
+    optimizer = hydra.utils.instantiate(cfg.optimizer)
+    if lr_scale != 1.0:
+        optimizer = functools.partial(optimizer, lr=cfg.optimizer.lr * lr_scale)
+    scheduler = hydra.utils.instantiate(cfg.scheduler) if cfg.get("scheduler") else None
+    return GenreClassifier(net, frontend, genres, clip_frames, optimizer=optimizer, scheduler=scheduler,
+                           aggregation=cfg.clips.aggregation, band_mean=band_mean, band_std=band_std,
+                           run_info=run_info)
+
+
+def build_callbacks(callbacks_cfg: DictConfig, checkpoint_dir: Path | None = None) -> dict:
+    """The callbacks of ``callbacks=...`` by name; ``checkpoint_dir`` replaces every checkpoint
+    callback's ``dirpath`` (a resumed run keeps writing where it was)."""
+    built = {}
+    for name, node in callbacks_cfg.items():
+        extra = {"dirpath": str(checkpoint_dir)} if checkpoint_dir is not None and "dirpath" in node else {}
+        built[name] = hydra.utils.instantiate(node, **extra)
+    return built
+
+
+def read_checkpoint(path: str | Path) -> dict:
+    """A checkpoint written by :func:`genre.train.train`; its run information (config, genres, run id)
+    is under ``"genre"``."""
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"ckpt_path={path} does not exist; name a checkpoint written by train.py "
+                          f"(outputs/runs/<date>/checkpoints/best-NN.ckpt or last.ckpt)")
+    import torch
+
+    checkpoint = torch.load(path, map_location="cpu", weights_only=False)
+    if not checkpoint.get("genre"):
+        raise ConfigError(f"ckpt_path={path} was not written by genre's train.py (no run information in it)")
+    return checkpoint
+
+
+@dataclass
+class LoadedClassifier:
+    module: GenreClassifier
+    config: DictConfig          # the training run's resolved config
+    run_id: str | None
+    tracking_uri: str | None
+
+
+def load_classifier(ckpt_path: str | Path) -> LoadedClassifier:
+    """Rebuild the trained LightningModule of a checkpoint, in evaluation mode."""
+    checkpoint = read_checkpoint(ckpt_path)
+    info = checkpoint["genre"]
+    config = OmegaConf.create(info["config"])
+    module = build_classifier(config, info["genres"], info["clip_frames"], run_info=info)
+    module.load_state_dict(checkpoint["state_dict"])
+    return LoadedClassifier(module.eval(), config, info.get("run_id"), info.get("tracking_uri"))
