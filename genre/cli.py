@@ -14,16 +14,48 @@ import sys
 import hydra
 from omegaconf import DictConfig
 
-from genre.errors import exit_on_user_error
+from genre.errors import ConfigError, exit_on_user_error
+from genre.settings import check_settings
 
 @hydra.main(version_base="1.3", config_path="conf", config_name="train")
 @exit_on_user_error
 def train(cfg: DictConfig) -> float:
-    """``python train.py ...``: one run (or, with ``-m``, one job of a sweep)."""
+    """``python train.py ...``: one run (or, with ``-m``, one job of a sweep).
+
+    The settings are checked first, before torch, the data or MLflow are imported: a bad one stops
+    the command in a second, and the run folder Hydra made for it is removed (nothing ran in it).
+    """
+    try:
+        check_settings(cfg)
+    except ConfigError:
+        _remove_empty_run_dir(cfg)
+        raise
     from genre.train import train as train_run
 
     metrics = train_run(cfg)
     return metrics.get("val/track_acc_best", float("nan"))  # the objective of sweeps
+
+
+def _remove_empty_run_dir(cfg: DictConfig) -> None:
+    """Hydra makes a run's folder (its config copy and log) before the run starts; a run refused at its
+    settings leaves none behind, nor the empty folders made for it up to ``paths.log_dir``."""
+    import shutil
+    from pathlib import Path
+
+    from hydra.core.hydra_config import HydraConfig
+
+    run_dir, log_dir = Path(HydraConfig.get().runtime.output_dir).resolve(), Path(cfg.paths.log_dir).resolve()
+    if HydraConfig.get().mode.name != "RUN" or log_dir not in run_dir.parents or \
+            any(p.name != ".hydra" and p.suffix != ".log" for p in run_dir.iterdir()):
+        return
+    shutil.rmtree(run_dir, ignore_errors=True)
+    for parent in run_dir.parents:
+        if parent == log_dir.parent:
+            break
+        try:
+            parent.rmdir()                  # only if empty
+        except OSError:
+            break
 
 
 @hydra.main(version_base="1.3", config_path="conf", config_name="evaluate")

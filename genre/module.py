@@ -2,12 +2,14 @@
 on audio. Built from the config in one step by :func:`genre.build.build_classifier`."""
 from __future__ import annotations
 
+import random
 from typing import Callable
 
 import numpy as np
 import pytorch_lightning as pl
 import torch
 import torch.nn.functional as F
+from pytorch_lightning.trainer.states import TrainerFn
 from torch import nn
 from torchmetrics import MaxMetric
 from torchmetrics.classification import MulticlassAccuracy
@@ -39,6 +41,29 @@ def aggregate_tracks(clip_probs: torch.Tensor, track: torch.Tensor, method: str 
     votes = F.one_hot(clip_probs.argmax(1), clip_probs.shape[1]).to(clip_probs.dtype)
     share = torch.zeros_like(mean).index_add_(0, inverse, votes) / counts
     return tracks, share + 1e-6 * mean  # the tie-break term is below any difference of two shares
+
+
+def random_states() -> dict:
+    """The state of every generator a training epoch draws from: Python's, NumPy's and torch's (the
+    shuffle order, the training crops, dropout, and the DataLoader workers' seeds all come from these).
+    Plain lists and tensors only: Lightning loads checkpoints with ``weights_only=True``."""
+    kind, keys, position, has_gauss, cached = np.random.get_state()
+    states = {"python": random.getstate(), "numpy": [kind, keys.tolist(), position, has_gauss, cached],
+              "torch": torch.get_rng_state()}
+    if torch.cuda.is_available():
+        states["cuda"] = torch.cuda.get_rng_state_all()
+    return states
+
+
+def restore_random_states(states: dict) -> None:
+    """Put back what :func:`random_states` took: the run draws what it would have drawn had it not stopped."""
+    version, internal, gauss = states["python"]
+    random.setstate((version, tuple(internal), gauss))
+    kind, keys, position, has_gauss, cached = states["numpy"]
+    np.random.set_state((kind, np.asarray(keys, dtype=np.uint32), position, has_gauss, cached))
+    torch.set_rng_state(states["torch"])
+    if "cuda" in states and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(states["cuda"])
 
 
 class Normalize(nn.Module):
@@ -105,6 +130,7 @@ class GenreClassifier(pl.LightningModule):
         n_classes = len(genres)
         self.train_acc = MulticlassAccuracy(n_classes, average="micro")
         self.val_track_acc_best = MaxMetric()
+        self.val_track_acc_best.persistent(True)   # in checkpoints: a resumed run keeps its best so far
         self.run_info = dict(run_info or {})
         self.test_results: dict | None = None
         self._outputs: list[tuple[torch.Tensor, ...]] = []
@@ -194,6 +220,16 @@ class GenreClassifier(pl.LightningModule):
 
     def on_save_checkpoint(self, checkpoint: dict) -> None:
         checkpoint["genre"] = self.run_info
+        checkpoint["random_states"] = random_states()
+
+    def on_load_checkpoint(self, checkpoint: dict) -> None:
+        # A resumed fit draws what the uninterrupted run would have drawn from here on. Restored now:
+        # Lightning creates a restarted run's training iterator (which draws its seed) before any
+        # training hook; the resumed run skips the sanity check, whose draws the uninterrupted run did
+        # not make here (genre.train). Loading a checkpoint to test or evaluate changes nothing.
+        if checkpoint.get("random_states") and self._trainer is not None and \
+                self.trainer.state.fn == TrainerFn.FITTING:
+            restore_random_states(checkpoint["random_states"])
 
     def export(self) -> ClipClassifier:
         """The trained network with its normalisation, for MLflow and other consumers."""

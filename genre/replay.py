@@ -57,13 +57,14 @@ def replay(path: Path, tracking_uri: str) -> tuple[int, int]:
             stored[run_id, key] = {(m.step, m.value) for m in client.get_metric_history(run_id, key)}
         return (step, value) in stored[run_id, key]
 
-    sent = marked = 0
+    sent = 0
+    marked: set[str] = set()   # runs whose final status was set (a file may hold several status lines)
     for number, line in enumerate(lines):
         try:
             record = json.loads(line)
             if "status" in record:
                 client.set_terminated(record["run_id"], record["status"])
-                marked += 1
+                marked.add(record["run_id"])
                 continue
             run_id, step = record["run_id"], record["step"] or 0
             timestamp = record.get("timestamp") or int(time.time() * 1000)
@@ -76,7 +77,7 @@ def replay(path: Path, tracking_uri: str) -> tuple[int, int]:
             _keep(path, lines[number:])
             raise
     os.replace(path, path.with_name(path.name.replace(".jsonl", ".sent.jsonl")))
-    return sent, marked
+    return sent, len(marked)
 
 
 def _keep(path: Path, lines: list[str]) -> None:
@@ -97,6 +98,10 @@ def main(argv: list[str] | None = None) -> int:
     if not args.path.is_file():
         raise ConfigError(f"{args.path} does not exist: a run writes unsent_metrics.jsonl in its output directory "
                           f"only when its tracking server refused metrics")
+    from genre.tracking.store import is_tracking_server, limit_http_retries
+
+    if is_tracking_server(args.tracking_uri):
+        limit_http_retries()   # a server still away is reported in seconds, not after minutes of retries
     try:
         sent, marked = replay(args.path, args.tracking_uri)
     except Exception as error:

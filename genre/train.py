@@ -20,9 +20,10 @@ from genre.build import build_callbacks, build_classifier, build_frontend, prepa
 from genre.data.datamodule import GenreDataModule, PreparedData
 from genre.errors import ConfigError
 from genre.module import GenreClassifier
+from genre.settings import check_settings
 from genre.tracking.report import log_training_outputs
-from genre.tracking.store import (check_reachable, create_logger, git_commit, is_tracking_server,
-                                  resolve_artifact_location, resolve_tracking_uri)
+from genre.tracking.store import (create_logger, git_commit, is_tracking_server,
+                                  check_store, resolve_artifact_location, resolve_tracking_uri)
 
 log = logging.getLogger(__name__)
 PROJECT_DIR = Path(__file__).resolve().parent.parent
@@ -92,25 +93,29 @@ def train(cfg: DictConfig) -> dict:
     Returns the final metrics (floats, e.g. ``test/track_acc``, ``val/track_acc_best``) plus
     ``run_id`` and ``best_checkpoint``.
     """
+    check_settings(cfg)                              # cheap, complete, before anything else
     refuse_relaunching_ddp_in_sweeps(cfg)
     resume = resume_point(cfg)
     root_dir = cfg.paths.root_dir
     tracking_uri = resolve_tracking_uri(cfg.logger.tracking_uri, root_dir)
-    check_reachable(tracking_uri)                    # a missing server stops the run before any cache build
+    artifact_location = resolve_artifact_location(cfg.logger.artifact_location, root_dir, cfg.logger.experiment_name,
+                                                  tracking_uri)
+    check_store(tracking_uri)                        # a missing server or broken store: before any cache build
     pl.seed_everything(cfg.seed, workers=True)
     frontend = build_frontend(cfg.features)          # invalid settings fail here, before any work
     data = prepare_data(cfg, frontend)               # and bad data here, before any epoch
     resolved = OmegaConf.to_container(cfg, resolve=True)
-    logger = create_logger(cfg.logger.experiment_name, tracking_uri,
-                           resolve_artifact_location(cfg.logger.artifact_location, root_dir,
-                                                     cfg.logger.experiment_name, tracking_uri),
-                           cfg.logger.run_name, run_tags(cfg, data), run_id=resume.run_id if resume else None,
+    logger = create_logger(cfg.logger.experiment_name, tracking_uri, artifact_location, cfg.logger.run_name,
+                           run_tags(cfg, data), run_id=resume.run_id if resume else None,
                            unsent_path=Path(cfg.paths.output_dir) / "unsent_metrics.jsonl")
     callbacks = build_callbacks(cfg.callbacks, resume.ckpt_path.parent if resume else None)
     checkpoint: ModelCheckpoint = callbacks["best_checkpoint"]
     checkpoint_dir = Path(checkpoint.dirpath)
+    # a resumed run passed its sanity check before it stopped; running it again would also draw random
+    # numbers the uninterrupted run did not draw at this point
+    resumed = {"num_sanity_val_steps": 0} if resume else {}
     trainer: pl.Trainer = hydra.utils.instantiate(cfg.trainer, logger=logger, callbacks=list(callbacks.values()),
-                                                  default_root_dir=str(cfg.paths.output_dir))
+                                                  default_root_dir=str(cfg.paths.output_dir), **resumed)
     # The batch is per process: with more processes the effective batch grows, and the learning rate
     # follows it only when asked (linear scaling rule); both are recorded on the run.
     processes = trainer.world_size

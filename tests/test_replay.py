@@ -41,3 +41,17 @@ def test_replay_needs_a_tracking_uri(tmp_path, monkeypatch, capsys):
     (tmp_path / "unsent_metrics.jsonl").write_text("")
     assert exit_status(replay.main, [str(tmp_path / "unsent_metrics.jsonl")]) == 2
     assert "--tracking-uri" in capsys.readouterr().err
+
+
+def test_replay_counts_runs_not_status_lines(tmp_path, capsys):
+    """A run finalised twice (killed, resumed, finished) has two status lines: one run was marked."""
+    uri = f"sqlite:///{tmp_path}/mlflow.db"
+    client = mlflow.MlflowClient(uri)
+    experiment = client.create_experiment("genre", artifact_location=str(tmp_path / "artifacts"))
+    run_id = client.create_run(experiment).info.run_id
+    kept = tmp_path / "unsent_metrics.jsonl"
+    kept.write_text(replay.status_line(run_id, "failed") + replay.metrics_line(run_id, 4, {"val/acc": 0.7})
+                    + replay.status_line(run_id, "success"))
+    assert exit_status(replay.main, [str(kept), "--tracking-uri", uri]) == 0
+    assert "set the final status of 1 run(s)" in capsys.readouterr().out
+    assert client.get_run(run_id).info.status == "FINISHED"

@@ -13,6 +13,7 @@ import numpy as np
 import soundfile as sf
 import soxr
 
+from genre.data.containers import HEAD_BYTES, check_complete, check_signature
 from genre.errors import AudioDecodeError
 
 AUDIO_EXTENSIONS = (".wav", ".au", ".mp3", ".flac", ".ogg")
@@ -23,13 +24,17 @@ def load_audio(path: str | Path, sample_rate: int) -> np.ndarray:
 
     soundfile (libsndfile) reads WAV, AU, FLAC, OGG and MP3; librosa's audioread fallback covers
     what it cannot. Channels are averaged; resampling uses soxr's high quality (librosa's default).
-    Raises :class:`AudioDecodeError` for unreadable, empty or non-finite audio.
+    Raises :class:`AudioDecodeError` for a file that is not what its extension says, unreadable, empty,
+    non-finite, or truncated (markedly shorter than its container declares).
     """
     path = Path(path)
     if not path.is_file():
         raise AudioDecodeError(path, "file not found")
     if path.stat().st_size == 0:
         raise AudioDecodeError(path, "empty file (0 bytes)")
+    with open(path, "rb") as f:
+        head = f.read(HEAD_BYTES)
+    check_signature(path, head)
     try:
         data, native_rate = sf.read(str(path), dtype="float32", always_2d=True)
         # a matrix-vector product: 14x faster than data.mean(axis=1) on (n, 2) arrays
@@ -40,13 +45,13 @@ def load_audio(path: str | Path, sample_rate: int) -> np.ndarray:
                 warnings.simplefilter("ignore")
                 waveform, native_rate = librosa.load(str(path), sr=None, mono=True)
         except Exception as fallback_error:
-            raise AudioDecodeError(
-                path, f"unreadable audio ({sf_error}; fallback: {type(fallback_error).__name__})"
-            ) from None
+            raise AudioDecodeError(path, f"unreadable audio ({_decoder_message(sf_error)}; "
+                                         f"fallback: {type(fallback_error).__name__})") from None
     if waveform.size == 0:
         raise AudioDecodeError(path, "empty audio (0 samples)")
     if not np.all(np.isfinite(waveform)):
         raise AudioDecodeError(path, "audio contains NaN or infinite samples")
+    check_complete(path, head, waveform.shape[0], native_rate)
     if native_rate != sample_rate:
         # soxr directly: librosa.resample gives the same samples but its first call in a process
         # costs ~1.5 s, paid again by every worker process of a parallel cache build
@@ -59,3 +64,12 @@ def fix_length(waveform: np.ndarray, n_samples: int) -> np.ndarray:
     if waveform.shape[0] >= n_samples:
         return waveform[:n_samples]
     return np.pad(waveform, (0, n_samples - waveform.shape[0]))
+
+
+def _decoder_message(error: Exception) -> str:
+    """libsndfile's reason, without its claim that an existing file "does not exist (possibly a pipe?)",
+    which is what it says of any file it finds no audio stream in."""
+    message = str(error)
+    if "possibly a pipe" in message:
+        return "libsndfile found no audio stream it can decode in it"
+    return message

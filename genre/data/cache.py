@@ -34,7 +34,10 @@ from genre.features import FeatureExtractor, numpy_features
 from genre.parallel import file_lock, process_map
 
 log = logging.getLogger(__name__)
-CACHE_VERSION = 1
+CACHE_VERSION = 2          # 2: silent and truncated files are skipped
+# A track whose loudest sample over the excerpt used stays below this carries nothing to learn from
+# (digital silence, or a level at the noise floor of 16-bit audio); training on it teaches nothing.
+SILENCE_DBFS = -60.0
 
 
 def _digest(content: object) -> str:
@@ -118,7 +121,13 @@ def _decode(job: tuple[str, int, int, int, str, int]) -> str | None:
     if waveform.shape[0] < min_samples:
         return (f"too short: {waveform.shape[0] / sample_rate:.2f} s, less than one clip "
                 f"({min_samples / sample_rate:.2f} s)")
-    _write_at(target, offset, fix_length(waveform, n_samples))
+    excerpt = fix_length(waveform, n_samples)
+    peak = float(np.abs(excerpt).max())
+    if peak < 10 ** (SILENCE_DBFS / 20):
+        level = f"{20 * np.log10(peak):.0f} dBFS" if peak > 0 else "digital silence"
+        return (f"silent: its loudest sample over the {n_samples / sample_rate:.1f} s used is {level} "
+                f"(below {SILENCE_DBFS:.0f} dBFS)")
+    _write_at(target, offset, excerpt)
     return None
 
 

@@ -1,12 +1,15 @@
 """``dataset=folder``: any collection laid out as one sub-folder per genre."""
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 from genre.data.audio import AUDIO_EXTENSIONS
 from genre.data.index import DatasetIndex, Track, select_genres
 from genre.data.splits import apply_split
 from genre.errors import DatasetError
+
+log = logging.getLogger(__name__)
 
 
 def build(root: str, split: str = "random", track_seconds: float = 30.0, genres: list[str] | None = None,
@@ -20,9 +23,14 @@ def build(root: str, split: str = "random", track_seconds: float = 30.0, genres:
                 f"e.g. {base}/jazz/take_five.mp3")
     if not base.is_dir():
         raise DatasetError(f"dataset.root={root} does not exist; expected {expected}")
-    tracks = [Track(f"{genre_dir.name}/{path.relative_to(genre_dir).with_suffix('')}", path, genre_dir.name)
-              for genre_dir in sorted(p for p in base.iterdir() if p.is_dir() and not p.name.startswith("."))
-              for path in sorted(genre_dir.rglob("*")) if path.suffix.lower() in AUDIO_EXTENSIONS]
+    tracks = []
+    for genre_dir in sorted(p for p in base.iterdir() if p.is_dir() and not p.name.startswith(".")):
+        found = [Track(f"{genre_dir.name}/{path.relative_to(genre_dir).with_suffix('')}", path, genre_dir.name)
+                 for path in sorted(genre_dir.rglob("*")) if path.suffix.lower() in AUDIO_EXTENSIONS]
+        if not found:
+            log.warning("genre folder %s holds no audio files (%s): genre '%s' is left out", genre_dir,
+                        ", ".join(AUDIO_EXTENSIONS), genre_dir.name)
+        tracks += found
     if not tracks:
         raise DatasetError(f"dataset.root={root} holds no audio files in genre sub-folders; expected {expected}")
     tracks, genre_list = select_genres(tracks, genres, "folder")

@@ -45,12 +45,16 @@ def scan_gtzan(root: str | Path) -> list[Track]:
     folder = find_genre_folder(Path(root))
     tracks: dict[str, Track] = {}
     for genre_dir in sorted(p for p in folder.iterdir() if p.is_dir()):
+        before = len(tracks)
         for path in sorted(genre_dir.iterdir()):
             match = _TRACK_FILE.match(path.name)
             if match and match["genre"] == genre_dir.name:
                 track_id = f"{match['genre']}.{match['number']}"
                 if track_id not in tracks or path.suffix == ".au":
                     tracks[track_id] = Track(track_id=track_id, path=path, genre=genre_dir.name)
+        if len(tracks) == before:
+            log.warning("genre folder %s holds no GTZAN tracks (%s.000NN.au or .wav): genre '%s' is left out",
+                        genre_dir, genre_dir.name, genre_dir.name)
     return list(tracks.values())
 
 

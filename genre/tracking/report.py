@@ -59,8 +59,8 @@ def log_training_outputs(logger: MLFlowLogger, module: GenreClassifier, data: Pr
             ("embeddings", results["track_embedding"], results["track_true"], "learned track embeddings"),
             ("features", inputs, np.asarray(data.labels["test"]), f"input {module.frontend.kind} features")):
         scores = separation_scores(points, labels)
-        for score, value in scores.items():
-            client.log_metric(run_id, f"test/{name}_{score}", value)
+        # through the logger: a resumed run does not log them twice, a lost server keeps them for replay
+        logger.log_metrics({f"test/{name}_{score}": value for score, value in scores.items()}, step=0)
         title = (f"t-SNE of {what} ({data.index.name} test)\n"
                  f"silhouette {scores['silhouette']:.2f}, {scores['knn_k']:.0f}-NN accuracy {scores['knn_acc']:.1%}")
         log_figure(client, run_id, tsne_figure(points, labels, module.genres, title, seed), f"tsne_{name}.png")

@@ -23,6 +23,7 @@ from pytorch_lightning.loggers import MLFlowLogger
 from pytorch_lightning.utilities import rank_zero_only
 
 from genre.errors import ConfigError, TrackingError
+from genre.parallel import file_lock
 from genre.replay import metrics_line, status_line
 
 log = logging.getLogger(__name__)
@@ -97,9 +98,23 @@ class ResilientMLFlowLogger(MLFlowLogger):
         super().__init__(*args, **kwargs)
         self.unsent_path = unsent_path
         self.unsent = 0
+        self.already_logged: set[tuple[str, int]] = set()   # (metric, step) the run has
+
+    def skip_what_the_run_has(self) -> None:
+        """A resumed run repeats the epochs after its last checkpoint; a kill may have come after such an
+        epoch's metrics reached the store. What the run already has at a step is not logged again."""
+        client = MlflowClient(self._tracking_uri)
+        for key in client.get_run(self._run_id).data.metrics:
+            self.already_logged |= {(key, m.step) for m in client.get_metric_history(self._run_id, key)}
 
     @rank_zero_only
     def log_metrics(self, metrics, step=None):
+        """Log what the run does not have at ``step`` yet: each metric once per step (Lightning sends its
+        ``epoch`` value with the training and again with the validation metrics of a step)."""
+        metrics = {k: v for k, v in metrics.items() if (k, step or 0) not in self.already_logged}
+        if not metrics:
+            return
+        self.already_logged |= {(k, step or 0) for k in metrics}
         try:
             super().log_metrics(metrics, step)
         except Exception as error:  # MlflowException, requests' errors: whatever the client raises
@@ -128,18 +143,93 @@ class ResilientMLFlowLogger(MLFlowLogger):
                         self.unsent_path)
 
 
+def limit_http_retries() -> None:
+    """The MLflow client's defaults retry one call for minutes; a run (or a replay) should notice a lost
+    server sooner. Values already set in the environment win."""
+    os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "2")
+    os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "20")
+
+
+def sqlite_path(tracking_uri: str) -> Path | None:
+    """The database file of a ``sqlite:///`` store, else ``None``."""
+    return Path(tracking_uri[len("sqlite:///"):]) if tracking_uri.startswith("sqlite:///") else None
+
+
+def check_store(tracking_uri: str) -> None:
+    """Before any work, without writing anything: a server must answer its health check, and an
+    existing sqlite store must be readable and not left half-migrated (named, with what to do)."""
+    check_reachable(tracking_uri)
+    database = sqlite_path(tracking_uri)
+    if database is not None:
+        _refuse_interrupted_migration(database)
+
+
+def open_store(tracking_uri: str, experiment_name: str, artifact_location: str | None) -> None:
+    """Create the store's schema and the experiment if they are missing.
+
+    A sqlite store is created by one process at a time, under a lock beside it: MLflow's schema
+    migration is not safe to run twice at once, and two first runs started together left
+    ``mlflow.db`` half-migrated for good.
+    """
+    database = sqlite_path(tracking_uri)
+    if database is None:
+        _ensure_experiment(tracking_uri, experiment_name, artifact_location)
+        return
+    with file_lock(database.with_name(database.name + ".lock")):
+        _refuse_interrupted_migration(database)
+        try:
+            _ensure_experiment(tracking_uri, experiment_name, artifact_location)
+        except Exception as error:   # MLflow and SQLAlchemy raise many types for a damaged file
+            raise TrackingError(f"the MLflow store {database} cannot be opened ({type(error).__name__}: "
+                                f"{str(error).splitlines()[0][:300]}); if another program damaged it, move it "
+                                f"aside (its runs stay in the file) or set logger.tracking_uri to another store") from None
+
+
+def _refuse_interrupted_migration(database: Path) -> None:
+    leftovers = _interrupted_migration_tables(database)
+    if leftovers:
+        raise TrackingError(
+            f"the MLflow store {database} was left half-migrated by an interrupted schema upgrade (tables "
+            f"{', '.join(leftovers)}); its runs are still in it. Back it up, drop those tables (sqlite3 "
+            f"{database} 'DROP TABLE {leftovers[0]};') and run: mlflow db upgrade sqlite:///{database}; "
+            f"or move the file aside to start a new store")
+
+
+def _interrupted_migration_tables(database: Path) -> list[str]:
+    """Tables alembic's batch migrations leave behind when they are interrupted."""
+    import sqlite3
+
+    if not database.is_file():
+        return []
+    try:
+        with sqlite3.connect(f"file:{database}?mode=ro", uri=True) as connection:
+            names = [name for (name,) in connection.execute("SELECT name FROM sqlite_master WHERE type='table'")]
+    except sqlite3.DatabaseError as error:
+        raise TrackingError(f"the MLflow store {database} is not a readable sqlite database ({error}); move it "
+                            f"aside or set logger.tracking_uri to another store") from None
+    return sorted(name for name in names if name.startswith("_alembic_tmp_"))
+
+
+def _ensure_experiment(tracking_uri: str, name: str, artifact_location: str | None) -> None:
+    client = MlflowClient(tracking_uri)
+    if client.get_experiment_by_name(name) is None:
+        client.create_experiment(name, artifact_location)
+
+
 def create_logger(experiment_name: str, tracking_uri: str, artifact_location: str | None,
                   run_name: str | None, tags: dict[str, str], run_id: str | None = None,
                   unsent_path: Path | None = None) -> MLFlowLogger:
     if is_tracking_server(tracking_uri):
-        # the client's defaults retry for minutes per call; a run should notice a lost server sooner
-        os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "2")
-        os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "20")
+        limit_http_retries()
     check_reachable(tracking_uri)
+    open_store(tracking_uri, experiment_name, artifact_location)
     mlflow.set_tracking_uri(tracking_uri)  # for the fluent API (model logging) too
-    return ResilientMLFlowLogger(experiment_name=experiment_name, tracking_uri=tracking_uri, run_name=run_name,
-                                 tags=tags, artifact_location=artifact_location, run_id=run_id,
-                                 log_model=False, unsent_path=unsent_path)
+    logger = ResilientMLFlowLogger(experiment_name=experiment_name, tracking_uri=tracking_uri, run_name=run_name,
+                                   tags=tags, artifact_location=artifact_location, run_id=run_id,
+                                   log_model=False, unsent_path=unsent_path)
+    if run_id is not None:
+        logger.skip_what_the_run_has()
+    return logger
 
 
 class PrepareTrackingStore(Callback):
@@ -149,7 +239,5 @@ class PrepareTrackingStore(Callback):
     def on_multirun_start(self, config: DictConfig, **kwargs) -> None:
         tracking_uri = resolve_tracking_uri(config.logger.tracking_uri, config.paths.root_dir)
         name = config.logger.experiment_name
-        client = MlflowClient(tracking_uri)
-        if client.get_experiment_by_name(name) is None:
-            client.create_experiment(name, resolve_artifact_location(config.logger.artifact_location,
-                                                                     config.paths.root_dir, name, tracking_uri))
+        open_store(tracking_uri, name, resolve_artifact_location(config.logger.artifact_location,
+                                                                 config.paths.root_dir, name, tracking_uri))

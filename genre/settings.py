@@ -1,0 +1,82 @@
+"""Every setting checked right after composition, before any import of torch, data or MLflow.
+
+A rule names a setting, what it must be, and checks it; :func:`check_settings` runs them all and
+raises one :class:`genre.errors.ConfigError` that lists every broken setting with its allowed range,
+so ``python train.py clips.batch_size=0`` fails in a second, before anything is generated, decoded or
+logged. Settings that only the dataset or the feature front end can judge (a genre the data lacks, a
+window longer than a clip) are checked by them, still before any work.
+"""
+from __future__ import annotations
+
+from typing import Any, Callable
+
+from omegaconf import DictConfig, OmegaConf
+
+from genre.errors import ConfigError
+
+AGGREGATIONS = ("mean", "vote")
+
+
+def _number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def _int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+# (setting, what it must be, check); a missing setting (another dataset's key) is not checked
+RULES: tuple[tuple[str, str, Callable[[Any], bool]], ...] = (
+    ("seed", "an integer", _int),
+    ("clips.clip_seconds", "a number of seconds > 0", lambda v: _number(v) and v > 0),
+    ("clips.batch_size", "an integer >= 1", lambda v: _int(v) and v >= 1),
+    ("clips.num_workers", "an integer >= 0", lambda v: _int(v) and v >= 0),
+    ("clips.train_clips_per_track", "an integer >= 1", lambda v: _int(v) and v >= 1),
+    ("clips.aggregation", f"one of {', '.join(AGGREGATIONS)}", lambda v: v in AGGREGATIONS),
+    ("clips.cache_workers", "null (one per core) or an integer >= 1", lambda v: v is None or (_int(v) and v >= 1)),
+    ("optimizer.lr", "a learning rate > 0", lambda v: _number(v) and v > 0),
+    ("optimizer.weight_decay", "a number >= 0", lambda v: _number(v) and v >= 0),
+    ("trainer.max_epochs", "an integer >= 1 (or -1: until early stopping)", lambda v: _int(v) and (v >= 1 or v == -1)),
+    ("callbacks.early_stopping.patience", "an integer >= 0", lambda v: _int(v) and v >= 0),
+    ("dataset.track_seconds", "a number of seconds > 0", lambda v: _number(v) and v > 0),
+    ("dataset.tracks_per_genre", "an integer >= 3 (a track each for train, val and test)", lambda v: _int(v) and v >= 3),
+    ("dataset.folds", "an integer >= 3 (a test, a validation and a training fold)", lambda v: _int(v) and v >= 3),
+    ("dataset.fraction", "a share > 0 and <= 1", lambda v: _number(v) and 0 < v <= 1),
+    ("features.sample_rate", "a positive number of Hz", lambda v: _number(v) and v > 0),
+    ("features.window_ms", "a number of ms > 0", lambda v: _number(v) and v > 0),
+    ("features.stride_ms", "a number of ms > 0", lambda v: _number(v) and v > 0),
+    ("features.n_mels", "an integer >= 1", lambda v: _int(v) and v >= 1),
+)
+
+
+def _value(cfg: DictConfig, key: str) -> tuple[bool, Any]:
+    if OmegaConf.select(cfg, key, default="__missing__") == "__missing__":
+        return False, None
+    return True, OmegaConf.select(cfg, key)
+
+
+def check_settings(cfg: DictConfig) -> None:
+    """Raise :class:`ConfigError` naming every setting of ``cfg`` that is out of its range."""
+    problems = []
+    for key, allowed, check in RULES:
+        present, value = _value(cfg, key)
+        if present and not check(value):
+            problems.append(f"{key}={value!r}: must be {allowed}")
+    present, fractions = _value(cfg, "dataset.fractions")
+    if present and fractions is not None:
+        values = [fractions.get(split) for split in ("train", "val", "test")]
+        if not all(_number(v) and v >= 0 for v in values) or abs(sum(values) - 1.0) > 1e-6:
+            problems.append(f"dataset.fractions={OmegaConf.to_container(fractions)}: train, val and test must be "
+                            f">= 0 and add up to 1")
+    present, fold = _value(cfg, "dataset.fold")
+    folds = OmegaConf.select(cfg, "dataset.folds")
+    if present and _int(folds) and not (_int(fold) and 0 <= fold < folds):
+        problems.append(f"dataset.fold={fold!r}: must be a fold from 0 to {folds - 1}")
+    clip, track = OmegaConf.select(cfg, "clips.clip_seconds"), OmegaConf.select(cfg, "dataset.track_seconds")
+    if _number(clip) and _number(track) and clip > track:
+        problems.append(f"clips.clip_seconds={clip} is longer than the tracks (dataset.track_seconds={track}): "
+                        f"shorten the clip")
+    if len(problems) == 1:
+        raise ConfigError(problems[0])
+    if problems:
+        raise ConfigError(f"{len(problems)} invalid settings, nothing was done:\n  " + "\n  ".join(problems))

@@ -1,0 +1,60 @@
+"""Every setting is checked right after composition: a message naming the setting and its allowed range,
+no traceback, nothing generated, decoded or logged, and nothing heavy imported first."""
+import subprocess
+import sys
+
+import pytest
+
+from genre.build import compose_config
+from genre.errors import ConfigError
+from genre.settings import check_settings
+
+from conftest import ROOT
+
+BAD = [
+    ("clips.batch_size=0", "clips.batch_size=0: must be an integer >= 1"),
+    ("optimizer.lr=-1", "optimizer.lr=-1: must be a learning rate > 0"),
+    ("trainer.max_epochs=0", "trainer.max_epochs=0: must be an integer >= 1"),
+    ("clips.aggregation=median", "clips.aggregation='median': must be one of mean, vote"),
+    ("clips.num_workers=-2", "clips.num_workers=-2: must be an integer >= 0"),
+    ("callbacks.early_stopping.patience=-1", "callbacks.early_stopping.patience=-1: must be an integer >= 0"),
+    ("clips.clip_seconds=45", "clips.clip_seconds=45 is longer than the tracks (dataset.track_seconds=30.0)"),
+    ("dataset.fractions.test=0.5", "dataset.fractions="),
+    ("dataset.split=kfold dataset.fold=12", "dataset.fold=12: must be a fold from 0 to 9"),
+    ("clips.batch_size=abc", "clips.batch_size='abc': must be an integer >= 1"),
+]
+
+
+@pytest.mark.parametrize("override, message", BAD)
+def test_each_bad_setting_is_named_with_its_range(override, message):
+    with pytest.raises(ConfigError) as refused:
+        check_settings(compose_config("train", override.split()))
+    assert message in str(refused.value)
+
+
+def test_every_bad_setting_is_reported_at_once():
+    with pytest.raises(ConfigError) as refused:
+        check_settings(compose_config("train", ["clips.batch_size=0", "optimizer.lr=-1", "trainer.max_epochs=0"]))
+    assert str(refused.value).count("must be") == 3
+
+
+def test_the_shipped_configurations_pass():
+    for overrides in ([], ["features=mfcc"], ["model=resnet", "optimizer=sgd", "scheduler=cosine"],
+                      ["experiment=gtzan_filtered"], ["experiment=fma_small_3s"], ["experiment=homburg2005"],
+                      ["experiment=lachmish2016"], ["experiment=taofeng2014"], ["dataset=msd"]):
+        check_settings(compose_config("train", overrides))
+
+
+def test_the_check_needs_no_torch_mlflow_or_lightning():
+    probe = ("import sys\nfrom genre.settings import check_settings\nfrom genre.cli import train\n"
+             "print(sorted(m for m in ('torch', 'mlflow', 'pytorch_lightning', 'librosa', 'h5py') if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", probe], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert out.stdout.strip() == "[]", out.stderr
+
+
+@pytest.mark.parametrize("override, message", BAD[:4])
+def test_the_command_line_stops_before_any_work(tmp_path, override, message):
+    out = subprocess.run([sys.executable, "train.py", *override.split(), f"paths.root_dir={tmp_path}"], cwd=ROOT,
+                         capture_output=True, text=True, timeout=120)
+    assert out.returncode == 2 and message in out.stderr and "Traceback" not in out.stderr
+    assert sorted(p.name for p in tmp_path.iterdir()) == []      # no corpus, cache, store or output folder
