@@ -236,3 +236,16 @@ def test_fma_artist_split_from_tracks_csv(tmp_path):
         sides.setdefault(t.artist, set()).add(t.split)
     assert len(sides) == 3 and all(len(s) == 1 for s in sides.values())
     assert index.split_protocol.startswith("random-stratified-by-artist(")
+
+
+def test_a_root_with_spaces_dashes_and_equals_signs_works_quoted_as_the_readme_says(tmp_path):
+    """``python train.py dataset=folder "dataset.root='/data/My Music – 2024=best'"``"""
+    from genre.build import build_index, compose_config
+
+    root = tmp_path / "My Music – 2024=best"
+    for genre in ("jazz", "rock"):
+        for n in range(3):
+            write_tone(root / genre / f"{n}.wav", 1.0, 8000)
+    cfg = compose_config("train", ["dataset=folder", f"dataset.root='{root}'"])
+    assert cfg.dataset.root == str(root)
+    assert len(build_index(cfg.dataset).tracks) == 6

@@ -1,12 +1,15 @@
 """Scaling out by configuration only: DDP on two CPU processes, multirun sweeps (sequential, parallel
 against one sqlite store, submitit, Optuna), a real MLflow tracking server, and resume after SIGKILL."""
 import os
+import shutil
 import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from collections import Counter
+from contextlib import contextmanager
 from pathlib import Path
 
 import mlflow
@@ -95,11 +98,13 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def start_server(root: Path, port: int) -> subprocess.Popen:
+def start_server(root: Path, port: int, backend_store_uri: str | None = None) -> subprocess.Popen:
+    """``mlflow server`` on 127.0.0.1 with a local artifact destination (default store: sqlite under ``root``)."""
     server = subprocess.Popen(
         [str(Path(sys.executable).parent / "mlflow"), "server", "--host", "127.0.0.1", "--port", str(port),
-         "--backend-store-uri", f"sqlite:///{root}/server.db", "--artifacts-destination", str(root / "artifacts"),
-         "--workers", "1"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+         "--backend-store-uri", backend_store_uri or f"sqlite:///{root}/server.db",
+         "--artifacts-destination", str(root / "artifacts"), "--workers", "1"],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
     deadline = time.time() + 90
     while time.time() < deadline:
         try:
@@ -212,3 +217,63 @@ def test_resume_after_sigkill_continues_the_same_run_once_per_epoch(tmp_path):
     history = mlflow.MlflowClient().get_metric_history(resumed.info.run_id, "val/track_acc")
     assert sorted(m.step for m in history) == sorted({m.step for m in history}) and len(history) == epochs
     assert "test/track_acc" in resumed.data.metrics
+
+
+def postgres_bin(program: str) -> str:
+    """A PostgreSQL server program (Debian's postgresql package keeps them out of PATH)."""
+    found = shutil.which(program) or next(iter(sorted(Path("/usr/lib/postgresql").glob(f"*/bin/{program}"),
+                                                      reverse=True)), None)
+    assert found, (f"PostgreSQL's {program} is missing: install Debian's postgresql package "
+                   f"(apt-get install postgresql; .ci/run does)")
+    return str(found)
+
+
+@contextmanager
+def postgres_database(port: int):
+    """A throw-away PostgreSQL cluster on 127.0.0.1:``port`` with a database ``mlflow`` (user ``mlflow``,
+    trust authentication), run as the ``postgres`` user when the tests run as root (initdb refuses root)."""
+    as_root = os.geteuid() == 0
+    home = Path(tempfile.mkdtemp(prefix="genre-postgres-"))   # not under pytest's 0700 folders: postgres reads it
+    if as_root:
+        shutil.chown(home, "postgres", "postgres")
+    user = ["runuser", "-u", "postgres", "--"] if as_root else []
+    data = home / "cluster"
+
+    def run(*command):
+        subprocess.run([*user, *command], check=True, capture_output=True, text=True, timeout=120)
+
+    try:
+        run(postgres_bin("initdb"), "-D", str(data), "-U", "mlflow", "--auth=trust", "-E", "UTF8")
+        run(postgres_bin("pg_ctl"), "-D", str(data), "-l", str(home / "server.log"), "-w", "-o",
+            f"-p {port} -k {home} -c listen_addresses=127.0.0.1", "start")
+        run(postgres_bin("createdb"), "-h", "127.0.0.1", "-p", str(port), "-U", "mlflow", "mlflow")
+        yield f"postgresql://mlflow@127.0.0.1:{port}/mlflow"
+    finally:
+        subprocess.run([*user, postgres_bin("pg_ctl"), "-D", str(data), "-m", "immediate", "stop"],
+                       capture_output=True, timeout=60)
+        shutil.rmtree(home, ignore_errors=True)
+
+
+def test_sweep_against_a_tracking_server_on_postgresql(tmp_path):
+    """The README's production path: ``mlflow server`` in front of PostgreSQL, a sweep of 4 jobs 2 at a time."""
+    with postgres_database(free_port()) as database:
+        port = free_port()
+        server = start_server(tmp_path / "server", port, backend_store_uri=database)
+        try:
+            uri = f"http://127.0.0.1:{port}"
+            assert_ok(run_cli("train.py", "-m", "hydra/launcher=parallel", "hydra.launcher.n_jobs=2",
+                              f"logger.tracking_uri={uri}", *cli_overrides(tmp_path / "client", **{"trainer.max_epochs": 2}),
+                              "seed=1,2,3,4", f"hydra.sweep.dir={tmp_path / 'sweep'}"))
+            client = mlflow.MlflowClient(uri)
+            runs = client.search_runs([client.get_experiment_by_name("genre").experiment_id])
+            assert sorted(r.data.tags["seed"] for r in runs) == ["1", "2", "3", "4"]
+            assert all(r.info.status == "FINISHED" for r in runs)
+            for run in runs:
+                for key in run.data.metrics:
+                    steps = [m.step for m in client.get_metric_history(run.info.run_id, key)]
+                    assert len(steps) == len(set(steps)), f"{key} logged twice at one step in {run.info.run_id}"
+                assert len(client.get_metric_history(run.info.run_id, "val/track_acc")) == 2
+                assert {"confusion_matrix_track.png", "config.yaml"} <= {a.path for a in client.list_artifacts(run.info.run_id)}
+            assert (tmp_path / "server" / "artifacts").exists()           # stored by the server, not the clients
+        finally:
+            os.killpg(server.pid, signal.SIGKILL)
