@@ -2,11 +2,12 @@
 
     python -m genre.compare experiment=lachmish2016 [logger.tracking_uri=...] [out_dir=...]
 
-Reads the finished runs of the experiment's MLflow experiment, groups them by configuration (split
-protocol, dataset, genres, features and their settings, model, clip length; never the seed), reports
-mean and spread over seeds of clip and track accuracy and of the genre separation scores, and puts
-them beside the preset's published numbers, each row with its protocol. Runs of different split
-protocols are never averaged together. Writes a Markdown table, an HTML page and a bar chart to
+Reads the finished runs of the experiment's MLflow experiment and groups them by every resolved
+setting except the seed and what only says where or how a run ran (output paths, run name, worker
+counts, progress bars): only true replicates are averaged. It reports mean and standard deviation over
+distinct seeds of clip and track accuracy and of the genre separation scores (runs that repeat a seed
+are counted once, and the table says so), and puts them beside the preset's published numbers. Each
+split protocol has its own table, whose columns are exactly the settings that differ between its rows. Writes a Markdown table, an HTML page and a bar chart to
 ``out_dir`` (default ``outputs/compare/<experiment>``) and logs them as artifacts of a comparison run.
 """
 from __future__ import annotations
@@ -33,52 +34,79 @@ from genre.tracking.store import resolve_tracking_uri
 METRICS = (("test/acc", "clip acc"), ("test/track_acc", "track acc"),
            ("test/features_silhouette", "feature silhouette"), ("test/features_knn_acc", "feature k-NN acc"),
            ("test/embeddings_knn_acc", "embedding k-NN acc"))
-GROUP_PARAMS = ("dataset/genres", "features/window_ms", "features/stride_ms", "features/n_mels",
-                "features/n_mfcc", "clips/clip_seconds", "clips/aggregation")
+# Settings that say where or how a run ran, not what it computed: never a reason to split a group.
+RUN_LOCAL = ("seed", "ckpt_path", "processes", "logger/run_name", "logger/tracking_uri", "logger/artifact_location",
+             "clips/cache_workers", "dataset/num_workers", "trainer/enable_progress_bar",
+             "trainer/enable_model_summary", "trainer/log_every_n_steps")
+RUN_LOCAL_PREFIXES = ("paths/",)
 COMPARISON_TAG = "genre.kind"
 
 
 @dataclass
 class Group:
-    """Runs that differ only in their seed."""
+    """Runs whose every setting but the seed (and run-local ones) is the same: replicates."""
 
     protocol: str
     dataset: str
     features: str
     model: str
-    settings: tuple[tuple[str, str], ...]
+    settings: tuple[tuple[str, str], ...]          # every setting that defines the group
     run_ids: list[str] = field(default_factory=list)
-    seeds: list[str] = field(default_factory=list)
-    values: dict[str, list[float]] = field(default_factory=lambda: defaultdict(list))
+    seeds: list[str] = field(default_factory=list)  # one per run, in run order
+    values: dict[str, dict[str, list[float]]] = field(default_factory=lambda: defaultdict(lambda: defaultdict(list)))
 
     @property
     def label(self) -> str:
         return f"{self.model} on {self.features}"
 
+    @property
+    def distinct_seeds(self) -> list[str]:
+        return sorted(set(self.seeds), key=lambda seed: (len(seed), seed))
+
     def mean_std(self, metric: str) -> tuple[float, float, int]:
-        values = np.array([v for v in self.values.get(metric, []) if np.isfinite(v)])
-        if not len(values):
+        """Mean and standard deviation over distinct seeds, and their number: runs that repeat a seed are
+        not replicates, so each seed counts once (the mean of its runs)."""
+        per_seed = [np.mean(finite) for values in self.values.get(metric, {}).values()
+                    if len(finite := [v for v in values if np.isfinite(v)])]
+        if not per_seed:
             return float("nan"), float("nan"), 0
+        values = np.array(per_seed)
         return float(values.mean()), float(values.std(ddof=1)) if len(values) > 1 else 0.0, len(values)
+
+    def seeds_cell(self) -> str:
+        """n, the seeds, and a warning where runs repeat a seed."""
+        seeds = self.distinct_seeds
+        text = f"{len(seeds)} ({', '.join(seeds)})"
+        repeated = sorted(seed for seed in seeds if self.seeds.count(seed) > 1)
+        if repeated:
+            text += f"; {len(self.run_ids)} runs: seed {', '.join(repeated)} repeated, counted once (not replicates)"
+        return text
+
+
+def is_run_local(key: str, tags: dict[str, str]) -> bool:
+    """A setting that says where or how a run ran; the synthetic corpus's folder is named after its
+    settings (which are compared), so its path is run-local too."""
+    return key in RUN_LOCAL or key.startswith(RUN_LOCAL_PREFIXES) or \
+        (key == "dataset/root" and tags.get("dataset") == "synthetic")
 
 
 def group_runs(runs) -> list[Group]:
-    """Finished training runs grouped by everything but the seed."""
+    """Finished training runs grouped by every setting but the seed and the run-local ones."""
     groups: dict[tuple, Group] = {}
     for run in runs:
         tags, params = run.data.tags, run.data.params
         if tags.get(COMPARISON_TAG) == "comparison" or "test/track_acc" not in run.data.metrics:
             continue
-        settings = tuple((p, params[p]) for p in GROUP_PARAMS if p in params and not (
-            p.endswith("n_mfcc") and tags.get("features") == "mel"))
+        settings = tuple(sorted((key, value) for key, value in params.items() if not is_run_local(key, tags)))
         key = (tags.get("split_protocol", "unknown"), tags.get("dataset", "?"), tags.get("features", "?"),
                tags.get("model", "?"), settings)
         group = groups.setdefault(key, Group(*key))
         group.run_ids.append(run.info.run_id)
-        group.seeds.append(tags.get("seed", "?"))
+        seed = tags.get("seed", params.get("seed", "?"))
+        group.seeds.append(seed)
         for metric, _ in METRICS:
             if metric in run.data.metrics:
-                group.values[metric].append(run.data.metrics[metric])
+                group.values[metric][seed].append(run.data.metrics[metric])
     return sorted(groups.values(), key=lambda g: (g.protocol, g.label, g.settings))
 
 
@@ -92,7 +120,7 @@ def _cell(group: Group, metric: str) -> str:
 
 
 def _distinguishing(groups: list[Group]) -> list[str]:
-    """The settings that differ between groups (the rest would only clutter the table)."""
+    """Exactly the settings that differ between ``groups`` (a table's rows): its columns."""
     keys = {k for g in groups for k, _ in g.settings}
     return sorted(k for k in keys if len({dict(g.settings).get(k) for g in groups}) > 1)
 
@@ -101,19 +129,20 @@ def markdown(experiment: str, reference: DictConfig | None, groups: list[Group])
     lines = [f"# Comparison: {experiment}", ""]
     if reference:
         lines += [f"{reference.title}.", ""]
-    shown = _distinguishing(groups)
     for protocol in sorted({g.protocol for g in groups}):
         members = [g for g in groups if g.protocol == protocol]
+        shown = _distinguishing(members)
         lines += [f"## Split protocol: {protocol}", "",
                   "| run configuration | " + " | ".join(shown + ["seeds"] + [name for _, name in METRICS]) + " |",
                   "|" + "---|" * (2 + len(shown) + len(METRICS))]
         for g in members:
             settings = dict(g.settings)
             row = [f"{g.label} ({g.dataset})"] + [settings.get(k, "") for k in shown]
-            row += [f"{len(g.run_ids)} ({', '.join(sorted(g.seeds))})"] + [_cell(g, m) for m, _ in METRICS]
+            row += [g.seeds_cell()] + [_cell(g, m) for m, _ in METRICS]
             lines.append("| " + " | ".join(row) + " |")
         lines.append("")
-    lines += ["Mean ± standard deviation over seeds; accuracies on the test split of the protocol named above.", ""]
+    lines += ["Mean ± standard deviation over distinct seeds (n); a seed run more than once counts once. Rows differ "
+              "only in the settings shown; accuracies on the test split of the protocol named above.", ""]
     if reference and reference.published:
         lines += ["## Published", "", f"Protocol: {reference.protocol}", "",
                   "| published result | level | accuracy | source | note |", "|---|---|---|---|---|"]

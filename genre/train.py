@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import logging
 import os
+import secrets
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -36,6 +37,18 @@ def run_tags(cfg: DictConfig, data: PreparedData) -> dict[str, str]:
         tags.update({"sweep": Path(hydra_cfg.sweep.dir).name, "sweep_job": str(hydra_cfg.job.num),
                      "sweep_overrides": " ".join(hydra_cfg.overrides.task)})
     return tags
+
+
+def run_name(cfg: DictConfig, tags: dict[str, str]) -> str:
+    """``logger.run_name`` if set, else what ran and something unique: ``cnn3-mel-gtzan-s42[-j3]-9f1c``
+    (model, features, dataset, seed, sweep job). The suffix comes from the OS, not from Python's
+    ``random``, which the run's seed has just fixed: MLflow's own names were the same for every run."""
+    if cfg.logger.run_name:
+        return str(cfg.logger.run_name)
+    parts = [tags["model"], tags["features"], tags["dataset"], f"s{tags['seed']}"]
+    if "sweep_job" in tags:
+        parts.append(f"j{tags['sweep_job']}")
+    return "-".join(parts + [secrets.token_hex(2)])
 
 
 def _in_multirun() -> bool:
@@ -105,8 +118,9 @@ def train(cfg: DictConfig) -> dict:
     frontend = build_frontend(cfg.features)          # invalid settings fail here, before any work
     data = prepare_data(cfg, frontend)               # and bad data here, before any epoch
     resolved = OmegaConf.to_container(cfg, resolve=True)
-    logger = create_logger(cfg.logger.experiment_name, tracking_uri, artifact_location, cfg.logger.run_name,
-                           run_tags(cfg, data), run_id=resume.run_id if resume else None,
+    tags = run_tags(cfg, data)
+    logger = create_logger(cfg.logger.experiment_name, tracking_uri, artifact_location, run_name(cfg, tags),
+                           tags, run_id=resume.run_id if resume else None,
                            unsent_path=Path(cfg.paths.output_dir) / "unsent_metrics.jsonl")
     callbacks = build_callbacks(cfg.callbacks, resume.ckpt_path.parent if resume else None)
     checkpoint: ModelCheckpoint = callbacks["best_checkpoint"]

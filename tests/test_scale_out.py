@@ -1,6 +1,7 @@
 """Scaling out by configuration only: DDP on two CPU processes, multirun sweeps (sequential, parallel
 against one sqlite store, submitit, Optuna), a real MLflow tracking server, and resume after SIGKILL."""
 import os
+import re
 import shutil
 import signal
 import socket
@@ -68,6 +69,9 @@ def test_parallel_sweep_on_the_default_sqlite_store_loses_nothing(tmp_path):
     assert len(runs) == 4 and {r.info.status for r in runs} == {"FINISHED"}
     assert len({r.data.tags["sweep"] for r in runs}) == 1
     assert sorted(r.data.tags["sweep_job"] for r in runs) == ["0", "1", "2", "3"]
+    names = {r.info.run_name for r in runs}         # each job its own readable name in the run list
+    assert len(names) == 4 and all(re.fullmatch(r"cnn3-(mel|mfcc)-synthetic-s42-j[0-3]-[0-9a-f]{4}", name)
+                                   for name in names), names
     combos = Counter((r.data.tags["features"], float(r.data.params["features/stride_ms"])) for r in runs)
     assert combos == {("mel", 20.0): 1, ("mel", 40.0): 1, ("mfcc", 20.0): 1, ("mfcc", 40.0): 1}
     client = mlflow.MlflowClient()
