@@ -66,7 +66,8 @@ def evaluate_split(model: LoadedClassifier, split: str, cache_dir: str, dataset_
         client = mlflow.MlflowClient(model.tracking_uri)
         for key, value in metrics.items():
             client.log_metric(model.run_id, key, value)
-        log_evaluation(client, model.run_id, model.module, f"{split} split, {data.index.split_protocol}",
+        log_evaluation(client, model.run_id, model.module.test_results, model.module.genres,
+                       f"{split} split, {data.index.split_protocol}",
                        prefix=f"evaluate/{split}/")
     return metrics
 

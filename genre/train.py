@@ -17,12 +17,13 @@ from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 from pytorch_lightning.callbacks import ModelCheckpoint
 
+from genre.classical import fit_and_score, is_classical
 from genre.build import build_callbacks, build_classifier, build_frontend, prepare_data, read_checkpoint
 from genre.data.datamodule import GenreDataModule, PreparedData
 from genre.errors import ConfigError
 from genre.module import GenreClassifier
 from genre.settings import check_settings
-from genre.tracking.report import log_training_outputs
+from genre.tracking.report import log_classical_outputs, log_training_outputs
 from genre.tracking.store import (create_logger, git_commit, is_tracking_server,
                                   check_store, resolve_artifact_location, resolve_tracking_uri)
 
@@ -30,7 +31,8 @@ log = logging.getLogger(__name__)
 PROJECT_DIR = Path(__file__).resolve().parent.parent
 def run_tags(cfg: DictConfig, data: PreparedData) -> dict[str, str]:
     tags = {"dataset": data.index.name, "features": cfg.features.kind,
-            "model": cfg.model._target_.rsplit(".", 1)[-1].lower(), "split_protocol": data.index.split_protocol,
+            "model": cfg.model.get("name") or cfg.model._target_.rsplit(".", 1)[-1].lower(),
+            "split_protocol": data.index.split_protocol,
             "git_commit": git_commit(PROJECT_DIR), "seed": str(cfg.seed), "skipped_files": str(len(data.skipped))}
     if _in_multirun():
         hydra_cfg = HydraConfig.get()
@@ -108,6 +110,8 @@ def train(cfg: DictConfig) -> dict:
     """
     check_settings(cfg)                              # cheap, complete, before anything else
     refuse_relaunching_ddp_in_sweeps(cfg)
+    if is_classical(cfg.model) and cfg.get("ckpt_path"):
+        raise ConfigError(f"model={cfg.model.name} fits in seconds and writes no checkpoint: drop ckpt_path")
     resume = resume_point(cfg)
     root_dir = cfg.paths.root_dir
     tracking_uri = resolve_tracking_uri(cfg.logger.tracking_uri, root_dir)
@@ -122,6 +126,8 @@ def train(cfg: DictConfig) -> dict:
     logger = create_logger(cfg.logger.experiment_name, tracking_uri, artifact_location, run_name(cfg, tags),
                            tags, run_id=resume.run_id if resume else None,
                            unsent_path=Path(cfg.paths.output_dir) / "unsent_metrics.jsonl")
+    if is_classical(cfg.model):
+        return _train_classical(cfg, data, logger, resolved)
     callbacks = build_callbacks(cfg.callbacks, resume.ckpt_path.parent if resume else None)
     checkpoint: ModelCheckpoint = callbacks["best_checkpoint"]
     checkpoint_dir = Path(checkpoint.dirpath)
@@ -162,6 +168,18 @@ def train(cfg: DictConfig) -> dict:
                  data.index.split_protocol, metrics.get("test/acc", float("nan")),
                  metrics.get("test/track_acc", float("nan")), logger.run_id, tracking_uri)
     return {**metrics, "run_id": logger.run_id, "best_checkpoint": checkpoint.best_model_path}
+
+
+def _train_classical(cfg: DictConfig, data: PreparedData, logger, resolved: dict) -> dict:
+    """A scikit-learn baseline (:mod:`genre.classical`) on the same data and split, as an ordinary run."""
+    pipeline, metrics, test_results = fit_and_score(cfg.model, data, cfg.seed)
+    logger.log_hyperparams({k: v for k, v in resolved.items() if k != "reference"})
+    logger.log_metrics(metrics, step=0)
+    log_classical_outputs(logger, pipeline, test_results, data, OmegaConf.to_yaml(cfg, resolve=True))
+    logger.finalize("success")
+    log.info("test (%s): track accuracy %.3f with %s; MLflow run %s", data.index.split_protocol,
+             metrics["test/track_acc"], cfg.model.name, logger.run_id)
+    return {**metrics, "run_id": logger.run_id, "best_checkpoint": None}
 
 
 def _record_outputs(cfg: DictConfig, module: GenreClassifier, data: PreparedData, logger,

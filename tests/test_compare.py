@@ -79,3 +79,48 @@ def test_every_run_gets_its_own_name_that_says_what_ran():
     assert len(names) == 20 and all(name.startswith("cnn3-mel-gtzan-s42-") for name in names)
     assert run_name(cfg, {**tags, "sweep_job": "3"}).startswith("cnn3-mel-gtzan-s42-j3-")
     assert run_name(compose_config("train", ["logger.run_name=baseline"]), tags) == "baseline"
+
+
+@pytest.mark.slow
+def test_classical_baselines_run_like_any_model_and_share_the_table(tmp_path):
+    """``-m model=cnn3,svm,...``: the same data, split protocol, metric names, artifacts and table."""
+    import h5py
+    import numpy as np
+
+    from genre.build import compose_config as compose
+    from genre.classical import track_statistics
+    from genre.compare import compare
+    from genre.train import train
+
+    from conftest import compose_config, tiny_overrides
+
+    def overrides(model):   # the network's sizes only for the network
+        return [o for o in tiny_overrides(**{"trainer.max_epochs": 2, "paths.output_dir": tmp_path / model})
+                if model == "cnn3" or not o.startswith("model.")] + [f"model={model}"]
+
+    results = {model: train(compose_config("train", overrides(model), tmp_path))
+               for model in ("cnn3", "knn", "svm", "logreg", "tree", "naive_bayes")}
+    client = mlflow.MlflowClient(f"sqlite:///{tmp_path}/mlflow.db")
+    deep = client.get_run(results["cnn3"]["run_id"])
+    for model in ("knn", "svm", "logreg", "tree", "naive_bayes"):
+        run = client.get_run(results[model]["run_id"])
+        assert run.info.status == "FINISHED" and run.data.tags["model"] == model
+        assert run.data.tags["split_protocol"] == deep.data.tags["split_protocol"]
+        assert {k for k in deep.data.metrics if k.startswith("test/") and "_knn_" not in k and "silhouette" not in k} \
+            <= set(run.data.metrics)
+        assert 0.0 <= run.data.metrics["test/track_acc"] <= 1.0 and "val/track_acc_best" in run.data.metrics
+        artifacts = {a.path for a in client.list_artifacts(run.info.run_id)}
+        assert {"confusion_matrix_track.png", "classification_report_track.txt", "config.yaml"} <= artifacts
+
+    # the statistics are each band's mean and spread over the track, as the docstring says
+    from genre.build import build_frontend, prepare_data
+    cfg = compose_config("train", tiny_overrides(), tmp_path)
+    data = prepare_data(cfg, build_frontend(cfg.features))
+    with h5py.File(data.features.path) as f:
+        first = f["features"][data.rows["test"][0]]
+    np.testing.assert_allclose(track_statistics(data, "test")[0], np.concatenate([first.mean(1), first.std(1)]),
+                               rtol=1e-5)
+
+    report = compare(compose("train", [f"paths.root_dir={tmp_path}"]), tmp_path / "report")
+    assert {g.model for g in report["groups"]} == {"cnn3", "knn", "svm", "logreg", "tree", "naive_bayes"}
+    assert report["markdown"].count("## Split protocol") == 1           # one table, all six models

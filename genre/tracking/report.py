@@ -25,11 +25,10 @@ def log_figure(client: MlflowClient, run_id: str, figure: plt.Figure, artifact_f
     plt.close(figure)
 
 
-def log_evaluation(client: MlflowClient, run_id: str, module: GenreClassifier, split_label: str,
+def log_evaluation(client: MlflowClient, run_id: str, results: dict, genres: list[str], split_label: str,
                    prefix: str = "") -> None:
-    """Confusion matrices (PNG with genre names, CSV counts) and classification reports of the last test."""
-    results = module.test_results
-    genres = module.genres
+    """Confusion matrices (PNG with genre names, CSV counts) and classification reports of a test:
+    ``results`` holds ``track_true``, ``track_pred``, ``clip_true`` and ``clip_pred`` (genre indices)."""
     labels = list(range(len(genres)))
     for level, true, pred in (("track", results["track_true"], results["track_pred"]),
                               ("clip", results["clip_true"], results["clip_pred"])):
@@ -52,7 +51,7 @@ def log_training_outputs(logger: MLFlowLogger, module: GenreClassifier, data: Pr
     client, run_id = logger.experiment, logger.run_id
     split_label = f"test split, {data.index.split_protocol}"
     client.log_text(run_id, config_yaml, "config.yaml")
-    log_evaluation(client, run_id, module, split_label)
+    log_evaluation(client, run_id, module.test_results, module.genres, split_label)
     results = module.test_results
     inputs = _input_features(data, module)
     for name, points, labels, what in (
@@ -86,3 +85,24 @@ def _log_model(logger: MLFlowLogger, module: GenreClassifier, data: PreparedData
     with mlflow.start_run(run_id=logger.run_id):
         mlflow.pytorch.log_model(model, name="model", signature=infer_signature(example, output),
                                  input_example=example)
+
+
+def log_classical_outputs(logger: MLFlowLogger, pipeline, test_results: dict, data: PreparedData,
+                          config_yaml: str) -> None:
+    """What a classical baseline's run records: its config, confusion matrices and reports, skipped
+    files, and the fitted scikit-learn pipeline (per-track band statistics in, genre indices out)."""
+    from mlflow.models import infer_signature
+
+    from genre.classical import track_statistics
+
+    client, run_id = logger.experiment, logger.run_id
+    client.log_text(run_id, config_yaml, "config.yaml")
+    log_evaluation(client, run_id, test_results, data.genres, f"test split, {data.index.split_protocol}")
+    if data.skipped:
+        client.log_text(run_id, skipped_csv(data.skipped), "skipped_files.csv")
+    example = track_statistics(data, "test")[:2]
+    with mlflow.start_run(run_id=run_id):
+        # skops (MLflow's safe format) refuses to load a tree's node arrays unless they are named as trusted:
+        # this run wrote them itself
+        mlflow.sklearn.log_model(pipeline, name="model", signature=infer_signature(example, pipeline.predict(example)),
+                                 input_example=example, skops_trusted_types=["sklearn.tree._tree.Tree"])
