@@ -1,23 +1,26 @@
-"""Score a trained model on a split, or classify one audio file. ``evaluate.py`` is the command line.
+"""Score a trained model on a split of its own data or on another corpus, or classify one audio file.
+``evaluate.py`` is the command line.
 
 A checkpoint carries the resolved config of its training run (dataset, features, model, split), so
-the same front end, the same split and the same clip windows are rebuilt from it.
+the same front end, the same split and the same clip windows are rebuilt from it. With ``dataset=...``
+the model is scored on another corpus whose genres match its own or map to them (``genre_map``): how
+far a model travels.
 """
 from __future__ import annotations
 
+import dataclasses
 import logging
 from pathlib import Path
 
 import mlflow
 import pytorch_lightning as pl
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 
 from genre.data.audio import load_audio
-from genre.data.datamodule import GenreDataModule
-from genre.data.index import SPLITS
-from genre.errors import DatasetError
-from genre.errors import ConfigError
-from genre.build import LoadedClassifier, load_classifier, prepare_data
+from genre.build import LoadedClassifier, build_index, load_classifier, prepare_data
+from genre.data.datamodule import GenreDataModule, PreparedData, prepare
+from genre.data.index import SPLITS, DatasetIndex
+from genre.errors import ConfigError, DatasetError
 from genre.tracking.report import log_evaluation
 from genre.tracking.store import resolve_tracking_uri
 
@@ -31,7 +34,7 @@ def find_checkpoint(run_id: str, tracking_uri: str) -> Path:
         run = client.get_run(run_id)
     except mlflow.exceptions.MlflowException as error:
         raise DatasetError(f"run_id={run_id}: no such run in {tracking_uri} ({error.message}); "
-                           f"set logger.tracking_uri to the store that holds it") from None
+                           f"set tracking_uri=... to the store that holds it") from None
     recorded = run.data.tags.get("best_checkpoint")
     if recorded and Path(recorded).is_file():
         return Path(recorded)
@@ -57,18 +60,64 @@ def evaluate_split(model: LoadedClassifier, split: str, cache_dir: str, dataset_
     data = prepare_data(config, model.module.frontend)
     if data.genres != model.module.genres:
         raise DatasetError(f"the data has genres {data.genres} but the model was trained on {model.module.genres}")
-    datamodule = GenreDataModule(data, config.clips.batch_size, config.clips.num_workers)
+    return score(model, data, split, f"evaluate/{split}/", f"{split} split, {data.index.split_protocol}",
+                 log_to_mlflow)
+
+
+def map_genres(index: DatasetIndex, genres: list[str], genre_map: dict[str, str] | None) -> DatasetIndex:
+    """``index`` with its tracks relabelled into the model's ``genres`` (their label order).
+
+    ``genre_map`` maps the corpus's genre names to the model's (``{Hip-Hop: hiphop}``); a genre neither
+    mapped nor among the model's is left out, and said so.
+    """
+    mapping = {genre: genre for genre in genres} | dict(genre_map or {})
+    unknown = sorted({target for target in mapping.values() if target not in genres})
+    if unknown:
+        raise ConfigError(f"genre_map maps to {unknown}, which the model does not know; its genres are {genres}")
+    kept = [dataclasses.replace(t, genre=mapping[t.genre]) for t in index.tracks if t.genre in mapping]
+    left_out = sorted({t.genre for t in index.tracks} - set(mapping))
+    if left_out:
+        log.warning("%s: genres %s are not among the model's %s and not in genre_map: left out", index.name,
+                    left_out, genres)
+    if not kept:
+        raise DatasetError(f"no track of '{index.name}' has one of the model's genres {genres}; map the corpus's "
+                           f"genres {sorted({t.genre for t in index.tracks})} with genre_map='{{their: ours}}'")
+    return dataclasses.replace(index, genres=list(genres), tracks=kept)
+
+
+def evaluate_corpus(model: LoadedClassifier, dataset_cfg: DictConfig, split: str, cache_dir: str,
+                    genre_map: dict[str, str] | None = None, cache_workers: int | None = None,
+                    log_to_mlflow: bool = True) -> dict[str, float]:
+    """Clip and track metrics of ``model`` on another corpus (``dataset=...``): ``split`` of that corpus's
+    own protocol, or ``all`` its tracks. Logged to the training run as ``evaluate/<dataset>/<split>/...``
+    with confusion matrices and reports."""
+    if split not in (*SPLITS, "all"):
+        raise ConfigError(f"split={split!r}: choose one of {[*SPLITS, 'all']}")
+    index = map_genres(build_index(dataset_cfg), model.module.genres, genre_map)
+    if split == "all":
+        index = dataclasses.replace(index, tracks=[dataclasses.replace(t, split="test") for t in index.tracks],
+                                    split_protocol=f"all-tracks({index.name})")
+    scored = "test" if split == "all" else split
+    data = prepare(index, model.module.frontend, model.config.clips.clip_seconds, cache_dir, cache_workers,
+                   splits=(scored,))
+    label = f"{index.name}, {split} ({index.split_protocol})"
+    return score(model, data, scored, f"evaluate/{index.name}/{split}/", label, log_to_mlflow)
+
+
+def score(model: LoadedClassifier, data: PreparedData, split: str, prefix: str, label: str,
+          log_to_mlflow: bool) -> dict[str, float]:
+    """Test ``model`` on every window of ``split`` of ``data``; metrics named ``<prefix><metric>``, logged
+    with confusion matrices and reports to the training run when asked."""
+    datamodule = GenreDataModule(data, model.config.clips.batch_size, model.config.clips.num_workers)
     trainer = pl.Trainer(accelerator="cpu", devices=1, logger=False, enable_checkpointing=False,
                          enable_model_summary=False)
     [raw] = trainer.test(model.module, dataloaders=datamodule.windows_dataloader(split), verbose=False)
-    metrics = {key.replace("test/", f"evaluate/{split}/", 1): float(v) for key, v in raw.items()}
+    metrics = {key.replace("test/", prefix, 1): float(v) for key, v in raw.items()}
     if log_to_mlflow and model.run_id and model.tracking_uri:
         client = mlflow.MlflowClient(model.tracking_uri)
         for key, value in metrics.items():
             client.log_metric(model.run_id, key, value)
-        log_evaluation(client, model.run_id, model.module.test_results, model.module.genres,
-                       f"{split} split, {data.index.split_protocol}",
-                       prefix=f"evaluate/{split}/")
+        log_evaluation(client, model.run_id, model.module.test_results, model.module.genres, label, prefix=prefix)
     return metrics
 
 
@@ -92,9 +141,15 @@ def evaluate(cfg: DictConfig) -> dict:
         for genre, score in ranking[:cfg.top_k]:
             print(f"  {genre:<12} {score:6.1%}")
         return {"ranking": ranking}
-    metrics = evaluate_split(model, cfg.split, cfg.paths.cache_dir, cfg.dataset_root, cfg.log_to_mlflow)
-    protocol = model.module.run_info.get("split_protocol", "unknown protocol")
-    print(f"{cfg.split} split ({protocol}):")
+    if cfg.get("dataset"):
+        genre_map = OmegaConf.to_container(cfg.genre_map) if cfg.genre_map else None
+        metrics = evaluate_corpus(model, cfg.dataset, cfg.split, cfg.paths.cache_dir, genre_map,
+                                  cfg.clips.cache_workers, cfg.log_to_mlflow)
+        print(f"{cfg.dataset._target_.split('.')[-2]} corpus, {cfg.split}:")
+    else:
+        metrics = evaluate_split(model, cfg.split, cfg.paths.cache_dir, cfg.dataset_root, cfg.log_to_mlflow)
+        protocol = model.module.run_info.get("split_protocol", "unknown protocol")
+        print(f"{cfg.split} split ({protocol}):")
     for key, value in sorted(metrics.items()):
         print(f"  {key:<36} {value:.4f}")
     return metrics

@@ -102,6 +102,38 @@ def test_evaluate_reproduces_the_test_metrics_and_logs_next_to_the_run(trained):
     assert by_run["evaluate/val/track_acc"] == pytest.approx(run.data.metrics["val/track_acc_best"], abs=1e-6)
 
 
+def test_score_the_model_on_another_corpus_with_a_genre_mapping(trained, tmp_path):
+    """Train on one corpus, test on another whose genre names differ: ``evaluate.py run_id=... dataset=folder
+    dataset.root=... split=all genre_map=...``, logged to the training run under its own prefix."""
+    import shutil
+
+    root, cfg, metrics = trained
+    other = ensure_corpus(tmp_path / "other", 4, 6.0, 22050, 7, genres=("classical", "disco", "metal", "reggae",
+                                                                          "jazz"), num_workers=2)
+    collection = tmp_path / "collection"
+    for genre, name in (("classical", "Classical"), ("disco", "Disco"), ("metal", "Metal"),
+                        ("reggae", "reggae"), ("jazz", "Jazz")):             # jazz: a genre the model lacks
+        shutil.copytree(other / "genres" / genre, collection / name)
+    overrides = [f"run_id={metrics['run_id']}", "dataset=folder", f"dataset.root='{collection}'", "split=all",
+                 "genre_map={Classical: classical, Disco: disco, Metal: metal}",
+                 "dataset.track_seconds=6.0", "clips.cache_workers=1"]
+    result = evaluate(compose_config("evaluate", overrides, root))
+    assert 0.0 <= result["evaluate/folder/all/track_acc"] <= 1.0 and "evaluate/folder/all/acc" in result
+    run, client = run_and_client(root, metrics["run_id"])
+    assert run.data.metrics["evaluate/folder/all/track_acc"] == pytest.approx(result["evaluate/folder/all/track_acc"])
+    logged = {a.path for a in client.list_artifacts(run.info.run_id, "evaluate/folder/all")}
+    assert "evaluate/folder/all/confusion_matrix_track.png" in logged
+    report = client.download_artifacts(run.info.run_id, "evaluate/folder/all/classification_report_track.txt",
+                                       str(tmp_path))
+    text = open(report).read()
+    assert "all-tracks(folder)" in text and " 16" in text        # 4 genres x 4 tracks scored, jazz left out
+
+    from genre.errors import ConfigError
+    with pytest.raises(ConfigError, match="polka"):
+        evaluate(compose_config("evaluate", [o for o in overrides if not o.startswith("genre_map")]
+                                + ["genre_map={Disco: polka}"], root))
+
+
 def test_classify_an_audio_file_of_any_length_and_format(trained, tmp_path):
     root, cfg, metrics = trained
     model = load_classifier(metrics["best_checkpoint"])

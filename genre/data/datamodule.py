@@ -34,8 +34,8 @@ class PreparedData:
     n_bands: int
     n_frames: int                     # frames per (fixed-length) track
     clip_frames: int
-    band_mean: np.ndarray             # (n_bands,), from the training split only
-    band_std: np.ndarray
+    band_mean: np.ndarray | None      # (n_bands,), from the training split only (None: no training split)
+    band_std: np.ndarray | None
 
     @property
     def genres(self) -> list[str]:
@@ -54,8 +54,12 @@ class PreparedData:
 
 
 def prepare(index: DatasetIndex, extractor: FeatureExtractor, clip_seconds: float, cache_dir: str,
-            num_workers: int | None = None) -> PreparedData:
-    """Decode, cache and index the data of a run; raise before training if it cannot work."""
+            num_workers: int | None = None, splits: tuple[str, ...] = SPLITS) -> PreparedData:
+    """Decode, cache and index the data of a run; raise before training if it cannot work.
+
+    ``splits``: the splits that must hold readable tracks (training: all three; scoring a trained model
+    on another corpus: the one scored, and then no normalisation statistics are computed).
+    """
     sample_rate = extractor.sample_rate
     if clip_seconds <= 0:
         raise DatasetError(f"clips.clip_seconds={clip_seconds}: must be longer than 0 s")
@@ -67,7 +71,8 @@ def prepare(index: DatasetIndex, extractor: FeatureExtractor, clip_seconds: floa
     if window_ms > clip_seconds * 1000:
         raise DatasetError(f"features.window_ms={window_ms} is longer than a clip "
                            f"(clips.clip_seconds={clip_seconds}); shorten the window or lengthen the clip")
-    index.check()
+    if "train" in splits:
+        index.check()
     n_samples = int(round(index.track_seconds * sample_rate))
     audio = build_audio_cache(index.tracks, sample_rate, n_samples, cache_dir, num_workers,
                               min_seconds=clip_seconds)
@@ -76,7 +81,7 @@ def prepare(index: DatasetIndex, extractor: FeatureExtractor, clip_seconds: floa
     row_of = {track_id: row for row, track_id in enumerate(features.track_ids)}
     genre_index = {genre: i for i, genre in enumerate(index.genres)}
     rows, labels, track_ids = {}, {}, {}
-    for split in SPLITS:
+    for split in splits:
         kept = [t for t in index.split(split) if t.track_id in row_of]
         if not kept:
             raise DatasetError(f"dataset '{index.name}': no readable track is left in the {split} split "
@@ -86,9 +91,9 @@ def prepare(index: DatasetIndex, extractor: FeatureExtractor, clip_seconds: floa
         track_ids[split] = [t.track_id for t in kept]
     clip_frames = extractor.n_frames(int(round(clip_seconds * sample_rate)))
     n_frames = extractor.n_frames(n_samples)
-    band_mean, band_std = band_statistics(features, rows["train"])
-    log.info("%s: %s tracks (train/val/test), %d skipped; %d bands x %d frames per %.1f-s clip; split %s",
-             index.name, "/".join(str(len(rows[s])) for s in SPLITS), len(index.skipped + features.skipped),
+    band_mean, band_std = band_statistics(features, rows["train"]) if "train" in splits else (None, None)
+    log.info("%s: %s tracks (%s), %d skipped; %d bands x %d frames per %.1f-s clip; split %s",
+             index.name, "/".join(str(len(rows[s])) for s in splits), "/".join(splits), len(index.skipped + features.skipped),
              extractor.n_bands, clip_frames, clip_seconds, index.split_protocol)
     return PreparedData(index, features, rows, labels, track_ids, extractor.n_bands, n_frames,
                         clip_frames, band_mean, band_std)
