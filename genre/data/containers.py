@@ -36,7 +36,7 @@ def check_signature(path: Path, head: bytes) -> None:
     mp3_frame_sync = suffix == ".mp3" and len(head) >= 2 and head[0] == 0xFF and head[1] & 0xE0 == 0xE0
     if not head.startswith(expected) and not mp3_frame_sync:
         shown = " or ".join(repr(s.decode()) for s in expected) + (" or an MPEG frame" if suffix == ".mp3" else "")
-        raise AudioDecodeError(path, f"not a {suffix[1:].upper()} file: it does not start with {shown} "
+        raise AudioDecodeError(path, f"unreadable: not a {suffix[1:].upper()} file, it does not start with {shown} "
                                      f"(starts with {head[:4]!r}); the file is damaged or misnamed")
 
 
