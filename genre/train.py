@@ -33,12 +33,25 @@ def run_tags(cfg: DictConfig, data: PreparedData) -> dict[str, str]:
     tags = {"dataset": data.index.name, "features": cfg.features.kind,
             "model": cfg.model.get("name") or cfg.model._target_.rsplit(".", 1)[-1].lower(),
             "split_protocol": data.index.split_protocol,
-            "git_commit": git_commit(PROJECT_DIR), "seed": str(cfg.seed), "skipped_files": str(len(data.skipped))}
+            "git_commit": git_commit(PROJECT_DIR), "seed": str(cfg.seed), "skipped_files": str(len(data.skipped)),
+            **numerics_tags(data)}
     if _in_multirun():
         hydra_cfg = HydraConfig.get()
         tags.update({"sweep": Path(hydra_cfg.sweep.dir).name, "sweep_job": str(hydra_cfg.job.num),
                      "sweep_overrides": " ".join(hydra_cfg.overrides.task)})
     return tags
+
+
+def numerics_tags(data: PreparedData) -> dict[str, str]:
+    """What decides whether two runs of the same settings agree bit for bit (README, Reproducibility):
+    the feature values, torch's CPU kernels and thread count, and the numerical libraries' versions."""
+    import torch
+    from importlib.metadata import version
+
+    libraries = ("torch", "numpy", "scipy", "librosa", "soxr", "pytorch-lightning")
+    return {"features_digest": data.features.content_digest,
+            "cpu_kernels": torch.backends.cpu.get_cpu_capability(), "torch_threads": str(torch.get_num_threads()),
+            "library_versions": " ".join(f"{name}={version(name)}" for name in libraries)}
 
 
 def run_name(cfg: DictConfig, tags: dict[str, str]) -> str:

@@ -48,6 +48,9 @@ def test_run_is_in_the_mlflow_store_with_metrics_params_and_tags(trained):
     assert tags["split_protocol"].startswith("random-stratified-by-track")
     assert len(tags["git_commit"]) >= 7
     assert tags["skipped_files"] == "1"      # the damaged metal.00004.au, counted on the run
+    # what decides bit-for-bit agreement between machines is on the run (README, Reproducibility)
+    assert len(tags["features_digest"]) == 20 and tags["cpu_kernels"] and int(tags["torch_threads"]) >= 1
+    assert "torch=2.11.0" in tags["library_versions"] and "numpy=" in tags["library_versions"]
     assert run.data.params["features/window_ms"] == "100.0"
     assert run.data.params["clips/clip_seconds"] == "3.0"
     history = client.get_metric_history(run.info.run_id, "val/track_acc")

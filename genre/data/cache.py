@@ -89,13 +89,15 @@ class CachedTracks:
     key: str
     track_ids: list[str]
     skipped: list[SkippedFile]
+    content_digest: str = ""   # feature cache: digest of the feature values, to tell machines' caches apart
 
     @classmethod
     def open(cls, path: Path, key: str) -> "CachedTracks":
         with h5py.File(path, "r") as f:
             ids = [s.decode() if isinstance(s, bytes) else s for s in f["track_id"][()]]
             skipped = [SkippedFile(**item) for item in json.loads(f.attrs.get("skipped", "[]"))]
-        return cls(path, key, ids, skipped)
+            digest = str(f.attrs.get("content_digest", ""))
+        return cls(path, key, ids, skipped, digest)
 
 
 def _file_identity(track: Track) -> tuple[str, int, int] | tuple[str, None, None]:
@@ -250,12 +252,18 @@ def _write_feature_cache(path: Path, key: str, audio: CachedTracks, extractor: F
     with _atomic_h5(path, key) as f, process_map(_features_of_rows, jobs, num_workers) as results:
         features = f.create_dataset("features", shape=(n_tracks, n_bands, n_frames), dtype="float32",
                                     chunks=(1, n_bands, n_frames))
+        # The key says which inputs and settings made the cache; the digest says which values came out.
+        # Two machines with the same key but another digest computed other features (another CPU's
+        # vectorised FFT or another library version): their runs cannot agree bit for bit.
+        content = hashlib.sha256()
         for (_, start, stop, _), block in tqdm(zip(jobs, results), total=len(jobs), desc="feature cache",
                                                unit="batch"):
             features[start:stop] = block
+            content.update(np.ascontiguousarray(block, dtype="<f4").tobytes())
         f.create_dataset("track_id", data=np.array(audio.track_ids, dtype=object), dtype=h5py.string_dtype())
         f.attrs["skipped"] = json.dumps([s.__dict__ for s in audio.skipped])
-    return CachedTracks(path, key, list(audio.track_ids), list(audio.skipped))
+        f.attrs["content_digest"] = content.hexdigest()[:20]
+    return CachedTracks(path, key, list(audio.track_ids), list(audio.skipped), content.hexdigest()[:20])
 
 
 def band_statistics(features: CachedTracks, rows: list[int], chunk: int = 64) -> tuple[np.ndarray, np.ndarray]:
