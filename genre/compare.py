@@ -39,6 +39,7 @@ RUN_LOCAL = ("seed", "ckpt_path", "processes", "logger/run_name", "logger/tracki
              "clips/cache_workers", "dataset/num_workers", "trainer/enable_progress_bar",
              "trainer/enable_model_summary", "trainer/log_every_n_steps")
 RUN_LOCAL_PREFIXES = ("paths/",)
+RUN_LOCAL_SUFFIXES = ("/dirpath",)   # where a callback writes (checkpoints): an output path
 COMPARISON_TAG = "genre.kind"
 
 
@@ -86,7 +87,7 @@ class Group:
 def is_run_local(key: str, tags: dict[str, str]) -> bool:
     """A setting that says where or how a run ran; the synthetic corpus's folder is named after its
     settings (which are compared), so its path is run-local too."""
-    return key in RUN_LOCAL or key.startswith(RUN_LOCAL_PREFIXES) or \
+    return key in RUN_LOCAL or key.startswith(RUN_LOCAL_PREFIXES) or key.endswith(RUN_LOCAL_SUFFIXES) or \
         (key == "dataset/root" and tags.get("dataset") == "synthetic")
 
 

@@ -12,7 +12,8 @@ def log_run(client, experiment, seed, accuracy, output_dir, **settings):
     params = {"seed": seed, "model/_target_": "genre.models.cnn3.CNN3", "features/kind": "mel",
               "trainer/max_epochs": 30, "dataset/tracks_per_genre": 40, "optimizer/lr": 0.001,
               "clips/batch_size": 32, "paths/output_dir": output_dir, "logger/run_name": f"run-{output_dir}",
-              "dataset/root": f"{output_dir}/data/synthetic", "clips/cache_workers": "None", **settings}
+              "dataset/root": f"{output_dir}/data/synthetic", "clips/cache_workers": "None",
+              "callbacks/best_checkpoint/dirpath": f"{output_dir}/checkpoints", **settings}
     run = client.create_run(experiment, tags={"seed": str(seed), "dataset": "synthetic", "features": "mel",
                                               "model": "cnn3", "split_protocol": PROTOCOL})
     for key, value in params.items():
