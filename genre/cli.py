@@ -17,6 +17,7 @@ from omegaconf import DictConfig
 from genre.errors import ConfigError, exit_on_user_error
 from genre.settings import check_settings
 
+
 @hydra.main(version_base="1.3", config_path="conf", config_name="train")
 @exit_on_user_error
 def train(cfg: DictConfig) -> float:
