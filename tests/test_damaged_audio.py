@@ -90,3 +90,18 @@ def test_an_empty_genre_folder_is_named_in_a_warning(tmp_path, caplog):
         index = folder.build(str(tmp_path), split="random", fractions={"train": 0.34, "val": 0.33, "test": 0.33})
     assert index.genres == ["jazz", "rock"]
     assert "polka" in caplog.text and "no audio" in caplog.text
+
+
+def test_an_id3_comment_saying_info_does_not_make_a_complete_mp3_truncated(tmp_path):
+    """Only a Xing/Info/VBRI header in the first frame declares a length; the word in a tag does not."""
+    plain = write_tone(tmp_path / "plain.mp3", 8.0, 22050)
+    data = plain.read_bytes()
+    tagged = tmp_path / "tagged.mp3"
+    comment = b"COMM" + (20).to_bytes(4, "big") + b"\x00\x00" + b"\x00eng\x00Info: live take!"
+    tag = b"ID3\x03\x00\x00" + bytes([0, 0, 0, len(comment)]) + comment
+    tagged.write_bytes(tag + data)
+    assert abs(load_audio(tagged, SR).shape[0] - 8 * SR) < 0.1 * SR
+    truncated = tmp_path / "tagged_truncated.mp3"
+    truncated.write_bytes(tag + data[:int(len(data) * 0.6)])
+    with pytest.raises(AudioDecodeError, match="truncated"):   # the Xing header after the tag still counts
+        load_audio(truncated, SR)

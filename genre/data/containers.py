@@ -65,9 +65,23 @@ def declared_frames(path: Path, head: bytes) -> int | None:
         streaminfo = head[8:42]
         total = ((streaminfo[13] & 0x0F) << 32) | int.from_bytes(streaminfo[14:18], "big")
         return total or None
-    if suffix == ".mp3" and any(tag in head[:8192] for tag in (b"Xing", b"Info", b"VBRI")):
+    if suffix == ".mp3" and _has_frame_count_header(head):
         return sf.info(str(path)).frames   # mpg123 reads the frame count from that header
     return None
+
+
+def _has_frame_count_header(head: bytes) -> bool:
+    """Whether an MP3's first frame (after its ID3v2 tag) is a Xing/Info or VBRI header. Only there:
+    the same letters elsewhere (an ID3 comment) say nothing, and without the header mpg123's length is
+    an estimate from the file size. A tag larger than ``head`` (big cover art) leaves the check out."""
+    start = 0
+    if head[:3] == b"ID3" and len(head) >= 10:   # ID3v2: a 10-byte header, its size a syncsafe integer
+        size = (head[6] & 0x7F) << 21 | (head[7] & 0x7F) << 14 | (head[8] & 0x7F) << 7 | (head[9] & 0x7F)
+        start = 10 + size + (10 if head[5] & 0x10 else 0)
+    frame = head[start:start + 64]
+    if len(frame) < 40 or frame[0] != 0xFF or frame[1] & 0xE0 != 0xE0:
+        return False
+    return any(tag in frame[4:40] for tag in (b"Xing", b"Info", b"VBRI"))
 
 
 def ogg_is_complete(path: Path) -> bool:
