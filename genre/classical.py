@@ -57,7 +57,7 @@ def fit_and_score(model_cfg: DictConfig, data: PreparedData, seed: int) -> tuple
     """Fit on the training tracks, score validation and test tracks.
 
     Returns the fitted pipeline, the metrics under the names deep runs use, and the test results in the
-    form :func:`genre.tracking.report.log_evaluation` takes.
+    form :func:`genre.tracking.report.log_evaluation` takes, with the test tracks' ``statistics``.
     """
     pipeline = build_estimator(model_cfg, seed)
     x_train, y_train = track_statistics(data, "train"), np.asarray(data.labels["train"])
@@ -71,7 +71,8 @@ def fit_and_score(model_cfg: DictConfig, data: PreparedData, seed: int) -> tuple
         accuracy = float((predicted == truth).mean())
         metrics.update({f"{split}/acc": accuracy, f"{split}/track_acc": accuracy,
                         f"{split}/loss": float(log_loss(truth, pipeline.predict_proba(statistics), labels=labels))})
-        results[split] = {"track_true": truth, "track_pred": predicted, "clip_true": truth, "clip_pred": predicted}
+        results[split] = {"track_true": truth, "track_pred": predicted, "clip_true": truth, "clip_pred": predicted,
+                          "statistics": statistics}
     metrics["val/track_acc_best"] = metrics["val/track_acc"]
     f1 = f1_score(results["test"]["track_true"], results["test"]["track_pred"], labels=labels, average=None,
                   zero_division=0)

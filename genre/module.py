@@ -18,8 +18,8 @@ from torchmetrics.functional.classification import multiclass_f1_score
 from genre.data.clips import window_starts
 from genre.errors import ConfigError
 from genre.features import FeatureExtractor
+from genre.settings import AGGREGATIONS
 
-AGGREGATIONS = ("mean", "vote")
 
 
 def aggregate_tracks(clip_probs: torch.Tensor, track: torch.Tensor, method: str = "mean"

@@ -80,17 +80,17 @@ def file_lock(path: Path, report_every_s: float = 10.0, poll_s: float = 0.2) -> 
 
     path.parent.mkdir(parents=True, exist_ok=True)
     with open(path, "a+") as handle:
-        waited, next_report = 0.0, 0.0
+        started, next_report = time.monotonic(), 0.0
         while True:
             try:
                 fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
                 break
             except BlockingIOError:
+                waited = time.monotonic() - started
                 if waited >= next_report:
                     log.warning("waiting for %s, held by %s (%.0f s so far)", path, _holder(path), waited)
                     next_report += report_every_s
                 time.sleep(poll_s)
-                waited += poll_s
         try:
             handle.seek(0)
             handle.truncate()

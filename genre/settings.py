@@ -14,7 +14,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from genre.errors import ConfigError
 
-AGGREGATIONS = ("mean", "vote")
+AGGREGATIONS = ("mean", "vote")   # clips -> track: mean of probabilities, or majority vote
 
 
 def _number(value: Any) -> bool:

@@ -262,8 +262,8 @@ def _write_feature_cache(path: Path, key: str, audio: CachedTracks, extractor: F
             content.update(np.ascontiguousarray(block, dtype="<f4").tobytes())
         f.create_dataset("track_id", data=np.array(audio.track_ids, dtype=object), dtype=h5py.string_dtype())
         f.attrs["skipped"] = json.dumps([s.__dict__ for s in audio.skipped])
-        f.attrs["content_digest"] = content.hexdigest()[:20]
-    return CachedTracks(path, key, list(audio.track_ids), list(audio.skipped), content.hexdigest()[:20])
+        digest = f.attrs["content_digest"] = content.hexdigest()[:20]
+    return CachedTracks(path, key, list(audio.track_ids), list(audio.skipped), digest)
 
 
 def band_statistics(features: CachedTracks, rows: list[int], chunk: int = 64) -> tuple[np.ndarray, np.ndarray]:

@@ -49,9 +49,7 @@ def log_training_outputs(logger: MLFlowLogger, module: GenreClassifier, data: Pr
                          config_yaml: str, seed: int) -> None:
     """Everything a run records besides metrics and params (call on rank 0 after testing)."""
     client, run_id = logger.experiment, logger.run_id
-    split_label = f"test split, {data.index.split_protocol}"
-    client.log_text(run_id, config_yaml, "config.yaml")
-    log_evaluation(client, run_id, module.test_results, module.genres, split_label)
+    _log_config_evaluation_and_skipped(client, run_id, module.test_results, data, config_yaml)
     results = module.test_results
     inputs = _input_features(data, module)
     for name, points, labels, what in (
@@ -63,16 +61,24 @@ def log_training_outputs(logger: MLFlowLogger, module: GenreClassifier, data: Pr
         title = (f"t-SNE of {what} ({data.index.name} test)\n"
                  f"silhouette {scores['silhouette']:.2f}, {scores['knn_k']:.0f}-NN accuracy {scores['knn_acc']:.1%}")
         log_figure(client, run_id, tsne_figure(points, labels, module.genres, title, seed), f"tsne_{name}.png")
+    _log_model(logger, module, data)
+
+
+def _log_config_evaluation_and_skipped(client: MlflowClient, run_id: str, test_results: dict, data: PreparedData,
+                                       config_yaml: str) -> None:
+    """What every run records, network or classical: its config, its test confusion matrices and reports,
+    and the files it left out."""
+    client.log_text(run_id, config_yaml, "config.yaml")
+    log_evaluation(client, run_id, test_results, data.genres, f"test split, {data.index.split_protocol}")
     if data.skipped:
         client.log_text(run_id, skipped_csv(data.skipped), "skipped_files.csv")
-    _log_model(logger, module, data)
 
 
 def _input_features(data: PreparedData, module: GenreClassifier) -> np.ndarray:
     """One clip from the middle of each test track, normalised by the module, flattened: what the network sees."""
     with torch.no_grad():
-        normalized = module.normalize.cpu()(torch.from_numpy(data.centre_clips("test")))
-    return normalized.flatten(1).numpy()
+        clips = torch.from_numpy(data.centre_clips("test")).to(module.normalize.mean.device)
+        return module.normalize(clips).flatten(1).cpu().numpy()
 
 
 def _log_model(logger: MLFlowLogger, module: GenreClassifier, data: PreparedData) -> None:
@@ -93,14 +99,9 @@ def log_classical_outputs(logger: MLFlowLogger, pipeline, test_results: dict, da
     files, and the fitted scikit-learn pipeline (per-track band statistics in, genre indices out)."""
     from mlflow.models import infer_signature
 
-    from genre.classical import track_statistics
-
     client, run_id = logger.experiment, logger.run_id
-    client.log_text(run_id, config_yaml, "config.yaml")
-    log_evaluation(client, run_id, test_results, data.genres, f"test split, {data.index.split_protocol}")
-    if data.skipped:
-        client.log_text(run_id, skipped_csv(data.skipped), "skipped_files.csv")
-    example = track_statistics(data, "test")[:2]
+    _log_config_evaluation_and_skipped(client, run_id, test_results, data, config_yaml)
+    example = test_results["statistics"][:2]
     with mlflow.start_run(run_id=run_id):
         # skops (MLflow's safe format) refuses to load a tree's node arrays unless they are named as trusted:
         # this run wrote them itself
