@@ -20,13 +20,14 @@ import tempfile
 import time
 from pathlib import Path
 
+import hydra
 import numpy as np
 import soundfile as sf
 import torch
 
 from genre.build import build_frontend, compose_config
 from genre.data.cache import build_audio_cache, build_feature_cache
-from genre.data.clips import RandomClips
+from genre.data.clips import CachedClips, PlanSampler, ResidentClips, ResidentRows, train_plan
 from genre.datasets.gtzan import scan_gtzan
 from genre.data.index import Track
 from genre.datasets.synthetic import ensure_corpus
@@ -36,6 +37,16 @@ from genre.models.cnn3 import CNN3
 DEFAULTS = compose_config("train")   # the README's main command: log-mel at 100/40 ms, 10-s clips
 SAMPLE_RATE, N_MELS, CLIP_SECONDS = DEFAULTS.features.sample_rate, DEFAULTS.features.n_mels, DEFAULTS.clips.clip_seconds
 WINDOW_MS, STRIDE_MS = DEFAULTS.features.window_ms, DEFAULTS.features.stride_ms
+
+
+def _cached_loader(path, rows: list[int], labels: list[int], clip_frames: int, n_frames: int,
+                   clips_per_track: int = 1, batch_size: int = 32, workers: int = 0, pin: bool = False):
+    """The training DataLoader of the HDF5 path, as :class:`genre.data.datamodule.GenreDataModule` builds it."""
+    owned = np.arange(len(rows))
+    plan = lambda: train_plan(owned, clips_per_track, n_frames - clip_frames, seed=0, epoch=0)  # noqa: E731
+    return torch.utils.data.DataLoader(CachedClips(str(path), rows, labels, clip_frames, evaluation=False),
+                                       batch_size=batch_size, sampler=PlanSampler(plan, len(rows) * clips_per_track),
+                                       num_workers=workers, pin_memory=pin, persistent_workers=workers > 0)
 
 
 def _timed(function, *args, **kwargs):
@@ -88,8 +99,7 @@ def figure_epoch_data_cost(tracks, features_cache, n_frames: int, clip_frames: i
     import librosa
 
     rows = list(range(min(n_clips, len(features_cache.track_ids))))
-    dataset = RandomClips(str(features_cache.path), rows, [0] * len(rows), clip_frames, n_frames)
-    loader = torch.utils.data.DataLoader(dataset, batch_size=32, num_workers=0)
+    loader = _cached_loader(features_cache.path, rows, [0] * len(rows), clip_frames, n_frames)
     cached_s, _ = _timed(lambda: [batch for batch in loader])
     path_of = {t.track_id: t.path for t in tracks}
     n_fft, hop = round(WINDOW_MS * SAMPLE_RATE / 1000), round(STRIDE_MS * SAMPLE_RATE / 1000)
@@ -165,8 +175,7 @@ def figure_pipeline_overhead(features_cache, n_frames: int, clip_frames: int, n_
     """4. Epoch wall time through the real DataLoader vs the same steps on tensors already in memory."""
     rows = list(range(n_tracks))
     labels = [r % 10 for r in rows]
-    dataset = RandomClips(str(features_cache.path), rows, labels, clip_frames, n_frames)
-    loader = torch.utils.data.DataLoader(dataset, batch_size=32, shuffle=True, num_workers=0)
+    loader = _cached_loader(features_cache.path, rows, labels, clip_frames, n_frames)
     torch.manual_seed(0)
     model = CNN3((N_MELS, clip_frames), 10)
     optimizer = torch.optim.Adam(model.parameters())
@@ -175,7 +184,7 @@ def figure_pipeline_overhead(features_cache, n_frames: int, clip_frames: int, n_
     _timed_steps(model, in_memory[:1], optimizer, cpu)  # warm-up
     memory_s, _ = _timed_steps(model, in_memory, optimizer, cpu)
     loader_s, _ = _timed_steps(model, loader, optimizer, cpu)
-    return {"clips": len(dataset), "dataloader_epoch_s": loader_s, "in_memory_epoch_s": memory_s,
+    return {"clips": len(rows), "dataloader_epoch_s": loader_s, "in_memory_epoch_s": memory_s,
             "ratio": loader_s / memory_s, "target": "<= 1.15"}
 
 
@@ -214,49 +223,54 @@ def figure_main_command(work: Path, extra: list[str]) -> dict:
             "first_over_second": first_s / second_s}
 
 
-def figure_gpu(features_cache, n_frames: int, clip_frames: int, device: str | None = None,
-               clips: int = 4096, batch_size: int = 64, loader_workers: int | None = None) -> dict | None:
-    """7. cnn3 training throughput on the GPU (``device``; default: CUDA when there is one, else the
-    figure is left out): samples per second fed by the real DataLoader from the feature cache vs on
-    batches already in device memory, the GPU's busy fraction in each, and what holds it back."""
-    if device is None and not torch.cuda.is_available():
-        return None
-    device = torch.device(device or "cuda")
+def figure_clip_paths(features_cache, n_frames: int, clip_frames: int, device: str | torch.device = "cpu",
+                      n_tracks: int = 1000, model: str = "cnn3", batch_size: int = 32,
+                      loader_workers: int | None = None) -> dict:
+    """7 (GPU) and 8 (CPU). One training epoch of ``model`` over a corpus of ``n_tracks`` tracks (GTZAN's
+    1000 by default: the cache's rows, repeated) through the two clip paths of the data module: the HDF5
+    cache read by a DataLoader (``clips.resident=false``) vs the rows resident on ``device``, clips cut
+    there (``clips.resident=true``). Samples per second and time per epoch of each, the time the data
+    alone takes, on a GPU the fraction of the time its kernels ran, and what holds each path back."""
+    device = torch.device(device)
     cuda = device.type == "cuda"
-    n_tracks = len(features_cache.track_ids)
-    rows = list(range(n_tracks))
-    dataset = RandomClips(str(features_cache.path), rows, [r % 10 for r in rows], clip_frames, n_frames,
-                          clips_per_track=-(-clips // n_tracks))
-    workers = min(4, os.cpu_count() or 1) if loader_workers is None else loader_workers
-    loader = torch.utils.data.DataLoader(dataset, batch_size=batch_size, shuffle=True, drop_last=True,
-                                         num_workers=workers, pin_memory=cuda, persistent_workers=workers > 0)
+    n_cached = len(features_cache.track_ids)
+    rows = [i % n_cached for i in range(n_tracks)]
+    labels = [i % 10 for i in range(n_tracks)]
+    workers = (min(4, os.cpu_count() or 1) if cuda else 0) if loader_workers is None else loader_workers
+    cached = _cached_loader(features_cache.path, rows, labels, clip_frames, n_frames, batch_size=batch_size,
+                            workers=workers, pin=cuda)
+    owned = np.arange(n_tracks)
+    resident_rows = ResidentRows(str(features_cache.path), rows, labels, owned, device)
+    resident = ResidentClips(resident_rows, lambda: train_plan(owned, 1, n_frames - clip_frames, seed=0, epoch=0),
+                             n_tracks, batch_size, clip_frames, evaluation=False)
     torch.manual_seed(0)
-    model = CNN3((N_MELS, clip_frames), 10).to(device)
-    optimizer = torch.optim.Adam(model.parameters())
-    on_device = [(x.to(device), y.to(device)) for x, y in loader]   # also starts the loader's workers
-    _timed_steps(model, on_device[:3], optimizer, device)            # warm-up (cuDNN autotune, allocator)
-    memory_s, memory_busy = _timed_steps(model, on_device, optimizer, device)
-    loader_s, loader_busy = _timed_steps(model, loader, optimizer, device)
-    samples = len(on_device) * batch_size
-    slowdown = loader_s / memory_s
-    if slowdown > 1.15:
-        held_back_by = f"the data pipeline: {workers} DataLoader workers reading clips from HDF5"
-    elif memory_busy is not None and memory_busy / memory_s < 0.8:
-        held_back_by = ("kernel launches: each step's Python and launch overhead on the CPU takes longer "
-                        "than its kernels (cnn3 is small for this GPU; a larger batch fills it)")
-    else:
-        held_back_by = "the model's compute on the device"
-    return {"device": torch.cuda.get_device_name(device) if cuda else str(device), "batch": batch_size,
-            "samples": samples, "loader_workers": workers, "precision": "16-mixed" if cuda else "32",
-            "samples_per_s_dataloader": samples / loader_s, "samples_per_s_in_memory": samples / memory_s,
-            "dataloader_over_in_memory": slowdown,
-            "gpu_busy_fraction_dataloader": loader_busy / loader_s if cuda else None,
-            "gpu_busy_fraction_in_memory": memory_busy / memory_s if cuda else None,
-            "held_back_by": held_back_by}
+    net = hydra.utils.instantiate(compose_config("train", [f"model={model}"]).model, input_shape=(N_MELS, clip_frames),
+                                  n_classes=10).to(device)
+    optimizer = torch.optim.Adam(net.parameters())
+    results = {"device": torch.cuda.get_device_name(device) if cuda else "cpu", "model": model, "tracks": n_tracks,
+               "batch": batch_size, "loader_workers": workers, "precision": "16-mixed" if cuda else "32",
+               "resident_gb": resident_rows.nbytes / 1e9}
+    for name, batches in (("cache", cached), ("resident", resident)):
+        _timed_steps(net, [batch for _, batch in zip(range(3), batches)], optimizer, device)  # warm-up
+        data_s, _ = _timed(lambda: [x.sum().item() for x, _ in batches])   # the data alone, on the device
+        epoch_s, busy_s = _timed_steps(net, batches, optimizer, device)
+        results.update({f"{name}_epoch_s": epoch_s, f"{name}_samples_per_s": n_tracks / epoch_s,
+                        f"{name}_data_only_s": data_s,
+                        f"{name}_gpu_busy_fraction": busy_s / epoch_s if cuda else None})
+        if data_s > 0.5 * epoch_s:
+            held = "the data path: cutting and moving clips takes most of the epoch"
+        elif cuda and busy_s / epoch_s < 0.8:
+            held = ("kernel launches: each step's Python and launch overhead on the CPU takes longer than its "
+                    "kernels (the model is small for this GPU; a larger batch fills it)")
+        else:
+            held = "the model's compute"
+        results[f"{name}_held_back_by"] = held
+    results["resident_speedup"] = results["cache_epoch_s"] / results["resident_epoch_s"]
+    return results
 
 
 def run(tracks_per_genre: int, seconds: float, n_clips: int, main_command: bool, memory: bool,
-        smoke: bool = False, cache_tracks: int = 1000) -> dict:
+        smoke: bool = False, cache_tracks: int = 1000, paths_tracks: int = 1000) -> dict:
     with tempfile.TemporaryDirectory(prefix="genre-bench-") as tmp:
         work = Path(tmp)
         tracks = mp3_corpus(work / "corpus", tracks_per_genre, seconds)
@@ -278,9 +292,11 @@ def run(tracks_per_genre: int, seconds: float, n_clips: int, main_command: bool,
             figures["6_main_command"] = figure_main_command(work, [
                 f"dataset.tracks_per_genre={tracks_per_genre}", f"dataset.track_seconds={seconds}",
                 "trainer.max_epochs=2"] if smoke else [])
-        gpu = figure_gpu(features_cache, n_frames, clip_frames)
-        if gpu:
-            figures["7_gpu"] = gpu
+        if torch.cuda.is_available():
+            for model in ("cnn3", "resnet"):
+                figures[f"7_gpu_clip_paths_{model}"] = figure_clip_paths(features_cache, n_frames, clip_frames,
+                                                                        "cuda", paths_tracks, model)
+        figures["8_cpu_clip_paths"] = figure_clip_paths(features_cache, n_frames, clip_frames, "cpu", paths_tracks)
     return {"machine": {"cpus": os.cpu_count(), "platform": platform.platform(), "python": platform.python_version(),
                         "torch": torch.__version__, "torch_threads": torch.get_num_threads(),
                         "gpu": torch.cuda.get_device_name() if torch.cuda.is_available() else None},
@@ -302,6 +318,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seconds", type=float, default=30.0, help="track length")
     parser.add_argument("--cache-tracks", type=int, default=1000,
                         help="tracks decoded for figure 1 (default GTZAN's 1000; the corpus's files, repeated)")
+    parser.add_argument("--paths-tracks", type=int, default=1000,
+                        help="corpus size of figures 7 and 8, the two clip paths (default GTZAN's 1000)")
     parser.add_argument("--clips", type=int, default=100, help="clips for the per-item comparison")
     parser.add_argument("--json", type=Path, help="write the figures here")
     parser.add_argument("--skip-main-command", action="store_true", help="leave out figure 6 (minutes)")
@@ -310,7 +328,7 @@ def main(argv: list[str] | None = None) -> int:
                         help="figure 6 on the benchmark's own small corpus for 2 epochs (tests), not the README command")
     args = parser.parse_args(argv)
     results = run(args.tracks_per_genre, args.seconds, args.clips, not args.skip_main_command, not args.skip_memory,
-                  args.smoke, args.cache_tracks)
+                  args.smoke, args.cache_tracks, args.paths_tracks)
     _print(results)
     if args.json:
         args.json.write_text(json.dumps(results, indent=2))

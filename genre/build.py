@@ -14,7 +14,7 @@ import hydra
 from omegaconf import DictConfig, OmegaConf
 
 from genre import CONFIG_DIR
-from genre.data.datamodule import PreparedData, prepare
+from genre.data.datamodule import GenreDataModule, PreparedData, prepare
 from genre.data.index import DatasetIndex
 from genre.errors import ConfigError
 from genre.features import FeatureExtractor
@@ -51,6 +51,16 @@ def prepare_data(cfg: DictConfig, frontend: FeatureExtractor) -> PreparedData:
     """Index, decode, cache and split the data of ``cfg`` (everything that can fail before training)."""
     return prepare(build_index(cfg.dataset), frontend, cfg.clips.clip_seconds, cfg.paths.cache_dir,
                    cfg.clips.cache_workers)
+
+
+def build_datamodule(cfg: DictConfig, data: PreparedData, test_split: str = "test") -> GenreDataModule:
+    """The clips of ``cfg.clips`` over ``data``: batches, crops per track, and where they are cut
+    (``clips.resident``); the training crops follow ``cfg.seed``."""
+    clips = cfg.clips
+    return GenreDataModule(data, clips.batch_size, clips.num_workers, clips.train_clips_per_track, seed=cfg.seed,
+                           resident=clips.get("resident", "auto"),
+                           memory_share=clips.get("resident_memory_share", 0.5),
+                           resident_dtype=clips.get("resident_dtype", "float32"), test_split=test_split)
 
 
 def build_classifier(cfg: DictConfig, genres: list[str], clip_frames: int, frontend: FeatureExtractor | None = None,

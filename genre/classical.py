@@ -74,8 +74,6 @@ def fit_and_score(model_cfg: DictConfig, data: PreparedData, seed: int) -> tuple
         results[split] = {"track_true": truth, "track_pred": predicted, "clip_true": truth, "clip_pred": predicted,
                           "statistics": statistics}
     metrics["val/track_acc_best"] = metrics["val/track_acc"]
-    f1 = f1_score(results["test"]["track_true"], results["test"]["track_pred"], labels=labels, average=None,
-                  zero_division=0)
-    metrics["test/macro_f1"] = float(f1.mean())
-    metrics.update({f"test/f1_{genre}": float(score) for genre, score in zip(data.genres, f1)})
+    metrics["test/macro_f1"] = float(f1_score(results["test"]["track_true"], results["test"]["track_pred"],
+                                              labels=labels, average="macro", zero_division=0))
     return pipeline, metrics, results["test"]

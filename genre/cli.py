@@ -14,6 +14,7 @@ import sys
 import hydra
 from omegaconf import DictConfig
 
+from genre.console import quiet_console
 from genre.errors import ConfigError, exit_on_user_error
 from genre.settings import check_settings
 
@@ -31,6 +32,7 @@ def train(cfg: DictConfig) -> float:
     except ConfigError:
         _remove_empty_run_dir(cfg)
         raise
+    quiet_console()
     from genre.train import train as train_run
 
     metrics = train_run(cfg)
@@ -63,6 +65,7 @@ def _remove_empty_run_dir(cfg: DictConfig) -> None:
 @exit_on_user_error
 def evaluate(cfg: DictConfig) -> None:
     """``python evaluate.py ...``: score a trained model or classify a file."""
+    quiet_console()
     from genre.evaluate import evaluate as evaluate_model
 
     evaluate_model(cfg)

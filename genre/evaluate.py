@@ -17,8 +17,8 @@ import pytorch_lightning as pl
 from omegaconf import DictConfig, OmegaConf
 
 from genre.data.audio import load_audio
-from genre.build import LoadedClassifier, build_index, load_classifier, prepare_data
-from genre.data.datamodule import GenreDataModule, PreparedData, prepare
+from genre.build import LoadedClassifier, build_datamodule, build_index, load_classifier, prepare_data
+from genre.data.datamodule import PreparedData, prepare
 from genre.data.index import SPLITS, DatasetIndex
 from genre.errors import ConfigError, DatasetError
 from genre.tracking.report import log_evaluation
@@ -108,10 +108,10 @@ def score(model: LoadedClassifier, data: PreparedData, split: str, prefix: str, 
           log_to_mlflow: bool) -> dict[str, float]:
     """Test ``model`` on every window of ``split`` of ``data``; metrics named ``<prefix><metric>``, logged
     with confusion matrices and reports to the training run when asked."""
-    datamodule = GenreDataModule(data, model.config.clips.batch_size, model.config.clips.num_workers)
+    datamodule = build_datamodule(model.config, data, test_split=split)
     trainer = pl.Trainer(accelerator="cpu", devices=1, logger=False, enable_checkpointing=False,
                          enable_model_summary=False)
-    [raw] = trainer.test(model.module, dataloaders=datamodule.windows_dataloader(split), verbose=False)
+    [raw] = trainer.test(model.module, datamodule=datamodule, verbose=False)
     metrics = {key.replace("test/", prefix, 1): float(v) for key, v in raw.items()}
     if log_to_mlflow and model.run_id and model.tracking_uri:
         client = mlflow.MlflowClient(model.tracking_uri)

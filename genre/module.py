@@ -15,32 +15,11 @@ from torchmetrics import MaxMetric
 from torchmetrics.classification import MulticlassAccuracy
 from torchmetrics.functional.classification import multiclass_f1_score
 
-from genre.data.clips import window_starts
 from genre.errors import ConfigError
 from genre.features import FeatureExtractor
+from genre.inference import aggregate_tracks, classify_waveform
 from genre.settings import AGGREGATIONS
 
-
-
-def aggregate_tracks(clip_probs: torch.Tensor, track: torch.Tensor, method: str = "mean"
-                     ) -> tuple[torch.Tensor, torch.Tensor]:
-    """Combine clip predictions ``(n_clips, n_classes)`` into one per track.
-
-    ``method="mean"`` averages the clip probabilities; ``"vote"`` takes the share of clips voting
-    for each class (majority vote), ties going to the class with the higher mean probability.
-    Returns the sorted unique track positions ``(n_tracks,)`` and their scores ``(n_tracks, n_classes)``.
-    """
-    if method not in AGGREGATIONS:
-        raise ConfigError(f"clips.aggregation={method!r}: choose one of {AGGREGATIONS}")
-    tracks, inverse = torch.unique(track, return_inverse=True)
-    counts = torch.bincount(inverse, minlength=len(tracks)).unsqueeze(1).to(clip_probs.dtype)
-    mean = torch.zeros(len(tracks), clip_probs.shape[1], dtype=clip_probs.dtype,
-                       device=clip_probs.device).index_add_(0, inverse, clip_probs) / counts
-    if method == "mean":
-        return tracks, mean
-    votes = F.one_hot(clip_probs.argmax(1), clip_probs.shape[1]).to(clip_probs.dtype)
-    share = torch.zeros_like(mean).index_add_(0, inverse, votes) / counts
-    return tracks, share + 1e-6 * mean  # the tie-break term is below any difference of two shares
 
 
 def random_states() -> dict:
@@ -98,9 +77,9 @@ class GenreClassifier(pl.LightningModule):
     """Trains ``net`` on normalised feature clips and scores it clip by clip and track by track.
 
     Logged metrics: ``train/loss``, ``train/acc``; ``val/loss``, ``val/acc`` (clip), ``val/track_acc``,
-    ``val/track_acc_best``; ``test/loss``, ``test/acc``, ``test/track_acc``, ``test/macro_f1`` and
-    ``test/f1_<genre>`` (track level). After ``trainer.test``, :attr:`test_results` holds the
-    per-clip and per-track predictions and the per-track embeddings for the plots.
+    ``val/track_acc_best``; ``test/loss``, ``test/acc``, ``test/track_acc``, ``test/macro_f1`` (track
+    level). After ``trainer.test``, :attr:`test_results` holds the per-clip and per-track predictions,
+    and the per-track embeddings for the reports and plots.
     """
 
     def __init__(self, net: nn.Module, frontend: FeatureExtractor, genres: list[str], clip_frames: int,
@@ -207,8 +186,7 @@ class GenreClassifier(pl.LightningModule):
         self.log("test/acc", results["acc"])
         self.log("test/track_acc", results["track_acc"])
         self.log("test/macro_f1", f1.mean())
-        for genre, score in zip(self.genres, f1):
-            self.log(f"test/f1_{genre}", score)
+        # per genre: a table and the classification report (genre.tracking.report), not ten one-dot charts
         self.test_results = results
 
     def configure_optimizers(self):
@@ -235,22 +213,10 @@ class GenreClassifier(pl.LightningModule):
         """The trained network with its normalisation, for MLflow and other consumers."""
         return ClipClassifier(self.normalize, self.net).eval()
 
-    @torch.no_grad()
     def classify_waveform(self, waveform: np.ndarray, batch_size: int = 32) -> np.ndarray:
-        """Genre scores ``(n_genres,)`` of a whole mono waveform at the front end's sample rate.
-
-        The waveform is cut into windows covering it (zero-padded to one clip if shorter), each
-        window classified, and the windows aggregated as in evaluation.
-        """
+        """Genre scores ``(n_genres,)`` of a whole mono waveform at the front end's sample rate: windows
+        covering it, each classified, aggregated as in evaluation (:func:`genre.inference.classify_waveform`,
+        the code the logged MLflow model runs)."""
         self.eval()
-        min_samples = (self.clip_frames - 1) * self.frontend.hop_length + 1  # gives clip_frames frames
-        if waveform.shape[0] < min_samples:
-            waveform = np.pad(waveform, (0, min_samples - waveform.shape[0]))
-        device = self.normalize.mean.device
-        features = self.frontend(torch.from_numpy(waveform).to(device))  # (n_bands, n_frames)
-        starts = window_starts(features.shape[-1], self.clip_frames)
-        clips = torch.stack([features[:, s:s + self.clip_frames] for s in starts]).unsqueeze(1)
-        probs = torch.cat([self(clips[i:i + batch_size]).softmax(-1) for i in range(0, len(clips), batch_size)])
-        _, scores = aggregate_tracks(probs, torch.zeros(len(probs), dtype=torch.long, device=device),
-                                     self.aggregation)
-        return scores[0].cpu().numpy()
+        return classify_waveform(waveform, self.frontend, lambda clips: self(clips).softmax(-1), self.clip_frames,
+                                 self.frontend.hop_length, self.aggregation, batch_size, self.normalize.mean.device)

@@ -18,14 +18,16 @@ from omegaconf import DictConfig, OmegaConf
 from pytorch_lightning.callbacks import ModelCheckpoint
 
 from genre.classical import fit_and_score, is_classical
-from genre.build import build_callbacks, build_classifier, build_frontend, prepare_data, read_checkpoint
-from genre.data.datamodule import GenreDataModule, PreparedData
+from genre.build import (build_callbacks, build_classifier, build_datamodule, build_frontend, prepare_data,
+                         read_checkpoint)
+from genre.data.datamodule import PreparedData
 from genre.errors import ConfigError
 from genre.module import GenreClassifier
 from genre.settings import check_settings
 from genre.tracking.report import log_classical_outputs, log_training_outputs
-from genre.tracking.store import (create_logger, git_commit, is_tracking_server,
-                                  check_store, resolve_artifact_location, resolve_tracking_uri)
+from genre.console import closing_lines
+from genre.tracking.store import (check_store, create_logger, git_commit, is_tracking_server, log_dataset_input,
+                                  resolve_artifact_location, resolve_tracking_uri, start_system_metrics)
 
 log = logging.getLogger(__name__)
 PROJECT_DIR = Path(__file__).resolve().parent.parent
@@ -140,15 +142,17 @@ def train(cfg: DictConfig) -> dict:
                            tags, run_id=resume.run_id if resume else None,
                            unsent_path=Path(cfg.paths.output_dir) / "unsent_metrics.jsonl")
     if is_classical(cfg.model):
-        return _train_classical(cfg, data, logger, resolved)
+        return _train_classical(cfg, data, logger, resolved, tracking_uri)
     callbacks = build_callbacks(cfg.callbacks, resume.ckpt_path.parent if resume else None)
     checkpoint: ModelCheckpoint = callbacks["best_checkpoint"]
     checkpoint_dir = Path(checkpoint.dirpath)
     # a resumed run passed its sanity check before it stopped; running it again would also draw random
     # numbers the uninterrupted run did not draw at this point
     resumed = {"num_sanity_val_steps": 0} if resume else {}
+    # the data module gives each process its own share of the tracks (genre.data.clips): no sampler wrapping
     trainer: pl.Trainer = hydra.utils.instantiate(cfg.trainer, logger=logger, callbacks=list(callbacks.values()),
-                                                  default_root_dir=str(cfg.paths.output_dir), **resumed)
+                                                  default_root_dir=str(cfg.paths.output_dir),
+                                                  use_distributed_sampler=False, **resumed)
     # The batch is per process: with more processes the effective batch grows, and the learning rate
     # follows it only when asked (linear scaling rule); both are recorded on the run.
     processes = trainer.world_size
@@ -161,12 +165,22 @@ def train(cfg: DictConfig) -> dict:
         logger.log_hyperparams({**{k: v for k, v in resolved.items() if k != "reference"},
                                 "processes": processes, "effective_batch_size": cfg.clips.batch_size * processes,
                                 "effective_lr": cfg.optimizer.lr * lr_scale})
+        if trainer.is_global_zero:
+            log_dataset_input(logger, data)
     else:
         logger.experiment.set_tag(logger.run_id, "resumed_from", str(resume.ckpt_path))
-    datamodule = GenreDataModule(data, cfg.clips.batch_size, cfg.clips.num_workers, cfg.clips.train_clips_per_track)
-    trainer.fit(module, datamodule=datamodule, ckpt_path=str(resume.ckpt_path) if resume else None)
-    fit_metrics = {k: float(v) for k, v in trainer.callback_metrics.items()}  # testing resets them
-    trainer.test(module, datamodule=datamodule, ckpt_path="best")
+    datamodule = build_datamodule(cfg, data)
+    if trainer.is_global_zero:
+        logger.experiment.set_tag(logger.run_id, "clip_path", datamodule.choose_path(trainer))
+    monitor = start_system_metrics(logger, tracking_uri, cfg.logger.system_metrics_interval, resume is not None) \
+        if trainer.is_global_zero and cfg.logger.get("system_metrics") else None
+    try:
+        trainer.fit(module, datamodule=datamodule, ckpt_path=str(resume.ckpt_path) if resume else None)
+        fit_metrics = {k: float(v) for k, v in trainer.callback_metrics.items()}  # testing resets them
+        trainer.test(module, datamodule=datamodule, ckpt_path=checkpoint.best_model_path or None)
+    finally:
+        if monitor is not None:
+            monitor.finish()
 
     metrics = {**fit_metrics, **{k: float(v) for k, v in trainer.callback_metrics.items()}}
     if trainer.is_global_zero:
@@ -177,22 +191,32 @@ def train(cfg: DictConfig) -> dict:
                 raise
             log.error("the tracking server did not take the run's outputs (%s); the checkpoints are in %s and "
                       "metrics it refused in %s", type(error).__name__, checkpoint_dir, logger.unsent_path)
-        log.info("test (%s): clip accuracy %.3f, track accuracy %.3f; MLflow run %s in %s",
-                 data.index.split_protocol, metrics.get("test/acc", float("nan")),
-                 metrics.get("test/track_acc", float("nan")), logger.run_id, tracking_uri)
+        log.info("test (%s): clip accuracy %.3f, track accuracy %.3f", data.index.split_protocol,
+                 metrics.get("test/acc", float("nan")), metrics.get("test/track_acc", float("nan")))
+        _say_where(logger, cfg, tracking_uri)
     return {**metrics, "run_id": logger.run_id, "best_checkpoint": checkpoint.best_model_path}
 
 
-def _train_classical(cfg: DictConfig, data: PreparedData, logger, resolved: dict) -> dict:
+def _train_classical(cfg: DictConfig, data: PreparedData, logger, resolved: dict, tracking_uri: str) -> dict:
     """A scikit-learn baseline (:mod:`genre.classical`) on the same data and split, as an ordinary run."""
     pipeline, metrics, test_results = fit_and_score(cfg.model, data, cfg.seed)
     logger.log_hyperparams({k: v for k, v in resolved.items() if k != "reference"})
+    log_dataset_input(logger, data)
     logger.log_metrics(metrics, step=0)
-    log_classical_outputs(logger, pipeline, test_results, data, OmegaConf.to_yaml(cfg, resolve=True))
+    log_classical_outputs(logger, pipeline, test_results, data, cfg)
     logger.finalize("success")
-    log.info("test (%s): track accuracy %.3f with %s; MLflow run %s", data.index.split_protocol,
-             metrics["test/track_acc"], cfg.model.name, logger.run_id)
+    log.info("test (%s): track accuracy %.3f with %s", data.index.split_protocol, metrics["test/track_acc"],
+             cfg.model.name)
+    _say_where(logger, cfg, tracking_uri)
     return {**metrics, "run_id": logger.run_id, "best_checkpoint": None}
+
+
+def _say_where(logger, cfg: DictConfig, tracking_uri: str) -> None:
+    """The run's last lines: its name and id, its output folder, the command that shows it."""
+    run = logger.experiment.get_run(logger.run_id)
+    for line in closing_lines(run.info.run_name, run.info.run_id, run.info.experiment_id,
+                              str(Path(cfg.paths.output_dir).resolve()), tracking_uri):
+        log.info(line)
 
 
 def _record_outputs(cfg: DictConfig, module: GenreClassifier, data: PreparedData, logger,
@@ -200,8 +224,8 @@ def _record_outputs(cfg: DictConfig, module: GenreClassifier, data: PreparedData
     """Tag the best checkpoint, upload it, and log plots, reports and the model (rank 0)."""
     if module.test_results is None:  # ddp_spawn tested in other processes: collect the outputs here
         pl.Trainer(accelerator="cpu", devices=1, logger=False, enable_progress_bar=False).test(
-            module, datamodule=GenreDataModule(data, cfg.clips.batch_size), ckpt_path=checkpoint.best_model_path,
+            module, datamodule=build_datamodule(cfg, data), ckpt_path=checkpoint.best_model_path,
             verbose=False)
     logger.experiment.set_tag(logger.run_id, "best_checkpoint", str(Path(checkpoint.best_model_path).resolve()))
     logger.experiment.log_artifact(logger.run_id, checkpoint.best_model_path, "checkpoints")
-    log_training_outputs(logger, module, data, OmegaConf.to_yaml(cfg, resolve=True), cfg.seed)
+    log_training_outputs(logger, module, data, cfg, cfg.logger.get("register_model"))

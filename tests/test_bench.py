@@ -14,12 +14,14 @@ FIGURES = {
     "4_pipeline_overhead": {"dataloader_epoch_s", "in_memory_epoch_s", "ratio"},
     "5_memory": {"peak_rss_mib", "ratio"},
     "6_main_command": {"first_run_s", "second_run_s"},
+    "8_cpu_clip_paths": {"cache_epoch_s", "resident_epoch_s", "cache_samples_per_s", "resident_samples_per_s",
+                         "resident_speedup"},
 }
 
 
 def test_benchmark_at_a_tiny_size_writes_every_figure(tmp_path, capsys):
     out = tmp_path / "bench.json"
-    assert bench.main(["--tracks-per-genre", "4", "--seconds", "12", "--clips", "8", "--cache-tracks", "60",
+    assert bench.main(["--tracks-per-genre", "4", "--seconds", "12", "--clips", "8", "--cache-tracks", "60", "--paths-tracks", "50",
                        "--smoke", "--json", str(out)]) == 0
     results = json.loads(out.read_text())
     assert results["machine"]["cpus"] >= 1 and results["corpus"]["tracks"] == 40
@@ -35,8 +37,8 @@ def test_benchmark_at_a_tiny_size_writes_every_figure(tmp_path, capsys):
     assert all(name in printed for name in FIGURES)
 
 
-def test_gpu_figure_plumbing_on_the_cpu(tmp_path):
-    # figure 7 runs only where CUDA is; its measurement loop is checked here on the CPU
+def test_clip_paths_figure_trains_an_epoch_through_both_paths(tmp_path):
+    # figure 8 (and on a GPU figure 7): one epoch through the HDF5 path and the resident path
     from genre.data.cache import build_audio_cache, build_feature_cache
     from genre.data.index import Track
     from genre.build import build_frontend
@@ -49,9 +51,12 @@ def test_gpu_figure_plumbing_on_the_cpu(tmp_path):
     audio = build_audio_cache(tracks, bench.SAMPLE_RATE, n_samples, tmp_path / "cache", num_workers=1)
     extractor = build_frontend(bench.DEFAULTS.features)
     features = build_feature_cache(audio, extractor, tmp_path / "cache", num_workers=1)
+    n_frames = extractor.n_frames(n_samples)
     clip_frames = extractor.n_frames(int(bench.CLIP_SECONDS * bench.SAMPLE_RATE))
-    figure = bench.figure_gpu(features, extractor.n_frames(n_samples), clip_frames, device="cpu", clips=48,
-                              batch_size=16, loader_workers=1)
-    assert figure["samples"] == 48 and figure["device"] == "cpu"
-    assert figure["samples_per_s_dataloader"] > 0 and figure["samples_per_s_in_memory"] > 0
-    assert figure["dataloader_over_in_memory"] > 0 and figure["held_back_by"]
+    figure = bench.figure_clip_paths(features, n_frames, clip_frames, device="cpu", n_tracks=40, batch_size=16)
+    assert figure["device"] == "cpu" and figure["tracks"] == 40
+    assert figure["resident_gb"] == pytest.approx(40 * bench.N_MELS * n_frames * 4 / 1e9)
+    for path in ("cache", "resident"):
+        assert figure[f"{path}_samples_per_s"] == pytest.approx(40 / figure[f"{path}_epoch_s"])
+        assert 0 < figure[f"{path}_data_only_s"] and figure[f"{path}_held_back_by"]
+    assert figure["resident_speedup"] == pytest.approx(figure["cache_epoch_s"] / figure["resident_epoch_s"])

@@ -6,17 +6,20 @@ checks) before a Trainer exists, so bad input stops a run before its first epoch
 from __future__ import annotations
 
 import logging
+import os
 from dataclasses import dataclass
 
 import h5py
 import numpy as np
 import pytorch_lightning as pl
+import torch
 from torch.utils.data import DataLoader
 
 from genre.data.cache import CachedTracks, band_statistics, build_audio_cache, build_feature_cache
-from genre.data.clips import RandomClips, WindowClips
+from genre.data.clips import (CachedClips, PlanSampler, ResidentClips, ResidentRows, owned_positions, train_plan,
+                              window_plan, window_starts)
 from genre.data.index import SPLITS, DatasetIndex, SkippedFile
-from genre.errors import DatasetError
+from genre.errors import ConfigError, DatasetError
 from genre.features import FeatureExtractor
 
 log = logging.getLogger(__name__)
@@ -99,34 +102,143 @@ def prepare(index: DatasetIndex, extractor: FeatureExtractor, clip_seconds: floa
                         clip_frames, band_mean, band_std)
 
 
+RESIDENT_CHOICES = ("auto", True, False)
+RESIDENT_DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}
+
+
+def device_memory(device: torch.device, processes_sharing: int = 1) -> int:
+    """Bytes of memory one process may count on: the GPU's own memory, or this machine's RAM shared by
+    ``processes_sharing`` processes (DDP on the CPU)."""
+    if device.type == "cuda":
+        return torch.cuda.get_device_properties(device).total_memory
+    return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") // max(1, processes_sharing)
+
+
+def choose_resident(setting, needed: int, budget: int) -> bool:
+    """``clips.resident``: ``true`` and ``false`` decide; ``auto`` holds the rows on the device when
+    they take at most ``budget`` bytes."""
+    if setting not in RESIDENT_CHOICES:
+        raise ConfigError(f"clips.resident={setting!r}: choose auto, true or false")
+    return needed <= budget if setting == "auto" else bool(setting)
+
+
+def _gb(n: int) -> str:
+    return f"{n / 1e9:.2f} GB" if n >= 1e8 else f"{n / 1e6:.1f} MB"
+
+
 class GenreDataModule(pl.LightningDataModule):
-    """Random clips of the training tracks; every window of the validation and test tracks."""
+    """Random clips of the training tracks; every window of the validation and test tracks.
+
+    The clips of each pass follow a plan (:mod:`genre.data.clips`) cut either on the device from the
+    feature rows held there (``resident``) or from the HDF5 cache through a DataLoader; ``resident="auto"``
+    holds the rows when those of all splits (this process's share of them) fit in ``memory_share`` of
+    the device's memory. :attr:`path_taken` says which path was taken and why.
+    """
 
     def __init__(self, data: PreparedData, batch_size: int, num_workers: int = 0,
-                 train_clips_per_track: int = 1):
+                 train_clips_per_track: int = 1, seed: int = 0, resident="auto", memory_share: float = 0.5,
+                 resident_dtype: str = "float32", test_split: str = "test"):
         super().__init__()
+        if resident_dtype not in RESIDENT_DTYPES:
+            raise ConfigError(f"clips.resident_dtype={resident_dtype!r}: choose one of {list(RESIDENT_DTYPES)}")
+        choose_resident(resident, 0, 0)  # the setting itself, before any work
         self.data = data
         self.batch_size = batch_size
         self.num_workers = num_workers
         self.train_clips_per_track = train_clips_per_track
+        self.seed = seed
+        self.resident = resident
+        self.memory_share = memory_share
+        self.resident_dtype = RESIDENT_DTYPES[resident_dtype]
+        self.test_split = test_split
+        self.path_taken: str | None = None   # "resident" or "cache", once set up
+        self.path_reason = ""
+        self._device = torch.device("cpu")
+        self._rank, self._world = 0, 1
+        self._owned: dict[str, np.ndarray] = {}
+        self._rows: dict[str, ResidentRows] = {}
 
-    def _loader(self, dataset, shuffle: bool) -> DataLoader:
-        return DataLoader(dataset, batch_size=self.batch_size, shuffle=shuffle,
-                          num_workers=self.num_workers, persistent_workers=self.num_workers > 0)
+    def setup(self, stage: str | None = None) -> None:
+        trainer = self.trainer
+        if trainer is not None:
+            self._rank, self._world = trainer.global_rank, trainer.world_size
+            self._device = trainer.strategy.root_device
+        self._owned = {split: owned_positions(len(rows), self._rank, self._world)
+                       for split, rows in self.data.rows.items()}
+        if self.path_taken is None:
+            self.choose_path(trainer)
 
-    def windows_dataloader(self, split: str) -> DataLoader:
-        """Every window of every track of ``split`` (validation, test, evaluate.py)."""
+    def choose_path(self, trainer=None) -> str:
+        """Decide where clips are cut for the processes of ``trainer`` (its device and number of processes;
+        none: one process on the CPU), log why, and return ``"resident"`` or ``"cache"``."""
+        if trainer is not None:
+            self._world, self._device = trainer.world_size, trainer.strategy.root_device
         d = self.data
-        return self._loader(WindowClips(str(d.features.path), d.rows[split], d.labels[split], d.clip_frames,
-                                        d.n_frames), False)
+        item = self.resident_dtype.itemsize * d.n_bands * d.n_frames
+        # every process holds the same number of rows (its share, padded): rank 0's is everyone's
+        needed = sum(len(np.unique(owned_positions(len(rows), 0, self._world))) for rows in d.rows.values()) * item
+        sharing = self._world // max(1, trainer.num_nodes) if trainer is not None and \
+            self._device.type == "cpu" else 1
+        budget = int(self.memory_share * device_memory(self._device, sharing))
+        resident = choose_resident(self.resident, needed, budget)
+        self.path_taken = "resident" if resident else "cache"
+        where = str(self._device) if self._device.type == "cuda" else "RAM"
+        size = f"the feature rows ({_gb(needed)} {str(self.resident_dtype).replace('torch.', '')}" + \
+            (" per process" if self._world > 1 else "") + ")"
+        limit = f"{self.memory_share:.0%} of {where} ({_gb(budget)})"
+        if resident:
+            self.path_reason = (f"{size} held in {where}, clips cut there batch by batch, no DataLoader workers"
+                                + ("" if needed <= budget else f" (clips.resident=true: over {limit})"))
+        else:
+            self.path_reason = (f"{size} read from the HDF5 cache by a DataLoader with {self.num_workers} workers: "
+                                + ("clips.resident=false" if self.resident is False else f"over {limit}"))
+        log.info("clips: %s", self.path_reason)
+        return self.path_taken
 
-    def train_dataloader(self) -> DataLoader:
+    def _resident_rows(self, split: str) -> ResidentRows:
+        if split not in self._rows:
+            d = self.data
+            self._rows[split] = ResidentRows(str(d.features.path), d.rows[split], d.labels[split], self._owned[split],
+                                             self._device, self.resident_dtype)
+        return self._rows[split]
+
+    def _epoch(self) -> int:
+        return self.trainer.current_epoch if self.trainer is not None else 0
+
+    def _clips(self, split: str, make_plan, length: int, evaluation: bool):
+        if not self._owned:
+            self.setup()
         d = self.data
-        return self._loader(RandomClips(str(d.features.path), d.rows["train"], d.labels["train"],
-                                        d.clip_frames, d.n_frames, self.train_clips_per_track), True)
+        if self.path_taken == "resident":
+            return ResidentClips(self._resident_rows(split), make_plan, length, self.batch_size, d.clip_frames,
+                                 evaluation)
+        dataset = CachedClips(str(d.features.path), d.rows[split], d.labels[split], d.clip_frames, evaluation)
+        # its own generator: a DataLoader draws its workers' base seed at each pass, which from the global
+        # generator would shift the dropout masks and make the two paths train differently
+        return DataLoader(dataset, batch_size=self.batch_size, sampler=PlanSampler(make_plan, length),
+                          num_workers=self.num_workers, persistent_workers=self.num_workers > 0,
+                          pin_memory=self._device.type == "cuda", generator=torch.Generator().manual_seed(self.seed))
 
-    def val_dataloader(self) -> DataLoader:
+    def windows_dataloader(self, split: str):
+        """Every window of every track of ``split`` (this process's share of them)."""
+        if not self._owned:
+            self.setup()
+        d, owned = self.data, self._owned[split]
+        length = len(owned) * len(window_starts(d.n_frames, d.clip_frames))
+        return self._clips(split, lambda: window_plan(owned, d.n_frames, d.clip_frames), length, evaluation=True)
+
+    def train_dataloader(self):
+        if not self._owned:
+            self.setup()
+        d, owned = self.data, self._owned["train"]
+        max_start = d.n_frames - d.clip_frames
+
+        def plan():
+            return train_plan(owned, self.train_clips_per_track, max_start, self.seed, self._epoch(), self._rank)
+        return self._clips("train", plan, len(owned) * self.train_clips_per_track, evaluation=False)
+
+    def val_dataloader(self):
         return self.windows_dataloader("val")
 
-    def test_dataloader(self) -> DataLoader:
-        return self.windows_dataloader("test")
+    def test_dataloader(self):
+        return self.windows_dataloader(self.test_split)

@@ -5,11 +5,16 @@ trained module (its own normalisation), never re-read or re-computed here.
 """
 from __future__ import annotations
 
+import json
+import tempfile
+from pathlib import Path
+
 import matplotlib.pyplot as plt
 import mlflow
 import numpy as np
 import torch
 from mlflow import MlflowClient
+from omegaconf import DictConfig, OmegaConf
 from pytorch_lightning.loggers import MLFlowLogger
 from sklearn.metrics import classification_report, confusion_matrix
 
@@ -41,15 +46,20 @@ def log_evaluation(client: MlflowClient, run_id: str, results: dict, genres: lis
                    f"{prefix}confusion_matrix_{level}.png")
         report = classification_report(true, pred, labels=labels, target_names=genres, digits=3,
                                        zero_division=0)
+        per_genre = classification_report(true, pred, labels=labels, target_names=genres, zero_division=0,
+                                          output_dict=True)
+        client.log_table(run_id, {"genre": genres, **{key: [per_genre[g][key] for g in genres]
+                                                       for key in ("precision", "recall", "f1-score", "support")}},
+                         f"{prefix}per_genre_{level}.json")
         client.log_text(run_id, f"{level}-level classification report, {split_label}\n\n{report}",
                         f"{prefix}classification_report_{level}.txt")
 
 
-def log_training_outputs(logger: MLFlowLogger, module: GenreClassifier, data: PreparedData,
-                         config_yaml: str, seed: int) -> None:
+def log_training_outputs(logger: MLFlowLogger, module: GenreClassifier, data: PreparedData, cfg: DictConfig,
+                         register_as: str | None = None) -> None:
     """Everything a run records besides metrics and params (call on rank 0 after testing)."""
     client, run_id = logger.experiment, logger.run_id
-    _log_config_evaluation_and_skipped(client, run_id, module.test_results, data, config_yaml)
+    _log_config_evaluation_and_skipped(client, run_id, module.test_results, data, cfg)
     results = module.test_results
     inputs = _input_features(data, module)
     for name, points, labels, what in (
@@ -57,18 +67,18 @@ def log_training_outputs(logger: MLFlowLogger, module: GenreClassifier, data: Pr
             ("features", inputs, np.asarray(data.labels["test"]), f"input {module.frontend.kind} features")):
         scores = separation_scores(points, labels)
         # through the logger: a resumed run does not log them twice, a lost server keeps them for replay
-        logger.log_metrics({f"test/{name}_{score}": value for score, value in scores.items()}, step=0)
+        logger.log_metrics({f"test/{name}_{score}": scores[score] for score in ("silhouette", "knn_acc")}, step=0)
         title = (f"t-SNE of {what} ({data.index.name} test)\n"
                  f"silhouette {scores['silhouette']:.2f}, {scores['knn_k']:.0f}-NN accuracy {scores['knn_acc']:.1%}")
-        log_figure(client, run_id, tsne_figure(points, labels, module.genres, title, seed), f"tsne_{name}.png")
-    _log_model(logger, module, data)
+        log_figure(client, run_id, tsne_figure(points, labels, module.genres, title, cfg.seed), f"tsne_{name}.png")
+    _log_model(logger, module, data, cfg, register_as)
 
 
 def _log_config_evaluation_and_skipped(client: MlflowClient, run_id: str, test_results: dict, data: PreparedData,
-                                       config_yaml: str) -> None:
+                                       cfg: DictConfig) -> None:
     """What every run records, network or classical: its config, its test confusion matrices and reports,
     and the files it left out."""
-    client.log_text(run_id, config_yaml, "config.yaml")
+    client.log_text(run_id, OmegaConf.to_yaml(cfg, resolve=True), "config.yaml")
     log_evaluation(client, run_id, test_results, data.genres, f"test split, {data.index.split_protocol}")
     if data.skipped:
         client.log_text(run_id, skipped_csv(data.skipped), "skipped_files.csv")
@@ -81,26 +91,81 @@ def _input_features(data: PreparedData, module: GenreClassifier) -> np.ndarray:
         return module.normalize(clips).flatten(1).cpu().numpy()
 
 
-def _log_model(logger: MLFlowLogger, module: GenreClassifier, data: PreparedData) -> None:
-    from mlflow.models import infer_signature
+def model_metadata(module: GenreClassifier, data: PreparedData, cfg: DictConfig) -> dict:
+    """What the logged model needs to run (genres, clip length, hop, aggregation) and what a user needs
+    to trust it: sample rate, feature settings, clip length, dataset, split protocol, test accuracy."""
+    results = module.test_results or {}
+    return {"genres": list(module.genres), "sample_rate": module.frontend.sample_rate,
+            "features": module.frontend.settings(),
+            "clip_seconds": float(cfg.clips.clip_seconds), "clip_frames": int(module.clip_frames),
+            "hop_length": int(module.frontend.hop_length), "aggregation": module.aggregation,
+            "dataset": data.index.name, "split_protocol": data.index.split_protocol,
+            "test_clip_accuracy": float(results["acc"]) if "acc" in results else None,
+            "test_track_accuracy": float(results["track_acc"]) if "track_acc" in results else None,
+            "input": "mono float32 waveform at sample_rate, any length",
+            "output": "genre (top genre) and one probability per genre"}
 
-    model = module.export().cpu()
-    example = np.zeros((2, 1, data.n_bands, data.clip_frames), dtype=np.float32)
-    with torch.no_grad():
-        output = model(torch.from_numpy(example)).numpy()
-    with mlflow.start_run(run_id=logger.run_id):
-        mlflow.pytorch.log_model(model, name="model", signature=infer_signature(example, output),
-                                 input_example=example)
+
+def export_programs(module: GenreClassifier, folder: Path) -> dict[str, str]:
+    """The front end (waveform of any length -> features) and the clip classifier (any number of clips ->
+    probabilities, normalisation included) as ``torch.export`` programs in ``folder``: they load with
+    torch alone."""
+    from genre.inference import min_samples
+
+    folder.mkdir(parents=True, exist_ok=True)
+    frontend, classifier = module.frontend.cpu().eval(), module.export().cpu()
+    shortest = min_samples(module.clip_frames, module.frontend.hop_length)
+    waveform = torch.zeros(2 * shortest)
+    clips = torch.zeros(2, 1, module.frontend.n_bands, module.clip_frames)
+    paths = {}
+    for name, program, example, dim in (
+            ("frontend", frontend, waveform, torch.export.Dim("samples", min=shortest)),
+            ("classifier", classifier, clips, torch.export.Dim("clips", min=1))):
+        with torch.no_grad():
+            exported = torch.export.export(program, (example,), dynamic_shapes=({0: dim},))
+        paths[name] = str(folder / f"{name}.pt2")
+        torch.export.save(exported, paths[name])
+    return paths
+
+
+def _log_model(logger: MLFlowLogger, module: GenreClassifier, data: PreparedData, cfg: DictConfig,
+               register_as: str | None = None) -> None:
+    """The run's model: waveforms in, genres out (:mod:`genre.tracking.audio_model`), registered in the
+    model registry as ``register_as`` when given."""
+    from importlib.metadata import version
+
+    from mlflow.models import ModelSignature
+    from mlflow.types import ColSpec, DataType, Schema
+    from mlflow.types.schema import Array
+
+    import genre.inference
+    import genre.tracking.audio_model
+
+    metadata = model_metadata(module, data, cfg)
+    signature = ModelSignature(Schema([ColSpec(Array(DataType.double), "waveform")]),  # float32 converts safely
+                               Schema([ColSpec(DataType.string, "genre"),
+                                       *[ColSpec(DataType.double, g) for g in metadata["genres"]]]))
+    example = {"waveform": [0.0] * (metadata["sample_rate"] // 10)}   # 0.1 s of silence
+    with tempfile.TemporaryDirectory(prefix="genre-model-") as tmp, mlflow.start_run(run_id=logger.run_id):
+        artifacts = export_programs(module, Path(tmp))
+        artifacts["metadata"] = str(Path(tmp) / "metadata.json")   # not model_config: MLflow logs that as params
+        Path(artifacts["metadata"]).write_text(json.dumps(metadata, indent=1))
+        mlflow.pyfunc.log_model(
+            name="model", python_model=genre.tracking.audio_model.__file__, code_paths=[genre.inference.__file__],
+            artifacts=artifacts, metadata=metadata,
+            signature=signature, input_example=example, registered_model_name=register_as,
+            pip_requirements=[f"torch=={version('torch')}", f"numpy=={version('numpy')}",
+                              f"pandas=={version('pandas')}", f"mlflow=={version('mlflow')}"])
 
 
 def log_classical_outputs(logger: MLFlowLogger, pipeline, test_results: dict, data: PreparedData,
-                          config_yaml: str) -> None:
+                          cfg: DictConfig) -> None:
     """What a classical baseline's run records: its config, confusion matrices and reports, skipped
     files, and the fitted scikit-learn pipeline (per-track band statistics in, genre indices out)."""
     from mlflow.models import infer_signature
 
     client, run_id = logger.experiment, logger.run_id
-    _log_config_evaluation_and_skipped(client, run_id, test_results, data, config_yaml)
+    _log_config_evaluation_and_skipped(client, run_id, test_results, data, cfg)
     example = test_results["statistics"][:2]
     with mlflow.start_run(run_id=run_id):
         # skops (MLflow's safe format) refuses to load a tree's node arrays unless they are named as trusted:

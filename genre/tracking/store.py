@@ -107,6 +107,12 @@ class ResilientMLFlowLogger(MLFlowLogger):
         for key in client.get_run(self._run_id).data.metrics:
             self.already_logged |= {(key, m.step) for m in client.get_metric_history(self._run_id, key)}
 
+    @property
+    def version(self) -> None:
+        """None: the run id is not a version, and the progress bar shows no ``v_num`` (checkpoint folders
+        are set by the callbacks, never derived from it)."""
+        return None
+
     @rank_zero_only
     def log_metrics(self, metrics, step=None):
         """Log what the run does not have at ``step`` yet: each metric once per step (Lightning sends its
@@ -241,3 +247,35 @@ class PrepareTrackingStore(Callback):
         name = config.logger.experiment_name
         open_store(tracking_uri, name, resolve_artifact_location(config.logger.artifact_location,
                                                                  config.paths.root_dir, name, tracking_uri))
+
+
+def start_system_metrics(logger: MLFlowLogger, tracking_uri: str, interval_s: float, resumed: bool):
+    """MLflow's system metrics of the run (``system/cpu_utilization_percentage``, memory, disk, network;
+    GPU utilisation and memory where pynvml is installed, the ``gpu`` extra), sampled every
+    ``interval_s`` seconds in a thread of this process until ``.finish()``. A resumed run continues
+    the steps it had."""
+    from mlflow.system_metrics.system_metrics_monitor import SystemMetricsMonitor
+
+    monitor = SystemMetricsMonitor(logger.run_id, sampling_interval=interval_s, resume_logging=resumed,
+                                   tracking_uri=tracking_uri)
+    monitor.start()
+    return monitor
+
+
+def log_dataset_input(logger: MLFlowLogger, data) -> None:
+    """The run's data as an MLflow dataset input: one row per track it used (id, genre, split), named after
+    the dataset, with its digest, split protocol and features digest, so runs on other data show it."""
+    import pandas as pd
+    from mlflow.data import from_pandas
+    from mlflow.entities import DatasetInput, InputTag
+    from mlflow.utils.mlflow_tags import MLFLOW_DATASET_CONTEXT
+
+    genres = data.genres
+    frame = pd.DataFrame([(track_id, genres[label], split) for split in data.rows
+                          for track_id, label in zip(data.track_ids[split], data.labels[split])],
+                         columns=["track_id", "genre", "split"])
+    dataset = from_pandas(frame, name=data.index.name, targets="genre")
+    tags = [InputTag(MLFLOW_DATASET_CONTEXT, "training"),
+            InputTag("split_protocol", data.index.split_protocol),
+            InputTag("features_digest", data.features.content_digest)]
+    logger.experiment.log_inputs(logger.run_id, datasets=[DatasetInput(dataset._to_mlflow_entity(), tags)])

@@ -1,0 +1,56 @@
+"""A console that says what happened: third-party noise silenced by name, MLflow's log lines in the
+project's format, and the lines that end a run.
+
+Each silenced message is named here with why it means nothing to a user of this project; anything
+else still shows. Called by the commands (:mod:`genre.cli`) before torch, Lightning or MLflow load.
+"""
+from __future__ import annotations
+
+import logging
+import os
+import warnings
+
+# (category, start of the message, why it is noise here)
+SILENCED_WARNINGS = (
+    (Warning, r"`isinstance\(treespec, LeafSpec\)` is deprecated",
+     "Lightning 2.6 calling a torch API deprecated in 2.11: nothing a user can change"),
+    (Warning, r"The number of training batches \(\d+\) is smaller than the logging interval",
+     "metrics are logged per epoch here, never per step"),
+    (UserWarning, r"No complete tensor found in the group",
+     "torch.export saving a CPU program: the weights are on the CPU"),
+    (UserWarning, r"The given buffer is not writable",
+     "torch.export loading a program's weights read-only; they are never written to"),
+)
+
+# Lightning's INFO lines that advertise or restate a default
+SILENCED_LOG_LINES = ("Tip: For seamless cloud logging", "litlogger")
+
+
+class _DropLines(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        return not any(text in message for text in SILENCED_LOG_LINES)
+
+
+def quiet_console() -> None:
+    """Silence the named noise; send MLflow's log lines through the project's handlers (Hydra's format)
+    and drop its artifact download progress bars."""
+    os.environ.setdefault("MLFLOW_CONFIGURE_LOGGING", "false")          # MLflow's own handler and format
+    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
+    for category, message, _why in SILENCED_WARNINGS:
+        warnings.filterwarnings("ignore", message=message, category=category)
+    for name in ("pytorch_lightning.utilities.rank_zero", "lightning.pytorch.utilities.rank_zero"):
+        logging.getLogger(name).addFilter(_DropLines())
+    mlflow_logger = logging.getLogger("mlflow")
+    mlflow_logger.handlers.clear()
+    mlflow_logger.propagate = True
+
+
+def closing_lines(run_name: str, run_id: str, experiment_id: str, output_dir: str, tracking_uri: str) -> list[str]:
+    """The last lines of a run: what it is, where its files are, and the command that shows it."""
+    if tracking_uri.startswith(("http://", "https://")):
+        show = f"open {tracking_uri.rstrip('/')}/#/experiments/{experiment_id}/runs/{run_id}"
+    else:
+        show = (f"mlflow ui --backend-store-uri {tracking_uri}   then open "
+                f"http://127.0.0.1:5000/#/experiments/{experiment_id}/runs/{run_id}")
+    return [f"run      {run_name}  (id {run_id})", f"outputs  {output_dir}", f"see it   {show}"]

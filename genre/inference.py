@@ -1,0 +1,78 @@
+"""From a waveform to genre scores: windows covering the track, clip probabilities, track aggregation.
+
+This file imports only numpy and torch, never the rest of ``genre``: it travels inside every logged
+MLflow model (as its code), so the model classifies audio where this package is not installed, with
+the very code ``evaluate.py audio=`` runs (:meth:`genre.module.GenreClassifier.classify_waveform`).
+"""
+from __future__ import annotations
+
+import math
+from typing import Callable
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+AGGREGATION_METHODS = ("mean", "vote")   # clips -> track: mean of probabilities, or majority vote
+
+
+def window_starts(n_frames: int, clip_frames: int) -> np.ndarray:
+    """Start frames of the fewest evenly spaced clips of ``clip_frames`` that cover ``n_frames`` frames.
+
+    The first clip starts at frame 0 and the last ends at the last frame; neighbours overlap by the
+    smallest amount that makes this possible.
+    """
+    if clip_frames > n_frames:
+        raise ValueError(f"a clip of {clip_frames} frames does not fit in {n_frames} frames")
+    count = math.ceil(n_frames / clip_frames)
+    return np.unique(np.linspace(0, n_frames - clip_frames, count).round().astype(np.int64))
+
+
+def aggregate_tracks(clip_probs: torch.Tensor, track: torch.Tensor, method: str = "mean"
+                     ) -> tuple[torch.Tensor, torch.Tensor]:
+    """Combine clip predictions ``(n_clips, n_classes)`` into one per track.
+
+    ``method="mean"`` averages the clip probabilities; ``"vote"`` takes the share of clips voting
+    for each class (majority vote), ties going to the class with the higher mean probability.
+    Returns the sorted unique track positions ``(n_tracks,)`` and their scores ``(n_tracks, n_classes)``.
+    """
+    if method not in AGGREGATION_METHODS:
+        raise ValueError(f"aggregation {method!r}: choose one of {AGGREGATION_METHODS}")
+    tracks, inverse = torch.unique(track, return_inverse=True)
+    counts = torch.bincount(inverse, minlength=len(tracks)).unsqueeze(1).to(clip_probs.dtype)
+    mean = torch.zeros(len(tracks), clip_probs.shape[1], dtype=clip_probs.dtype,
+                       device=clip_probs.device).index_add_(0, inverse, clip_probs) / counts
+    if method == "mean":
+        return tracks, mean
+    votes = F.one_hot(clip_probs.argmax(1), clip_probs.shape[1]).to(clip_probs.dtype)
+    share = torch.zeros_like(mean).index_add_(0, inverse, votes) / counts
+    return tracks, share + 1e-6 * mean  # the tie-break term is below any difference of two shares
+
+
+def min_samples(clip_frames: int, hop_length: int) -> int:
+    """The shortest waveform whose centred frames fill one clip: shorter ones are zero-padded to it."""
+    return (clip_frames - 1) * hop_length + 1
+
+
+@torch.no_grad()
+def classify_waveform(waveform: np.ndarray, frontend: Callable[[torch.Tensor], torch.Tensor],
+                      clip_probabilities: Callable[[torch.Tensor], torch.Tensor], clip_frames: int,
+                      hop_length: int, aggregation: str = "mean", batch_size: int = 32,
+                      device: torch.device | str = "cpu") -> np.ndarray:
+    """Genre scores ``(n_genres,)`` of a whole mono waveform at the front end's sample rate.
+
+    ``frontend``: waveform ``(n_samples,)`` -> features ``(n_bands, n_frames)``; ``clip_probabilities``:
+    clips ``(n, 1, n_bands, clip_frames)`` -> probabilities ``(n, n_genres)`` (normalisation included).
+    The waveform is zero-padded to one clip if shorter, its features cut into the windows that cover
+    it (:func:`window_starts`), each window classified, and the windows aggregated as in evaluation.
+    """
+    waveform = np.asarray(waveform, dtype=np.float32).reshape(-1)
+    shortest = min_samples(clip_frames, hop_length)
+    if waveform.shape[0] < shortest:
+        waveform = np.pad(waveform, (0, shortest - waveform.shape[0]))
+    features = frontend(torch.from_numpy(waveform).to(device))
+    starts = window_starts(features.shape[-1], clip_frames)
+    clips = torch.stack([features[:, s:s + clip_frames] for s in starts]).unsqueeze(1)
+    probs = torch.cat([clip_probabilities(clips[i:i + batch_size]) for i in range(0, len(clips), batch_size)])
+    _, scores = aggregate_tracks(probs, torch.zeros(len(probs), dtype=torch.long, device=probs.device), aggregation)
+    return scores[0].cpu().numpy()

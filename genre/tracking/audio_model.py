@@ -1,0 +1,64 @@
+"""The MLflow model a run logs: mono float32 waveforms in, a probability per genre and the top genre out.
+
+Logged as an MLflow *model from code*: this file and ``genre/inference.py`` are copied into the model,
+beside the front end and the clip classifier as ``torch.export`` programs, so that
+
+    model = mlflow.pyfunc.load_model("runs:/<run id>/model")
+    model.predict(pandas.DataFrame({"waveform": [song, another_song]}))   # one row per song
+    model.predict({"waveform": song})                                    # one song
+
+classifies a song where ``genre`` is not installed (numpy, pandas, torch and mlflow are enough), with
+the code ``evaluate.py audio=`` runs: front end, normalisation, windows covering the track, track
+aggregation. ``mlflow models serve`` takes the same as JSON: ``{"dataframe_records": [{"waveform": [...]}]}``.
+Waveforms must be mono at the sample rate in the model's metadata (``sample_rate``); any length.
+This file imports nothing of ``genre`` outside ``inference``.
+"""
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pandas as pd
+import torch
+from mlflow.models import set_model
+from mlflow.pyfunc import PythonModel
+
+try:
+    from inference import classify_waveform   # inside a logged model: its code/ folder is on sys.path
+except ImportError:
+    from genre.inference import classify_waveform
+
+
+def waveforms_of(model_input) -> list[np.ndarray]:
+    """The waveforms in what ``predict`` was given (MLflow turns a dict or records into a DataFrame
+    first): a DataFrame with a ``waveform`` column, one waveform per row; else a 1-D array (one waveform),
+    a 2-D array or a list (one per row)."""
+    if isinstance(model_input, pd.DataFrame):
+        column = model_input["waveform"] if "waveform" in model_input else model_input.iloc[:, 0]
+        items = list(column)
+    elif isinstance(model_input, np.ndarray) and model_input.ndim == 1:
+        items = [model_input]
+    else:
+        items = list(model_input)
+    return [np.asarray(item, dtype=np.float32).reshape(-1) for item in items]
+
+
+class AudioGenreModel(PythonModel):
+    """``predict``: a DataFrame with a ``genre`` column (the top genre) and one probability column per genre."""
+
+    def load_context(self, context):
+        with open(context.artifacts["metadata"]) as f:
+            self.config = json.load(f)
+        self.frontend = torch.export.load(context.artifacts["frontend"]).module()
+        self.classifier = torch.export.load(context.artifacts["classifier"]).module()
+
+    def predict(self, context, model_input: pd.DataFrame, params: dict | None = None) -> pd.DataFrame:
+        c = self.config
+        scores = np.stack([classify_waveform(w, self.frontend, self.classifier, c["clip_frames"], c["hop_length"],
+                                             c["aggregation"]) for w in waveforms_of(model_input)])
+        frame = pd.DataFrame(scores.astype(np.float64), columns=c["genres"])
+        frame.insert(0, "genre", [c["genres"][i] for i in scores.argmax(1)])
+        return frame
+
+
+set_model(AudioGenreModel())
