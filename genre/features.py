@@ -1,4 +1,5 @@
-"""Feature front ends: log-mel spectrogram and MFCC, as ``nn.Module``s built on torchaudio transforms.
+"""Feature front ends: log-mel spectrogram, MFCC and the linear-frequency log spectrogram (STFT), as
+``nn.Module``s built on torchaudio transforms.
 
 Both follow librosa's conventions (Slaney mel scale and filter norm, Hann window, centred frames
 with zero padding, power spectrogram, ``10*log10(max(S, 1e-10))`` without a ``top_db`` floor, DCT-II
@@ -21,6 +22,11 @@ from genre.errors import FeatureError
 AMIN = 1e-10  # power floor before the logarithm (librosa.power_to_db's amin)
 
 
+def stft_bins(n_fft: int, sample_rate: int, f_max: float) -> int:
+    """FFT bins from 0 Hz up to and including ``f_max`` (bin ``k`` is at ``k * sample_rate / n_fft`` Hz)."""
+    return min(n_fft // 2 + 1, int(np.floor(f_max * n_fft / sample_rate)) + 1)
+
+
 def ms_to_samples(milliseconds: float, sample_rate: int) -> int:
     """Convert a duration in milliseconds to a whole number of samples at ``sample_rate`` Hz."""
     return int(round(milliseconds * sample_rate / 1000.0))
@@ -30,7 +36,9 @@ class FeatureExtractor(nn.Module):
     """Waveform ``(..., n_samples)`` -> features ``(..., n_bands, n_frames)``.
 
     Args:
-        kind: ``"mel"`` (log-mel, ``n_bands = n_mels``) or ``"mfcc"`` (``n_bands = n_mfcc``).
+        kind: ``"mel"`` (log-mel, ``n_bands = n_mels``), ``"mfcc"`` (``n_bands = n_mfcc``) or ``"stft"``
+            (log power of the FFT bins from 0 Hz up to ``f_max``, linear in frequency, as Costa et al.
+            2017 used; ``n_bands`` = the bins kept).
         sample_rate: sample rate of the input, Hz.
         window_ms: analysis window length, ms (the FFT size defaults to the window length).
         stride_ms: hop between frames, ms.
@@ -45,8 +53,8 @@ class FeatureExtractor(nn.Module):
                  n_mels: int = 128, n_mfcc: int = 13, f_min: float = 0.0,
                  f_max: float | None = None, n_fft: int | None = None):
         super().__init__()
-        if kind not in ("mel", "mfcc"):
-            raise FeatureError(f"features.kind={kind!r}: choose 'mel' or 'mfcc'")
+        if kind not in ("mel", "mfcc", "stft"):
+            raise FeatureError(f"features.kind={kind!r}: choose 'mel', 'mfcc' or 'stft'")
         if sample_rate <= 0:
             raise FeatureError(f"features.sample_rate={sample_rate}: must be a positive number of Hz")
         if window_ms <= 0:
@@ -77,7 +85,7 @@ class FeatureExtractor(nn.Module):
         self.sample_rate = sample_rate
         self.hop_length = hop_length
         self.n_fft = n_fft
-        self.n_bands = n_mels if kind == "mel" else n_mfcc
+        self.n_bands = {"mel": n_mels, "mfcc": n_mfcc, "stft": stft_bins(n_fft, sample_rate, f_max)}[kind]
         self.mel = torchaudio.transforms.MelSpectrogram(
             sample_rate=sample_rate, n_fft=n_fft, win_length=win_length, hop_length=hop_length,
             f_min=f_min, f_max=f_max, n_mels=n_mels, power=2.0, center=True, pad_mode="constant",
@@ -106,9 +114,12 @@ class FeatureExtractor(nn.Module):
         """Arguments of :func:`numpy_features` that give this extractor's output without torch."""
         return {"kind": self.kind, "sample_rate": self.sample_rate, "n_fft": self.n_fft,
                 "hop_length": self.hop_length, "win_length": self.mel.win_length, "n_mels": self.mel.n_mels,
-                "f_min": self.mel.f_min, "f_max": self.mel.f_max, "n_mfcc": self.n_bands}
+                "f_min": self.mel.f_min, "f_max": self.mel.f_max, "n_bands": self.n_bands}
 
     def forward(self, waveform: torch.Tensor) -> torch.Tensor:
+        if self.kind == "stft":
+            power = self.mel.spectrogram(waveform)[..., :self.n_bands, :]
+            return 10.0 * torch.log10(torch.clamp(power, min=AMIN))
         log_mel = 10.0 * torch.log10(torch.clamp(self.mel(waveform), min=AMIN))
         if self.kind == "mel":
             return log_mel
@@ -116,8 +127,9 @@ class FeatureExtractor(nn.Module):
 
 
 def numpy_features(waveforms: np.ndarray, kind: str, sample_rate: int, n_fft: int, hop_length: int,
-                   win_length: int, n_mels: int, f_min: float, f_max: float, n_mfcc: int) -> np.ndarray:
-    """:class:`FeatureExtractor`'s output computed with librosa's STFT and numpy, ``(n, n_bands, n_frames)``.
+                   win_length: int, n_mels: int, f_min: float, f_max: float, n_bands: int) -> np.ndarray:
+    """:class:`FeatureExtractor`'s output computed with librosa's STFT and numpy, ``(n, n_bands, n_frames)``
+    (``n_bands``: the MFCC coefficients or STFT bins kept).
 
     No torch: it runs in forked worker processes (torch's thread pool does not survive a fork), and
     on a CPU librosa's STFT is the faster one at these window sizes (``python -m genre.bench``, figure 3).
@@ -131,6 +143,9 @@ def numpy_features(waveforms: np.ndarray, kind: str, sample_rate: int, n_fft: in
     for waveform in waveforms:
         power = np.abs(librosa.stft(waveform, n_fft=n_fft, hop_length=hop_length, win_length=win_length,
                                     window="hann", center=True, pad_mode="constant")) ** 2
+        if kind == "stft":
+            out.append(10.0 * np.log10(np.maximum(power[:n_bands], AMIN)))
+            continue
         log_mel = 10.0 * np.log10(np.maximum(filterbank @ power, AMIN))
-        out.append(log_mel if kind == "mel" else scipy.fft.dct(log_mel, type=2, norm="ortho", axis=0)[:n_mfcc])
+        out.append(log_mel if kind == "mel" else scipy.fft.dct(log_mel, type=2, norm="ortho", axis=0)[:n_bands])
     return np.stack(out).astype(np.float32)

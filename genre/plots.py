@@ -6,6 +6,7 @@ import matplotlib
 matplotlib.use("Agg")  # runs on headless machines and in DataLoader-free subprocesses alike
 import matplotlib.pyplot as plt
 import numpy as np
+from sklearn.decomposition import PCA
 from sklearn.manifold import TSNE
 
 from genre.separation import standardized
@@ -46,18 +47,46 @@ def tsne_embedding(points: np.ndarray, seed: int = 0) -> np.ndarray:
                 random_state=seed).fit_transform(points)
 
 
-def tsne_figure(points: np.ndarray, labels: np.ndarray, genres: list[str], title: str,
-                seed: int = 0) -> plt.Figure:
-    """Scatter of the t-SNE map of ``points``, one colour per genre."""
-    coords = tsne_embedding(points, seed)
+def _scatter_by_genre(coords: np.ndarray, labels: np.ndarray, genres: list[str], title: str) -> tuple:
     fig, ax = plt.subplots(figsize=(7, 6))
     colours = plt.get_cmap("tab10" if len(genres) <= 10 else "tab20")
     for k, genre in enumerate(genres):
         chosen = labels == k
         ax.scatter(coords[chosen, 0], coords[chosen, 1], s=18, color=colours(k % colours.N), label=genre)
     ax.legend(fontsize=8, markerscale=1.2, loc="best")
+    ax.set_title(title)
+    return fig, ax
+
+
+def tsne_figure(points: np.ndarray, labels: np.ndarray, genres: list[str], title: str,
+                seed: int = 0) -> plt.Figure:
+    """Scatter of the t-SNE map of ``points``, one colour per genre."""
+    fig, ax = _scatter_by_genre(tsne_embedding(points, seed), labels, genres, title)
     ax.set_xticks([])
     ax.set_yticks([])
-    ax.set_title(title)
+    fig.tight_layout()
+    return fig
+
+
+def pca_projection(points: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The first two principal components of ``points`` ``(n, dims)`` (centred, not scaled) and the share
+    of the variance each explains."""
+    centred = points - points.mean(axis=0)
+    if len(points) < 2 or not np.any(centred):
+        return np.zeros((len(points), 2)), np.zeros(2)
+    pca = PCA(n_components=min(2, *centred.shape)).fit(centred)
+    coords, ratio = pca.transform(centred), pca.explained_variance_ratio_
+    if coords.shape[1] < 2:  # a single dimension: the second axis explains nothing
+        coords, ratio = np.pad(coords, ((0, 0), (0, 1))), np.pad(ratio, (0, 1))
+    return coords, ratio
+
+
+def pca_figure(points: np.ndarray, labels: np.ndarray, genres: list[str], title: str) -> plt.Figure:
+    """Scatter of ``points`` on their first two principal components, one colour per genre, with the
+    variance each component explains on its axis (the Vink project's picture of MFCC images)."""
+    coords, ratio = pca_projection(points)
+    fig, ax = _scatter_by_genre(coords, labels, genres, title)
+    ax.set_xlabel(f"PC 1 ({ratio[0]:.1%} of the variance)")
+    ax.set_ylabel(f"PC 2 ({ratio[1]:.1%} of the variance)")
     fig.tight_layout()
     return fig

@@ -73,3 +73,12 @@ def exit_status(main, argv: list[str]) -> int:
         return main(argv)
     except SystemExit as leaving:
         return leaving.code
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on now."""
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]

@@ -76,7 +76,7 @@ def test_run_has_plots_reports_skipped_files_and_the_model(trained):
     artifacts = {a.path for a in client.list_artifacts(run.info.run_id)}
     for name in ("config.yaml", "confusion_matrix_track.png", "confusion_matrix_track.csv",
                  "confusion_matrix_clip.png", "classification_report_track.txt", "per_genre_track.json",
-                 "tsne_embeddings.png",
+                 "tsne_embeddings.png", "pca_embeddings.png", "pca_features.png",
                  "tsne_features.png", "skipped_files.csv", "checkpoints"):
         assert name in artifacts, name
     skipped = list(csv.DictReader(io.StringIO(
@@ -231,3 +231,45 @@ def test_console_says_what_happened_and_nothing_else(trained):
     assert last[2].startswith(f"see it   mlflow ui --backend-store-uri sqlite:///{root}/mlflow.db")
     # MLflow's own lines in the project's format
     assert "[mlflow.store.db.utils][INFO] - Creating initial MLflow database tables" in console
+
+
+def test_mlflow_models_serve_answers_a_request_with_a_waveform(trained, tmp_path):
+    import signal
+    import time
+    import urllib.request
+
+    import soundfile as sf
+
+    from conftest import free_port
+
+    root, cfg, metrics, _ = trained
+    port = free_port()
+    server = subprocess.Popen([sys.executable, "-m", "mlflow", "models", "serve", "-m", f"runs:/{metrics['run_id']}/model", "-p", str(port),
+                               "--env-manager", "local"], cwd=tmp_path, stdout=subprocess.DEVNULL,
+                              stderr=subprocess.PIPE, text=True, start_new_session=True,
+                              env={**os.environ, "MLFLOW_TRACKING_URI": f"sqlite:///{root}/mlflow.db",
+                                   # it starts uvicorn from PATH: this interpreter's
+                                   "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}"})
+    try:
+        deadline = time.time() + 120
+        while time.time() < deadline:
+            try:
+                urllib.request.urlopen(f"http://127.0.0.1:{port}/ping", timeout=2)
+                break
+            except OSError:
+                assert server.poll() is None, server.stderr.read()[-3000:]
+                time.sleep(0.5)
+        song = write_tone(tmp_path / "song.wav", 4.0, sample_rate=cfg.features.sample_rate, frequency=440.0)
+        waveform, _ = sf.read(str(song), dtype="float32")
+        body = json.dumps({"dataframe_records": [{"waveform": waveform.tolist()}]}).encode()
+        request = urllib.request.Request(f"http://127.0.0.1:{port}/invocations", data=body,
+                                         headers={"Content-Type": "application/json"})
+        [answer] = json.loads(urllib.request.urlopen(request, timeout=60).read())["predictions"]
+    finally:
+        if server.poll() is None:
+            os.killpg(server.pid, signal.SIGTERM)
+            server.wait(timeout=30)
+    ranking = dict(classify_file(load_classifier(metrics["best_checkpoint"]), song))
+    assert answer["genre"] == max(ranking, key=ranking.get)
+    for genre in GENRES:
+        assert answer[genre] == pytest.approx(ranking[genre], abs=1e-6), genre

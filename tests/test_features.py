@@ -37,6 +37,23 @@ def test_mfcc_matches_librosa(audio, n_mfcc):
     assert np.abs(ours - reference).max() < PARITY_DB
 
 
+@pytest.mark.parametrize("window_ms, stride_ms, f_max", [(46.44, 23.22, None), (100, 40, 5000.0)])
+def test_stft_matches_librosa_on_the_torch_and_the_numpy_path(audio, window_ms, stride_ms, f_max):
+    from genre.features import numpy_features
+
+    n_fft, hop = round(window_ms * SR / 1000), round(stride_ms * SR / 1000)
+    extractor = FeatureExtractor("stft", SR, window_ms, stride_ms, f_max=f_max)
+    ours = extractor(torch.from_numpy(audio)).numpy()
+    power = np.abs(librosa.stft(audio, n_fft=n_fft, hop_length=hop, pad_mode="constant")) ** 2
+    reference = librosa.power_to_db(power, ref=1.0, amin=1e-10, top_db=None)
+    kept = n_fft // 2 + 1 if f_max is None else int(f_max * n_fft / SR) + 1   # bins at or below f_max
+    assert extractor.n_bands == kept and ours.shape == (kept, reference.shape[1])
+    cached = numpy_features(audio[None], **extractor.numpy_settings())[0]     # what the feature cache holds
+    loud = reference[:kept] > reference.max() - 80          # float32 vs float64 differ in near-silent bins
+    assert np.abs(ours - reference[:kept])[loud].max() < PARITY_DB
+    assert np.abs(cached - reference[:kept])[loud].max() < PARITY_DB
+
+
 def test_batched_frames_match_the_frame_count_formula():
     for window_ms, stride_ms in [(100, 40), (46.44, 23.22), (93, 23)]:
         extractor = FeatureExtractor("mel", SR, window_ms, stride_ms, n_mels=32)

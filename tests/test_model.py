@@ -100,6 +100,22 @@ def test_tsne_maps_small_and_degenerate_sets_without_crashing():
         assert coords.shape == (len(points), 2) and np.isfinite(coords).all()
 
 
+def test_pca_axes_say_how_much_variance_they_explain():
+    from genre.plots import pca_figure, pca_projection
+
+    rng = np.random.default_rng(0)
+    # variance 9 along one direction, 1 along another, nothing else: PC 1 explains 90 %, PC 2 10 %
+    points = rng.normal(size=(2000, 2)) * [3.0, 1.0] @ np.linalg.qr(rng.normal(size=(5, 2)))[0].T
+    coords, explained = pca_projection(points)
+    assert coords.shape == (2000, 2) and explained == pytest.approx([0.9, 0.1], abs=0.02)
+    for degenerate in (np.ones((5, 4)), rng.normal(size=(1, 4)), rng.normal(size=(6, 1))):
+        coords, ratio = pca_projection(degenerate)
+        assert coords.shape == (len(degenerate), 2) and np.isfinite(coords).all()
+    figure = pca_figure(points, np.arange(2000) % 2, ["jazz", "rock"], "PCA")
+    assert figure.axes[0].get_xlabel() == f"PC 1 ({explained[0]:.1%} of the variance)"
+    assert figure.axes[0].get_ylabel() == f"PC 2 ({explained[1]:.1%} of the variance)"
+
+
 def test_separation_scores_tell_separated_from_mixed_genres():
     from genre.separation import separation_scores
 
@@ -113,3 +129,19 @@ def test_separation_scores_tell_separated_from_mixed_genres():
     assert good["knn_k"] == 5
     few = separation_scores(separated[[0, 1, 2, 20, 21, 22, 40, 41, 42]], labels[[0, 1, 2, 20, 21, 22, 40, 41, 42]])
     assert few["knn_k"] == 2   # 3 points a genre: at most 2 neighbours of the same genre, so k is 2, and says so
+
+
+def test_the_code_inside_a_logged_model_needs_nothing_of_this_package():
+    import ast
+    from pathlib import Path
+
+    import genre.inference
+    import genre.tracking.audio_model
+    from genre.settings import AGGREGATIONS
+
+    for module, allowed in ((genre.inference, set()), (genre.tracking.audio_model, {"genre.inference"})):
+        tree = ast.parse(Path(module.__file__).read_text())
+        imported = {node.module for node in ast.walk(tree) if isinstance(node, ast.ImportFrom)} | \
+            {alias.name for node in ast.walk(tree) if isinstance(node, ast.Import) for alias in node.names}
+        assert {name for name in imported if name.startswith("genre")} <= allowed, module.__name__
+    assert genre.inference.AGGREGATION_METHODS == AGGREGATIONS   # settings checks what inference runs

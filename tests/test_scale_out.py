@@ -17,7 +17,7 @@ import mlflow
 import pytest
 import yaml
 
-from conftest import ROOT, mlflow_runs, run_cli, tiny_overrides
+from conftest import ROOT, free_port, mlflow_runs, run_cli, tiny_overrides
 
 pytestmark = pytest.mark.slow
 
@@ -94,12 +94,6 @@ def test_optuna_search_maximises_validation_track_accuracy(tmp_path):
     [results] = (tmp_path / "outputs" / "multiruns").rglob("optimization_results.yaml")
     best = max(r.data.metrics["val/track_acc_best"] for r in runs)
     assert yaml.safe_load(results.read_text())["best_value"] == pytest.approx(best, abs=1e-6)
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def start_server(root: Path, port: int, backend_store_uri: str | None = None) -> subprocess.Popen:

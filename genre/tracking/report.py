@@ -21,7 +21,7 @@ from sklearn.metrics import classification_report, confusion_matrix
 from genre.data.datamodule import PreparedData
 from genre.data.index import skipped_csv
 from genre.module import GenreClassifier
-from genre.plots import confusion_figure, tsne_figure
+from genre.plots import confusion_figure, pca_figure, tsne_figure
 from genre.separation import separation_scores
 
 
@@ -71,6 +71,8 @@ def log_training_outputs(logger: MLFlowLogger, module: GenreClassifier, data: Pr
         title = (f"t-SNE of {what} ({data.index.name} test)\n"
                  f"silhouette {scores['silhouette']:.2f}, {scores['knn_k']:.0f}-NN accuracy {scores['knn_acc']:.1%}")
         log_figure(client, run_id, tsne_figure(points, labels, module.genres, title, cfg.seed), f"tsne_{name}.png")
+        log_figure(client, run_id, pca_figure(points, labels, module.genres,
+                                              f"PCA of {what} ({data.index.name} test)"), f"pca_{name}.png")
     _log_model(logger, module, data, cfg, register_as)
 
 
