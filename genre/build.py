@@ -6,6 +6,7 @@ resolved config of its run, so :func:`load_classifier` rebuilds the same module 
 """
 from __future__ import annotations
 
+import dataclasses
 import functools
 from dataclasses import dataclass
 from pathlib import Path
@@ -30,16 +31,22 @@ def compose_config(config_name: str = "train", overrides: list[str] | tuple[str,
         return compose(config_name=config_name, overrides=["paths.output_dir=unused", *overrides])
 
 
-def call_target(node: DictConfig, **extra):
-    """``node._target_(**node, **extra)``, called directly: Hydra's ``instantiate`` would wrap a
-    :class:`genre.errors.GenreError` (whose message is meant for the user) in its own exception."""
+def call_target(node: DictConfig, _leave_out: tuple[str, ...] = (), **extra):
+    """``node._target_(**node, **extra)`` (without the keys in ``_leave_out``), called directly: Hydra's
+    ``instantiate`` would wrap a :class:`genre.errors.GenreError` (whose message is meant for the user)
+    in its own exception."""
     settings = OmegaConf.to_container(node, resolve=True)
+    for key in _leave_out:
+        settings.pop(key, None)
     return hydra.utils.get_method(settings.pop("_target_"))(**settings, **extra)
 
 
 def build_index(dataset_cfg: DictConfig) -> DatasetIndex:
-    """The dataset index of ``dataset=...`` (its builder in :mod:`genre.datasets`)."""
-    return call_target(dataset_cfg)
+    """The dataset index of ``dataset=...`` (its builder in :mod:`genre.datasets`), with the excerpt
+    setting every dataset offers (``dataset.excerpt``, applied when the audio cache is built)."""
+    excerpt = dataset_cfg.get("excerpt", "start")
+    index = call_target(dataset_cfg, _leave_out=("excerpt",))
+    return dataclasses.replace(index, excerpt=excerpt)
 
 
 def build_frontend(features_cfg: DictConfig) -> FeatureExtractor:

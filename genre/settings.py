@@ -42,6 +42,8 @@ RULES: tuple[tuple[str, str, Callable[[Any], bool]], ...] = (
     ("optimizer.weight_decay", "a number >= 0", lambda v: _number(v) and v >= 0),
     ("trainer.max_epochs", "an integer >= 1 (or -1: until early stopping)", lambda v: _int(v) and (v >= 1 or v == -1)),
     ("callbacks.early_stopping.patience", "an integer >= 0", lambda v: _int(v) and v >= 0),
+    ("dataset.excerpt", "start, middle or a second >= 0 to start at",
+     lambda v: v in ("start", "middle") or (_number(v) and v >= 0)),
     ("dataset.track_seconds", "a number of seconds > 0", lambda v: _number(v) and v > 0),
     ("dataset.tracks_per_genre", "an integer >= 3 (a track each for train, val and test)", lambda v: _int(v) and v >= 3),
     ("dataset.folds", "an integer >= 3 (a test, a validation and a training fold)", lambda v: _int(v) and v >= 3),

@@ -142,3 +142,28 @@ def test_feature_cache_and_training_statistics(tmp_path):
     mean, std = band_statistics(features, rows=[0, 2])
     np.testing.assert_allclose(mean, stored[[0, 2]].mean(axis=(0, 2)), rtol=1e-4, atol=1e-4)
     np.testing.assert_allclose(std, stored[[0, 2]].std(axis=(0, 2)), rtol=1e-3, atol=1e-3)
+
+
+def test_excerpt_setting_picks_which_seconds_of_a_long_track_are_cached(tmp_path):
+    import soundfile as sf
+
+    from genre.data.audio import excerpt_start
+
+    sr = 1000
+    # Costa et al.'s rule: 60 s from the 30-s mark; a piece shorter than 90 s gets its middle 60 s
+    assert excerpt_start(240 * sr, 60 * sr, 30, sr) == 30 * sr
+    assert excerpt_start(80 * sr, 60 * sr, 30, sr) == 10 * sr
+    assert excerpt_start(50 * sr, 60 * sr, 30, sr) == 0            # shorter than the excerpt: padded
+    assert excerpt_start(240 * sr, 60 * sr, "middle", sr) == 90 * sr
+    assert excerpt_start(240 * sr, 60 * sr, "start", sr) == 0
+
+    # a 12-s track whose samples count the seconds: the cached 4 s show which part was kept
+    song = tmp_path / "long.wav"
+    sf.write(str(song), (np.repeat(np.arange(12), sr) / 20 + 0.05).astype(np.float32), sr, subtype="FLOAT")
+    first_second = {}
+    for excerpt in ("start", "middle", 7.5, 10):
+        cache = build_audio_cache([Track("long", song, "jazz")], sr, 4 * sr, tmp_path / "cache", num_workers=1,
+                                  excerpt=excerpt)
+        with h5py.File(cache.path, "r") as f:
+            first_second[excerpt] = round(float(f["audio"][0, 0] - 0.05) * 20)
+    assert first_second == {"start": 0, "middle": 4, 7.5: 7, 10: 4}   # from 10 s, 4 s do not fit: the middle

@@ -249,3 +249,71 @@ def test_a_root_with_spaces_dashes_and_equals_signs_works_quoted_as_the_readme_s
     cfg = compose_config("train", ["dataset=folder", f"dataset.root='{root}'"])
     assert cfg.dataset.root == str(root)
     assert len(build_index(cfg.dataset).tracks) == 6
+
+
+# ISMIR2004: (part, original-genre folder, class, file name); development is flat and anonymised
+ISMIR_TRACKS = [("training", "jazz", "jazz_blues", "a1/al1/01-take.mp3"),
+                ("training", "blues", "jazz_blues", "a2/al1/02-river.mp3"),
+                ("training", "punk", "metal_punk", "a3/al2/01-loud.mp3"),
+                ("training", "classical", "classical", "a4/al1/03-adagio.mp3"),
+                ("training", "pop", "rock_pop", "a5/al3/04-hit.mp3"),
+                ("development", None, "classical", "artist_1_album_1_track_1.mp3"),
+                ("development", None, "metal_punk", "artist_2_album_1_track_3.mp3"),
+                ("development", None, "jazz_blues", "artist_3_album_2_track_2.mp3"),
+                ("development", None, "rock_pop", "artist_5_album_1_track_1.mp3"),
+                ("evaluation", "metal", "metal_punk", "a6/al1/05-riff.mp3"),
+                ("evaluation", "rock", "rock_pop", "a7/al1/01-road.mp3"),
+                ("evaluation", "classical", "classical", "a8/al2/02-fugue.mp3"),
+                ("evaluation", "jazz", "jazz_blues", "a9/al1/07-swing.mp3")]
+
+
+def ismir2004_tree(root: Path, tracks=ISMIR_TRACKS, seconds: float = 4.0, missing: tuple[str, ...] = ()) -> Path:
+    """The collection's layout: audio/<part>/<original genre>/... (development flat), labels only in
+    metadata/{training,evaluation}/tracklist.csv and metadata/development/ground_truth.csv."""
+    lists = {"training": ["class,artist,album,track,track number,file path"],
+             "development": [],
+             "evaluation": ["class,artist,album,track,track number,file path,magnatune id"]}
+    for k, (part, folder_name, label, name) in enumerate(tracks):
+        relative = f"{folder_name}/{name}" if folder_name else name
+        if name not in missing:
+            write_tone(root / "audio" / part / relative, seconds, frequency=200 + 40 * k)
+        if part == "development":
+            lists[part].append(f'"{relative}","{label}"')
+        else:
+            artist, album, title = name.split("/")
+            row = f"{label},{artist},{album},{title[3:-4]},{title[:2]},{relative}"
+            lists[part].append(row + (f",{1000 + k}" if part == "evaluation" else ""))
+    for part, rows in lists.items():
+        target = root / "metadata" / part / ("ground_truth.csv" if part == "development" else "tracklist.csv")
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_text("\n".join(rows) + "\n")
+    return root
+
+
+def test_ismir2004_labels_come_from_the_tracklists_with_the_official_split(tmp_path):
+    from genre.datasets import ismir2004
+
+    root = ismir2004_tree(tmp_path / "ismir", missing=("a9/al1/07-swing.mp3",))
+    index = ismir2004.build(str(root))
+    by_file = {t.path.name: t for t in index.tracks}
+    # folders of the original genres (punk, blues, pop) are not labels; the tracklist's classes are
+    assert by_file["01-loud.mp3"].genre == "metal_punk" and by_file["02-river.mp3"].genre == "jazz_blues"
+    assert by_file["04-hit.mp3"].genre == "rock_pop"
+    assert by_file["artist_2_album_1_track_3.mp3"].genre == "metal_punk"       # flat, from ground_truth.csv
+    assert index.genres == ["classical", "jazz_blues", "metal_punk", "rock_pop"]
+    assert Counter(t.split for t in index.tracks) == {"train": 5, "val": 4, "test": 3}
+    assert {t.split for t in index.tracks if "/evaluation/" in str(t.path)} == {"test"}
+    assert index.split_protocol.startswith("ismir2004-official")
+    [skipped] = index.skipped                                                 # listed, not on disk: reported
+    assert skipped.path.endswith("07-swing.mp3") and "evaluation" in skipped.reason
+
+
+def test_ismir2004_without_its_tracklists_or_with_another_split_says_what_to_do(tmp_path):
+    from genre.datasets import ismir2004
+
+    root = ismir2004_tree(tmp_path / "ismir")
+    with pytest.raises(DatasetError, match="split=official"):
+        ismir2004.build(str(root), split="random")
+    (root / "metadata" / "development" / "ground_truth.csv").unlink()
+    with pytest.raises(DatasetError, match=r"ground_truth.csv missing.*not from folder names"):
+        ismir2004.build(str(root))

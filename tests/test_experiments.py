@@ -15,7 +15,8 @@ from conftest import compose_config, tiny_overrides
 from test_datasets import fma_tree
 
 pytestmark = pytest.mark.slow
-PRESETS = ("lachmish2016", "taofeng2014", "homburg2005", "fma_small_3s", "gtzan_filtered")
+PRESETS = ("lachmish2016", "taofeng2014", "homburg2005", "fma_small_3s", "gtzan_filtered", "costa2017")
+HOMBURG = ["alternative", "blues", "electronic", "folkcountry", "funksoulrnb", "jazz", "pop", "raphiphop", "rock"]
 
 
 def write_audio(path, style: str, number: int, seconds: float = 4.0) -> None:
@@ -34,12 +35,16 @@ def preset_fixture(preset: str, root):
                 write_audio(root / "gtzan" / "genres" / genre / f"{genre}.{n:05d}.au", genre, n)
         extra = [] if preset == "lachmish2016" else ["dataset.genres=[classical,metal]"]
         return [f"dataset.root={root / 'gtzan'}", *extra]
-    if preset == "homburg2005":
-        genres = ["alternative", "blues", "electronic", "folkcountry", "funksoulrnb", "jazz", "pop", "raphiphop", "rock"]
-        for genre, style in zip(genres, styles):
+    if preset == "homburg2005":   # the real layout: <genre>/<Artist>-<Title>.mp3, 10-s excerpts
+        for genre, style in zip(HOMBURG, styles):
             for n in range(10):
-                write_audio(root / "homburg" / genre / f"song{n}.mp3", style, n, 10.0)
+                write_audio(root / "homburg" / genre / f"The {style.title()} Band {n}-Song Number {n}.mp3", style, n,
+                            10.0)
         return [f"dataset.root={root / 'homburg'}"]
+    if preset == "costa2017":
+        from test_datasets import ismir2004_tree
+        ismir2004_tree(root / "ismir2004")
+        return [f"dataset.root={root / 'ismir2004'}"]
     fma_genres = ["Electronic", "Experimental", "Folk", "Hip-Hop", "Instrumental", "International", "Pop", "Rock"]
     rows = [(100 * g + n, "training", "small", genre) for g, genre in enumerate(fma_genres, start=1) for n in range(10)]
     data = fma_tree(root / "fma", rows, {})
@@ -63,7 +68,24 @@ def test_each_preset_trains_a_step_on_its_dataset_format(tmp_path, preset):
     run = mlflow.get_run(metrics["run_id"])
     assert mlflow.get_experiment(run.info.experiment_id).name == preset
     assert "reference/published" not in " ".join(run.data.params)   # published numbers are not run params
-    assert "test/track_acc" in run.data.metrics
+    assert "test/track_acc" in run.data.metrics and "test/macro_f1" in run.data.metrics
+
+
+def test_homburg_preset_reads_the_real_layout_with_stratified_ten_fold_cross_validation(tmp_path):
+    from genre.build import build_index
+
+    preset_fixture("homburg2005", tmp_path)
+    test_sets = []
+    for fold in range(10):
+        cfg = compose_config("train", ["experiment=homburg2005", f"dataset.root={tmp_path / 'homburg'}",
+                                       f"dataset.fold={fold}"], tmp_path)
+        index = build_index(cfg.dataset)
+        assert index.genres == HOMBURG and len(index.tracks) == 90
+        assert index.split_protocol.startswith("stratified-10-fold-by-track")
+        test = [t for t in index.tracks if t.split == "test"]
+        assert sorted(t.genre for t in test) == HOMBURG        # stratified: one of each genre's 10 per fold
+        test_sets.append({t.track_id for t in test})
+    assert len(set().union(*test_sets)) == 90                   # each song tested exactly once over the folds
 
 
 @pytest.fixture(scope="module")

@@ -59,6 +59,26 @@ def load_audio(path: str | Path, sample_rate: int) -> np.ndarray:
     return np.ascontiguousarray(waveform, dtype=np.float32)
 
 
+EXCERPTS = ("start", "middle")   # or a number: the second the excerpt starts at
+
+
+def excerpt_start(n_available: int, n_samples: int, excerpt: str | float, sample_rate: int) -> int:
+    """First sample of the ``n_samples`` kept of a track of ``n_available`` samples (``dataset.excerpt``).
+
+    ``"start"``: the beginning. ``"middle"``: centred. A number ``s``: from second ``s``; a track too
+    short to hold ``s`` plus the excerpt gets its middle instead (Costa et al. 2017: ~60 s from the
+    30-s mark, pieces shorter than 90 s apart). A track no longer than the excerpt starts at 0 (and is
+    zero-padded at the end).
+    """
+    if n_available <= n_samples or excerpt == "start":
+        return 0
+    middle = (n_available - n_samples) // 2
+    if excerpt == "middle":
+        return middle
+    start = int(round(float(excerpt) * sample_rate))
+    return start if start + n_samples <= n_available else middle
+
+
 def fix_length(waveform: np.ndarray, n_samples: int) -> np.ndarray:
     """Crop the end off, or zero-pad the end of, ``waveform`` to exactly ``n_samples``."""
     if waveform.shape[0] >= n_samples:

@@ -27,7 +27,7 @@ import h5py
 import numpy as np
 from tqdm import tqdm
 
-from genre.data.audio import fix_length, load_audio
+from genre.data.audio import excerpt_start, fix_length, load_audio
 from genre.errors import AudioDecodeError
 from genre.data.index import SkippedFile, Track
 from genre.features import FeatureExtractor, numpy_features
@@ -108,14 +108,14 @@ def _file_identity(track: Track) -> tuple[str, int, int] | tuple[str, None, None
         return str(track.path), None, None
 
 
-def _decode(job: tuple[str, int, int, int, str, int]) -> str | None:
+def _decode(job: tuple[str, int, int, int, str, int, str | float]) -> str | None:
     """Decode one file straight into its row of the cache file (``None``), or say why it can't be used.
 
     The row is raw bytes at ``offset`` of the partial HDF5 file (a contiguous dataset, allocated when
     created): each process writes its own tracks, so no waveform goes through a pipe and the main
     process has no serial write to do (``python -m genre.bench``, figure 1).
     """
-    path, sample_rate, n_samples, min_samples, target, offset = job
+    path, sample_rate, n_samples, min_samples, target, offset, excerpt_at = job
     try:
         waveform = load_audio(path, sample_rate)
     except AudioDecodeError as error:
@@ -123,7 +123,7 @@ def _decode(job: tuple[str, int, int, int, str, int]) -> str | None:
     if waveform.shape[0] < min_samples:
         return (f"too short: {waveform.shape[0] / sample_rate:.2f} s, less than one clip "
                 f"({min_samples / sample_rate:.2f} s)")
-    excerpt = fix_length(waveform, n_samples)
+    excerpt = fix_length(waveform[excerpt_start(waveform.shape[0], n_samples, excerpt_at, sample_rate):], n_samples)
     peak = float(np.abs(excerpt).max())
     if peak < 10 ** (SILENCE_DBFS / 20):
         level = f"{20 * np.log10(peak):.0f} dBFS" if peak > 0 else "digital silence"
@@ -145,21 +145,23 @@ def _write_at(target: str, offset: int, row: np.ndarray) -> None:
 
 
 def build_audio_cache(tracks: list[Track], sample_rate: int, n_samples: int, cache_dir: str | Path,
-                      num_workers: int | None = None, min_seconds: float = 0.0) -> CachedTracks:
+                      num_workers: int | None = None, min_seconds: float = 0.0,
+                      excerpt: str | float = "start") -> CachedTracks:
     """Decode ``tracks`` into ``cache_dir/audio-<key>.h5`` unless a complete cache is there already.
 
     Tracks whose audio is shorter than ``min_seconds`` (less than one clip), unreadable or empty are
-    skipped with their reason; shorter ones are zero-padded and longer ones cropped to ``n_samples``.
+    skipped with their reason; shorter ones are zero-padded, and of longer ones the ``n_samples``
+    excerpt that ``excerpt`` names is kept (:func:`genre.data.audio.excerpt_start`).
     ``num_workers`` processes decode in parallel (default: one per core; 1 = in this process).
     """
     identities = [_file_identity(t) for t in tracks]
     key = _digest({"version": CACHE_VERSION, "files": identities, "sample_rate": sample_rate,
-                   "n_samples": n_samples, "min_seconds": min_seconds})
+                   "n_samples": n_samples, "min_seconds": min_seconds, "excerpt": excerpt})
     path = Path(cache_dir) / f"audio-{key}.h5"
     with file_lock(path.with_suffix(".lock")):   # a parallel job building the same cache: wait for it
         if _is_complete(path, key):
             return CachedTracks.open(path, key)
-        return _write_audio_cache(path, key, tracks, sample_rate, n_samples, num_workers, min_seconds)
+        return _write_audio_cache(path, key, tracks, sample_rate, n_samples, num_workers, min_seconds, excerpt)
 
 
 def _preallocated(f: h5py.File, name: str, shape: tuple[int, ...]) -> int:
@@ -176,7 +178,7 @@ def _preallocated(f: h5py.File, name: str, shape: tuple[int, ...]) -> int:
 
 
 def _write_audio_cache(path: Path, key: str, tracks: list[Track], sample_rate: int, n_samples: int,
-                       num_workers: int | None, min_seconds: float) -> CachedTracks:
+                       num_workers: int | None, min_seconds: float, excerpt: str | float) -> CachedTracks:
     row_bytes = n_samples * 4
     skipped: list[SkippedFile] = []
     kept: list[int] = []
@@ -185,7 +187,7 @@ def _write_audio_cache(path: Path, key: str, tracks: list[Track], sample_rate: i
         offset = _preallocated(f, "audio", (len(tracks), n_samples))
         f.flush()
         jobs = [(str(t.path), sample_rate, n_samples, int(min_seconds * sample_rate), f.filename,
-                 offset + i * row_bytes) for i, t in enumerate(tracks)]
+                 offset + i * row_bytes, excerpt) for i, t in enumerate(tracks)]
         with process_map(_decode, jobs, num_workers, chunksize=2) as results:
             for i, (track, reason) in enumerate(tqdm(zip(tracks, results), total=len(tracks),
                                                      desc="audio cache", unit="track")):

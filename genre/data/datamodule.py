@@ -78,7 +78,7 @@ def prepare(index: DatasetIndex, extractor: FeatureExtractor, clip_seconds: floa
         index.check()
     n_samples = int(round(index.track_seconds * sample_rate))
     audio = build_audio_cache(index.tracks, sample_rate, n_samples, cache_dir, num_workers,
-                              min_seconds=clip_seconds)
+                              min_seconds=clip_seconds, excerpt=index.excerpt)
     features = build_feature_cache(audio, extractor, cache_dir, num_workers=num_workers)
 
     row_of = {track_id: row for row, track_id in enumerate(features.track_ids)}

@@ -44,6 +44,7 @@ class DatasetIndex:
     split_protocol: str
     track_seconds: float
     skipped: list[SkippedFile] = field(default_factory=list)
+    excerpt: str | float = "start"    # which track_seconds of a longer track are used (dataset.excerpt)
 
     def split(self, name: str) -> list[Track]:
         return [t for t in self.tracks if t.split == name]
