@@ -44,6 +44,7 @@ def quiet_console() -> None:
     mlflow_logger = logging.getLogger("mlflow")
     mlflow_logger.handlers.clear()
     mlflow_logger.propagate = True
+    logging.getLogger("alembic").setLevel(logging.WARNING)   # MLflow's store migrations, step by step
 
 
 def closing_lines(run_name: str, run_id: str, experiment_id: str, output_dir: str, tracking_uri: str) -> list[str]:

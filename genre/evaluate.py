@@ -10,16 +10,22 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import os
 from pathlib import Path
 
+import h5py
 import mlflow
+import numpy as np
 import pytorch_lightning as pl
+import torch
+from tqdm import tqdm
 from omegaconf import DictConfig, OmegaConf
 
 from genre.data.audio import load_audio
 from genre.build import LoadedClassifier, build_datamodule, build_index, load_classifier, prepare_data
 from genre.data.datamodule import PreparedData, prepare
 from genre.data.index import SPLITS, DatasetIndex
+from genre.inference import window_starts
 from genre.errors import ConfigError, DatasetError
 from genre.tracking.report import log_evaluation
 from genre.tracking.store import resolve_tracking_uri
@@ -128,6 +134,53 @@ def classify_file(model: LoadedClassifier, audio_path: str | Path) -> list[tuple
     return sorted(zip(model.module.genres, map(float, scores)), key=lambda pair: -pair[1])
 
 
+def corpus_embeddings(model: LoadedClassifier, ckpt_path: str | Path, cache_dir: str,
+                      dataset_root: str | None = None) -> dict[str, np.ndarray]:
+    """The learned embedding of every track of the run's corpus (all splits): ``track_id``, ``genre``,
+    ``split``, ``embedding`` arrays. Computed once per checkpoint and corpus, kept beside the checkpoint
+    (``<checkpoint>.embeddings-<features cache key>.npz``, written whole or not at all) and reused."""
+    config = model.config.copy()
+    config.paths.cache_dir = cache_dir
+    if dataset_root:
+        config.dataset.root = dataset_root
+    data = prepare_data(config, model.module.frontend)
+    ckpt = Path(ckpt_path)
+    path = ckpt.with_name(f"{ckpt.name}.embeddings-{data.features.key}.npz")
+    if path.is_file() and path.stat().st_mtime >= ckpt.stat().st_mtime:
+        with np.load(path) as saved:
+            return dict(saved)
+    starts = window_starts(data.n_frames, data.clip_frames)
+    ids, genres, splits, vectors = [], [], [], []
+    with h5py.File(data.features.path, "r") as f:
+        for split, rows in data.rows.items():
+            for row, label, track_id in tqdm(list(zip(rows, data.labels[split], data.track_ids[split])),
+                                             desc=f"embeddings ({split})", unit="track"):
+                features = torch.from_numpy(f["features"][row])
+                clips = torch.stack([features[:, s:s + data.clip_frames] for s in starts]).unsqueeze(1)
+                vectors.append(model.module.embed_clips(clips))
+                ids.append(track_id)
+                genres.append(data.genres[label])
+                splits.append(split)
+    result = {"track_id": np.array(ids), "genre": np.array(genres), "split": np.array(splits),
+              "embedding": np.stack(vectors).astype(np.float32)}
+    partial = path.with_name(path.name + ".partial.npz")
+    np.savez(partial, **result)
+    os.replace(partial, path)
+    return result
+
+
+def similar_tracks(model: LoadedClassifier, audio_path: str | Path, corpus: dict[str, np.ndarray],
+                   k: int) -> list[tuple[str, str, str, float]]:
+    """The ``k`` tracks of ``corpus`` nearest to a song in the learned embedding space, nearest first:
+    ``(track id, genre, split, cosine distance)``."""
+    song = model.module.embed_waveform(load_audio(audio_path, model.module.frontend.sample_rate))
+    unit = corpus["embedding"] / np.maximum(np.linalg.norm(corpus["embedding"], axis=1, keepdims=True), 1e-12)
+    distance = 1.0 - unit @ (song / max(float(np.linalg.norm(song)), 1e-12))
+    nearest = np.argsort(distance, kind="stable")[:k]
+    return [(str(corpus["track_id"][i]), str(corpus["genre"][i]), str(corpus["split"][i]), float(distance[i]))
+            for i in nearest]
+
+
 def evaluate(cfg: DictConfig) -> dict:
     """What ``python evaluate.py`` does: load by ``ckpt_path`` or ``run_id``, then score or classify."""
     if bool(cfg.ckpt_path) == bool(cfg.run_id):
@@ -140,7 +193,15 @@ def evaluate(cfg: DictConfig) -> dict:
         print(f"{cfg.audio}:")
         for genre, score in ranking[:cfg.top_k]:
             print(f"  {genre:<12} {score:6.1%}")
-        return {"ranking": ranking}
+        if not cfg.get("similar"):
+            return {"ranking": ranking}
+        corpus = corpus_embeddings(model, ckpt_path, cfg.paths.cache_dir, cfg.dataset_root)
+        neighbours = similar_tracks(model, cfg.audio, corpus, cfg.similar)
+        print(f"tracks like it ({model.config.dataset._target_.split('.')[-2]} corpus, cosine distance of the "
+              f"learned embeddings):")
+        for track_id, genre, split, distance in neighbours:
+            print(f"  {distance:6.3f}  {genre:<12} {track_id}  ({split})")
+        return {"ranking": ranking, "similar": neighbours}
     if cfg.get("dataset"):
         genre_map = OmegaConf.to_container(cfg.genre_map) if cfg.genre_map else None
         metrics = evaluate_corpus(model, cfg.dataset, cfg.split, cfg.paths.cache_dir, genre_map,

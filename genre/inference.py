@@ -54,6 +54,19 @@ def min_samples(clip_frames: int, hop_length: int) -> int:
     return (clip_frames - 1) * hop_length + 1
 
 
+def waveform_clips(waveform: np.ndarray, frontend: Callable[[torch.Tensor], torch.Tensor], clip_frames: int,
+                   hop_length: int, device: torch.device | str = "cpu") -> torch.Tensor:
+    """The windows covering a whole mono waveform (:func:`window_starts`), ``(n, 1, n_bands, clip_frames)``:
+    zero-padded to one clip if shorter, features computed once for the whole waveform and then cut."""
+    waveform = np.asarray(waveform, dtype=np.float32).reshape(-1)
+    shortest = min_samples(clip_frames, hop_length)
+    if waveform.shape[0] < shortest:
+        waveform = np.pad(waveform, (0, shortest - waveform.shape[0]))
+    features = frontend(torch.from_numpy(waveform).to(device))
+    starts = window_starts(features.shape[-1], clip_frames)
+    return torch.stack([features[:, s:s + clip_frames] for s in starts]).unsqueeze(1)
+
+
 @torch.no_grad()
 def classify_waveform(waveform: np.ndarray, frontend: Callable[[torch.Tensor], torch.Tensor],
                       clip_probabilities: Callable[[torch.Tensor], torch.Tensor], clip_frames: int,
@@ -63,16 +76,9 @@ def classify_waveform(waveform: np.ndarray, frontend: Callable[[torch.Tensor], t
 
     ``frontend``: waveform ``(n_samples,)`` -> features ``(n_bands, n_frames)``; ``clip_probabilities``:
     clips ``(n, 1, n_bands, clip_frames)`` -> probabilities ``(n, n_genres)`` (normalisation included).
-    The waveform is zero-padded to one clip if shorter, its features cut into the windows that cover
-    it (:func:`window_starts`), each window classified, and the windows aggregated as in evaluation.
+    Each window of :func:`waveform_clips` is classified and the windows aggregated as in evaluation.
     """
-    waveform = np.asarray(waveform, dtype=np.float32).reshape(-1)
-    shortest = min_samples(clip_frames, hop_length)
-    if waveform.shape[0] < shortest:
-        waveform = np.pad(waveform, (0, shortest - waveform.shape[0]))
-    features = frontend(torch.from_numpy(waveform).to(device))
-    starts = window_starts(features.shape[-1], clip_frames)
-    clips = torch.stack([features[:, s:s + clip_frames] for s in starts]).unsqueeze(1)
+    clips = waveform_clips(waveform, frontend, clip_frames, hop_length, device)
     probs = torch.cat([clip_probabilities(clips[i:i + batch_size]) for i in range(0, len(clips), batch_size)])
     _, scores = aggregate_tracks(probs, torch.zeros(len(probs), dtype=torch.long, device=probs.device), aggregation)
     return scores[0].cpu().numpy()

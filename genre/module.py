@@ -17,7 +17,7 @@ from torchmetrics.functional.classification import multiclass_f1_score
 
 from genre.errors import ConfigError
 from genre.features import FeatureExtractor
-from genre.inference import aggregate_tracks, classify_waveform
+from genre.inference import aggregate_tracks, classify_waveform, waveform_clips
 from genre.settings import AGGREGATIONS
 
 
@@ -220,3 +220,16 @@ class GenreClassifier(pl.LightningModule):
         self.eval()
         return classify_waveform(waveform, self.frontend, lambda clips: self(clips).softmax(-1), self.clip_frames,
                                  self.frontend.hop_length, self.aggregation, batch_size, self.normalize.mean.device)
+
+    @torch.no_grad()
+    def embed_clips(self, clips: torch.Tensor, batch_size: int = 64) -> np.ndarray:
+        """The learned embedding of a track from its clips ``(n, 1, n_bands, clip_frames)``: the mean of the
+        clips' embeddings, as the run's t-SNE plots and separation scores take it."""
+        self.eval()
+        parts = [self.net.embed(self.normalize(clips[i:i + batch_size])) for i in range(0, len(clips), batch_size)]
+        return torch.cat(parts).mean(0).cpu().numpy()
+
+    def embed_waveform(self, waveform: np.ndarray) -> np.ndarray:
+        """The learned embedding of a whole mono waveform: its windows (as :meth:`classify_waveform`), embedded."""
+        return self.embed_clips(waveform_clips(waveform, self.frontend, self.clip_frames, self.frontend.hop_length,
+                                               self.normalize.mean.device))

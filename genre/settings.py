@@ -37,6 +37,7 @@ RULES: tuple[tuple[str, str, Callable[[Any], bool]], ...] = (
     ("clips.resident_memory_share", "a share > 0 and <= 1", lambda v: _number(v) and 0 < v <= 1),
     ("clips.resident_dtype", "float32, float16 or bfloat16", lambda v: v in ("float32", "float16", "bfloat16")),
     ("logger.system_metrics_interval", "a number of seconds > 0", lambda v: _number(v) and v > 0),
+    ("similar", "an integer >= 0 (tracks like the song to list)", lambda v: _int(v) and v >= 0),
     ("clips.cache_workers", "null (one per core) or an integer >= 1", lambda v: v is None or (_int(v) and v >= 1)),
     ("optimizer.lr", "a learning rate > 0", lambda v: _number(v) and v > 0),
     ("optimizer.weight_decay", "a number >= 0", lambda v: _number(v) and v >= 0),

@@ -231,6 +231,7 @@ def test_console_says_what_happened_and_nothing_else(trained):
     assert last[2].startswith(f"see it   mlflow ui --backend-store-uri sqlite:///{root}/mlflow.db")
     # MLflow's own lines in the project's format
     assert "[mlflow.store.db.utils][INFO] - Creating initial MLflow database tables" in console
+    assert "alembic" not in console
 
 
 def test_mlflow_models_serve_answers_a_request_with_a_waveform(trained, tmp_path):
@@ -273,3 +274,22 @@ def test_mlflow_models_serve_answers_a_request_with_a_waveform(trained, tmp_path
     assert answer["genre"] == max(ranking, key=ranking.get)
     for genre in GENRES:
         assert answer[genre] == pytest.approx(ranking[genre], abs=1e-6), genre
+
+
+def test_tracks_like_a_song_come_from_the_runs_corpus_and_are_computed_once(trained):
+    root, cfg, metrics, _ = trained
+    song = next((root / "data").rglob("disco.00002.au"))          # a song of the corpus itself
+    command = ["evaluate.py", f"run_id={metrics['run_id']}", f"audio={song}", "similar=3", f"paths.root_dir={root}"]
+    out = run_cli(*command)
+    assert out.returncode == 0, out.stderr[-3000:]
+    lines = out.stdout.strip().splitlines()
+    start = next(i for i, line in enumerate(lines) if line.startswith("tracks like it"))
+    neighbours = [line.split() for line in lines[start + 1:]]
+    assert len(neighbours) == 3
+    distance, genre, track_id, _split = neighbours[0]
+    assert track_id.endswith("disco.00002") and genre == "disco" and abs(float(distance)) < 1e-4   # itself
+    assert [float(n[0]) for n in neighbours] == sorted(float(n[0]) for n in neighbours)
+    [kept] = Path(metrics["best_checkpoint"]).parent.glob("*.embeddings-*.npz")
+    first = kept.stat().st_mtime_ns
+    again = run_cli(*command).stdout.strip().splitlines()
+    assert again[-4:] == lines[-4:] and kept.stat().st_mtime_ns == first   # reused, not recomputed
