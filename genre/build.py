@@ -85,9 +85,10 @@ def build_classifier(cfg: DictConfig, genres: list[str], clip_frames: int, front
     if lr_scale != 1.0:
         optimizer = functools.partial(optimizer, lr=cfg.optimizer.lr * lr_scale)
     scheduler = hydra.utils.instantiate(cfg.scheduler) if cfg.get("scheduler") else None
+    augment = call_target(cfg.augment) if cfg.get("augment") else None
     return GenreClassifier(net, frontend, genres, clip_frames, optimizer=optimizer, scheduler=scheduler,
                            aggregation=cfg.clips.aggregation, band_mean=band_mean, band_std=band_std,
-                           run_info=run_info)
+                           run_info=run_info, augment=augment, label_smoothing=cfg.get("label_smoothing", 0.0))
 
 
 def build_callbacks(callbacks_cfg: DictConfig, checkpoint_dir: Path | None = None) -> dict:

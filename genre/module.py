@@ -2,6 +2,7 @@
 on audio. Built from the config in one step by :func:`genre.build.build_classifier`."""
 from __future__ import annotations
 
+import inspect
 import random
 from typing import Callable
 
@@ -15,6 +16,7 @@ from torchmetrics import MaxMetric
 from torchmetrics.classification import MulticlassAccuracy
 from torchmetrics.functional.classification import multiclass_f1_score
 
+from genre.augment import Augment
 from genre.errors import ConfigError
 from genre.features import FeatureExtractor
 from genre.inference import aggregate_tracks, classify_waveform, waveform_clips
@@ -86,16 +88,19 @@ class GenreClassifier(pl.LightningModule):
                  optimizer: Callable[..., torch.optim.Optimizer] = torch.optim.Adam,
                  scheduler: Callable[..., torch.optim.lr_scheduler.LRScheduler] | None = None,
                  aggregation: str = "mean", band_mean: np.ndarray | None = None, band_std: np.ndarray | None = None,
-                 run_info: dict | None = None):
+                 run_info: dict | None = None, augment: Augment | None = None, label_smoothing: float = 0.0):
         """``optimizer(params)`` and ``scheduler(optimizer)`` build them (``_partial_`` config nodes);
         ``band_mean``/``band_std`` ``(n_bands,)`` are the training split's statistics; ``run_info``
-        (config, genres, run id, split protocol) is saved into every checkpoint."""
+        (config, genres, run id, split protocol) is saved into every checkpoint; ``augment`` changes training
+        batches (:mod:`genre.augment`); ``label_smoothing`` softens the training loss's targets."""
         super().__init__()
         if aggregation not in AGGREGATIONS:
             raise ConfigError(f"clips.aggregation={aggregation!r}: choose one of {AGGREGATIONS}")
         # plain values only: Lightning loads checkpoints with weights_only=True, which refuses pickled callables
         self.save_hyperparameters(ignore=["net", "frontend", "optimizer", "scheduler", "band_mean", "band_std",
-                                          "run_info"], logger=False)
+                                          "run_info", "augment"], logger=False)
+        self.augment = augment
+        self.label_smoothing = label_smoothing
         self.optimizer_factory = optimizer
         self.scheduler_factory = scheduler
         self.net = net
@@ -119,9 +124,12 @@ class GenreClassifier(pl.LightningModule):
 
     def training_step(self, batch, batch_idx):
         x, y = batch
+        target = y
+        if self.augment is not None:
+            x, target = self.augment(x, y, len(self.genres), self.global_step)
         logits = self(x)
-        loss = F.cross_entropy(logits, y)
-        self.train_acc(logits, y)
+        loss = F.cross_entropy(logits, target, label_smoothing=self.label_smoothing)
+        self.train_acc(logits, y if target is y else target.argmax(1))
         self.log("train/loss", loss, on_step=False, on_epoch=True, prog_bar=True, sync_dist=True)
         self.log("train/acc", self.train_acc, on_step=False, on_epoch=True, prog_bar=True)
         return loss
@@ -193,6 +201,11 @@ class GenreClassifier(pl.LightningModule):
         optimizer = self.optimizer_factory(params=self.parameters())
         if self.scheduler_factory is None:
             return optimizer
+        target = getattr(self.scheduler_factory, "func", self.scheduler_factory)
+        if "total_steps" in inspect.signature(target).parameters:   # genre.recipes: stepped per batch
+            scheduler = self.scheduler_factory(optimizer=optimizer,
+                                               total_steps=int(self.trainer.estimated_stepping_batches))
+            return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
         return {"optimizer": optimizer, "lr_scheduler": {"scheduler": self.scheduler_factory(optimizer=optimizer),
                                                          "interval": "epoch"}}
 

@@ -39,6 +39,8 @@ RULES: tuple[tuple[str, str, Callable[[Any], bool]], ...] = (
     ("logger.system_metrics_interval", "a number of seconds > 0", lambda v: _number(v) and v > 0),
     ("similar", "an integer >= 0 (tracks like the song to list)", lambda v: _int(v) and v >= 0),
     ("clips.cache_workers", "null (one per core) or an integer >= 1", lambda v: v is None or (_int(v) and v >= 1)),
+    ("label_smoothing", "a share >= 0 and < 1", lambda v: _number(v) and 0 <= v < 1),
+    ("augment.mixup_alpha", "a number >= 0 (0 = off)", lambda v: _number(v) and v >= 0),
     ("optimizer.lr", "a learning rate > 0", lambda v: _number(v) and v > 0),
     ("optimizer.weight_decay", "a number >= 0", lambda v: _number(v) and v >= 0),
     ("trainer.max_epochs", "an integer >= 1 (or -1: until early stopping)", lambda v: _int(v) and (v >= 1 or v == -1)),

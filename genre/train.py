@@ -18,8 +18,8 @@ from omegaconf import DictConfig, OmegaConf
 from pytorch_lightning.callbacks import ModelCheckpoint
 
 from genre.classical import fit_and_score, is_classical
-from genre.build import (build_callbacks, build_classifier, build_datamodule, build_frontend, prepare_data,
-                         read_checkpoint)
+from genre.build import (build_callbacks, build_classifier, build_datamodule, build_frontend, call_target,
+                         prepare_data, read_checkpoint)
 from genre.data.datamodule import PreparedData
 from genre.errors import ConfigError
 from genre.module import GenreClassifier
@@ -135,6 +135,8 @@ def train(cfg: DictConfig) -> dict:
     check_store(tracking_uri)                        # a missing server or broken store: before any cache build
     pl.seed_everything(cfg.seed, workers=True)
     frontend = build_frontend(cfg.features)          # invalid settings fail here, before any work
+    if cfg.get("augment"):
+        call_target(cfg.augment).check_features(frontend.kind)
     data = prepare_data(cfg, frontend)               # and bad data here, before any epoch
     resolved = OmegaConf.to_container(cfg, resolve=True)
     tags = run_tags(cfg, data)
@@ -212,9 +214,9 @@ def _train_classical(cfg: DictConfig, data: PreparedData, logger, resolved: dict
 
 
 def _say_where(logger, cfg: DictConfig, tracking_uri: str) -> None:
-    """The run's last lines: its name and id, its output folder, the command that shows it."""
-    run = logger.experiment.get_run(logger.run_id)
-    for line in closing_lines(run.info.run_name, run.info.run_id, run.info.experiment_id,
+    """The run's last lines: its name and id, its output folder, the command that shows it (from what
+    the logger learned at the start: the server may be gone by now)."""
+    for line in closing_lines(logger.run_name, logger.run_id, logger.experiment_id,
                               str(Path(cfg.paths.output_dir).resolve()), tracking_uri):
         log.info(line)
 

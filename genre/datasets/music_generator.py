@@ -60,6 +60,38 @@ _TIMBRES = {
     "brass": ((0.6, 1.0, 0.7, 0.5, 0.35, 0.2), 0.05, 0.8, 5.0),
 }
 
+# Timbre set "b": the same instrument roles with other sounds (clarinet-like strings, electric piano,
+# muted plucks, square leads, ...), other drums and another mix: the compositions of set "a" played by
+# another band in another studio (dataset.timbres=b), for "train on a, test on b".
+_TIMBRES_B = {
+    "string": ((1.0, 0.0, 0.55, 0.0, 0.35, 0.0, 0.2), 0.08, 2.5, 4.0),
+    "piano": ((1.0, 0.12, 0.05, 0.0, 0.03), 0.002, 0.9, 0.0),
+    "pluck": ((1.0, 0.3, 0.1), 0.002, 0.15, 0.0),
+    "organ": ((1.0, 0.2, 0.5, 0.1, 0.3, 0.0, 0.2), 0.03, 3.0, 6.0),
+    "pad": ((1.0, 0.5, 0.4, 0.3, 0.2), 0.4, 3.5, 0.0),
+    "saw": ((1.0, 0.0, 0.33, 0.0, 0.2, 0.0, 0.14), 0.01, 1.2, 0.0),
+    "sine": ((1.0, 0.0, 0.11, 0.0, 0.04), 0.01, 0.5, 0.0),
+    "brass": ((0.8, 0.6, 1.0, 0.6, 0.4, 0.3, 0.2), 0.08, 0.9, 5.5),
+}
+
+
+@dataclass(frozen=True)
+class TimbreSet:
+    """The sounds and the mix a composition is rendered with; changing it draws no other random numbers,
+    so a track of set ``b`` is the same composition as the track of set ``a`` with the same index."""
+
+    timbres: dict
+    kick_hz: tuple[float, float]      # pitch sweep of the kick: end, start above the end
+    snare_hz: float
+    lowpass_hz: tuple[float, float]   # the track's tone colour: its draw is mapped into this range
+    noise_offset_db: float            # background noise relative to the genre's range (lower: louder)
+
+
+TIMBRE_SETS = {
+    "a": TimbreSet(_TIMBRES, (45.0, 90.0), 190.0, (2500.0, 9000.0), -6.0),
+    "b": TimbreSet(_TIMBRES_B, (60.0, 50.0), 240.0, (1500.0, 5000.0), -12.0),
+}
+
 _MAJOR = (0, 2, 4, 5, 7, 9, 11)
 _MINOR = (0, 2, 3, 5, 7, 8, 10)
 _BLUES = (0, 3, 5, 6, 7, 10)
@@ -109,8 +141,9 @@ def _midi_hz(midi: float) -> float:
 class _Renderer:
     """Renders one track into a float32 buffer; caches note waveforms, which repeat a lot."""
 
-    def __init__(self, rng: np.random.Generator, sample_rate: int, n_samples: int):
+    def __init__(self, rng: np.random.Generator, sample_rate: int, n_samples: int, sounds: TimbreSet):
         self.rng = rng
+        self.sounds = sounds
         self.sr = sample_rate
         self.buffer = np.zeros(n_samples, dtype=np.float32)
         self._notes: dict[tuple, np.ndarray] = {}
@@ -125,7 +158,7 @@ class _Renderer:
     def note(self, timbre: str, midi: int, duration_s: float, distortion: float) -> np.ndarray:
         key = (timbre, midi, round(duration_s, 3), distortion)
         if key not in self._notes:
-            harmonics, attack, decay, vibrato = _TIMBRES[timbre]
+            harmonics, attack, decay, vibrato = self.sounds.timbres[timbre]
             n = max(1, int(duration_s * self.sr))
             t = np.arange(n, dtype=np.float32) / self.sr
             freq = _midi_hz(midi)
@@ -155,13 +188,14 @@ class _Renderer:
             sr = self.sr
             if kind == "kick":
                 t = np.arange(int(0.35 * sr)) / sr
-                freq = 45 + 90 * np.exp(-t / 0.03)
+                low, sweep = self.sounds.kick_hz
+                freq = low + sweep * np.exp(-t / 0.03)
                 wave = np.sin(2 * np.pi * np.cumsum(freq) / sr) * np.exp(-t / 0.12)
             elif kind == "snare":
                 t = np.arange(int(0.25 * sr)) / sr
                 noise = self.rng.standard_normal(t.size)
                 wave = (0.7 * noise * np.exp(-t / 0.06)
-                        + 0.5 * np.sin(2 * np.pi * 190 * t) * np.exp(-t / 0.04))
+                        + 0.5 * np.sin(2 * np.pi * self.sounds.snare_hz * t) * np.exp(-t / 0.04))
             else:
                 length = 0.3 if open_hat else 0.05
                 t = np.arange(int(length * sr)) / sr
@@ -179,8 +213,11 @@ def _lowpass(signal: np.ndarray, cutoff_hz: float, sample_rate: int) -> np.ndarr
     return np.fft.irfft(spectrum, n=signal.size).astype(np.float32)
 
 
-def render_track(genre: str, index: int, seed: int, seconds: float, sample_rate: int) -> np.ndarray:
-    """Render track ``index`` of ``genre``: a float32 waveform in [-1, 1], ``seconds`` long."""
+def render_track(genre: str, index: int, seed: int, seconds: float, sample_rate: int,
+                 timbres: str = "a") -> np.ndarray:
+    """Render track ``index`` of ``genre``: a float32 waveform in [-1, 1], ``seconds`` long, played with
+    timbre set ``timbres`` (:data:`TIMBRE_SETS`; the composition does not depend on it)."""
+    sounds = TIMBRE_SETS[timbres]
     digest = hashlib.sha256(f"{seed}/{genre}/{index}".encode()).digest()
     rng = np.random.default_rng(int.from_bytes(digest[:8], "little"))
     style = STYLES[genre]
@@ -190,7 +227,7 @@ def render_track(genre: str, index: int, seed: int, seconds: float, sample_rate:
         STYLES[rng.choice(others)] if rng.random() < BORROW_PROBABILITY else style for _ in range(3))
 
     n_samples = int(seconds * sample_rate)
-    r = _Renderer(rng, sample_rate, n_samples)
+    r = _Renderer(rng, sample_rate, n_samples, sounds)
     bpm = rng.uniform(*style.tempo_bpm)
     beat = 60.0 / bpm
     step = beat / 4
@@ -259,9 +296,11 @@ def render_track(genre: str, index: int, seed: int, seconds: float, sample_rate:
     if genre == "classical":  # phrasing: slow swells in loudness
         t = np.arange(n_samples) / sample_rate
         signal *= 0.6 + 0.4 * np.sin(2 * np.pi * t / rng.uniform(6, 14) + rng.uniform(0, 6.3))
-    signal = _lowpass(signal, rng.uniform(2500, 9000), sample_rate)
+    colour = rng.uniform(0.0, 1.0)    # one draw whatever the set: the mix maps it into its own range
+    low, high = sounds.lowpass_hz
+    signal = _lowpass(signal, low + colour * (high - low), sample_rate)
     signal /= np.abs(signal).max() + 1e-9
-    noise_db = rng.uniform(*style.noise_db) - 6
+    noise_db = rng.uniform(*style.noise_db) + sounds.noise_offset_db
     signal += rng.standard_normal(n_samples).astype(np.float32) * 10 ** (-noise_db / 20) * signal.std()
     signal *= 10 ** (rng.uniform(-12, -1) / 20) / (np.abs(signal).max() + 1e-9)
     return signal.astype(np.float32)

@@ -18,7 +18,7 @@ from tqdm import tqdm
 from genre.data.index import DatasetIndex, check_genres, select_genres
 from genre.data.splits import apply_split
 from genre.datasets.gtzan import GTZAN_GENRES, scan_gtzan
-from genre.datasets.music_generator import STYLES, render_track
+from genre.datasets.music_generator import STYLES, TIMBRE_SETS, render_track
 from genre.errors import DatasetError
 from genre.parallel import file_lock, process_map
 
@@ -29,27 +29,36 @@ MANIFEST = "corpus.json"
 
 def build(root: str, tracks_per_genre: int, track_seconds: float, sample_rate: int, seed: int,
           split: str = "random", genres: list[str] | None = None, num_workers: int | None = None,
-          **split_options) -> DatasetIndex:
-    """The built-in corpus: generated into ``root`` on first use, then read as GTZAN."""
+          timbres: str = "a", **split_options) -> DatasetIndex:
+    """The built-in corpus: generated into ``root`` on first use, then read as GTZAN.
+
+    ``timbres``: the instrument sounds and mix (:data:`genre.datasets.music_generator.TIMBRE_SETS`);
+    set ``b`` plays the same compositions as ``a`` (same seed, same split): a domain shift to measure.
+    A set other than ``a`` is generated beside ``root``, in ``<root>-timbres-<set>``."""
+    if timbres not in TIMBRE_SETS:
+        raise DatasetError(f"dataset.timbres={timbres!r}: choose one of {sorted(TIMBRE_SETS)}")
+    if timbres != "a":
+        root = f"{str(root).rstrip('/')}-timbres-{timbres}"
     if tracks_per_genre < 3:
         raise DatasetError(f"dataset.tracks_per_genre={tracks_per_genre}: need at least 3 "
                            f"(one each for train, val and test)")
     check_genres(genres, list(GTZAN_GENRES), "synthetic")
-    ensure_corpus(root, tracks_per_genre, track_seconds, sample_rate, seed, GTZAN_GENRES, num_workers)
+    ensure_corpus(root, tracks_per_genre, track_seconds, sample_rate, seed, GTZAN_GENRES, num_workers, timbres)
     tracks, genre_list = select_genres(scan_gtzan(root), genres, "synthetic")
     tracks, protocol = apply_split(tracks, split, "synthetic", **split_options)
     return DatasetIndex("synthetic", genre_list, tracks, protocol, track_seconds)
 
 
-def _write_track(job: tuple[str, int, int, float, int, str]) -> None:
-    genre, index, seed, seconds, sample_rate, out_dir = job
+def _write_track(job: tuple[str, int, int, float, int, str, str]) -> None:
+    genre, index, seed, seconds, sample_rate, out_dir, timbres = job
     path = Path(out_dir) / "genres" / genre / f"{genre}.{index:05d}.au"
-    sf.write(str(path), render_track(genre, index, seed, seconds, sample_rate), sample_rate,
+    sf.write(str(path), render_track(genre, index, seed, seconds, sample_rate, timbres), sample_rate,
              format="AU", subtype="PCM_16")
 
 
 def ensure_corpus(root: str | Path, tracks_per_genre: int, track_seconds: float, sample_rate: int,
-                  seed: int, genres: tuple[str, ...] = GTZAN_GENRES, num_workers: int | None = None) -> Path:
+                  seed: int, genres: tuple[str, ...] = GTZAN_GENRES, num_workers: int | None = None,
+                  timbres: str = "a") -> Path:
     """Generate the corpus into ``root`` unless a complete one with these settings is already there.
 
     The corpus is written into a temporary sibling folder and renamed into place only when every
@@ -60,6 +69,8 @@ def ensure_corpus(root: str | Path, tracks_per_genre: int, track_seconds: float,
     settings = {"version": CORPUS_VERSION, "tracks_per_genre": tracks_per_genre,
                 "track_seconds": track_seconds, "sample_rate": sample_rate, "seed": seed,
                 "genres": list(genres)}
+    if timbres != "a":   # set a's manifests predate timbre sets: they stay valid
+        settings["timbres"] = timbres
     with file_lock(root.parent / f".{root.name}.lock"):
         return _ensure_corpus(root, settings, num_workers)
 
@@ -86,7 +97,7 @@ def _ensure_corpus(root: Path, settings: dict, num_workers: int | None) -> Path:
     shutil.rmtree(staging, ignore_errors=True)
     for genre in genres:
         (staging / "genres" / genre).mkdir(parents=True)
-    jobs = [(g, i, seed, track_seconds, sample_rate, str(staging))
+    jobs = [(g, i, seed, track_seconds, sample_rate, str(staging), settings.get("timbres", "a"))
             for g in genres for i in range(tracks_per_genre)]
     log.info("Generating the synthetic corpus: %d genres x %d tracks x %.0f s into %s",
              len(genres), tracks_per_genre, track_seconds, root)

@@ -233,6 +233,8 @@ def create_logger(experiment_name: str, tracking_uri: str, artifact_location: st
     logger = ResilientMLFlowLogger(experiment_name=experiment_name, tracking_uri=tracking_uri, run_name=run_name,
                                    tags=tags, artifact_location=artifact_location, run_id=run_id,
                                    log_model=False, unsent_path=unsent_path)
+    # a resumed run keeps its name; known now, while the store answers
+    logger.run_name = MlflowClient(tracking_uri).get_run(run_id).info.run_name if run_id else run_name
     if run_id is not None:
         logger.skip_what_the_run_has()
     return logger
