@@ -1,4 +1,6 @@
 """Augmentation (augment=...), the modern recipe and the built-in domain shift (dataset.timbres)."""
+import json
+
 import numpy as np
 import pytest
 import torch
@@ -109,3 +111,21 @@ def test_modern_recipe_trains_resnet_and_a_model_trained_on_a_is_scored_on_b(tmp
     assert 0 <= scored["evaluate/synthetic/test/track_acc"] <= 1
     run = mlflow.MlflowClient(f"sqlite:///{tmp_path}/mlflow.db").get_run(metrics["run_id"])
     assert run.data.metrics["evaluate/synthetic/test/track_acc"] == pytest.approx(scored["evaluate/synthetic/test/track_acc"])
+
+
+@pytest.mark.slow
+def test_domain_shift_report_tables_both_recipes_on_a_and_b(tmp_path, capsys):
+    from genre import shift
+
+    out = tmp_path / "shift.json"
+    tiny = [o for o in tiny_overrides(**{"trainer.max_epochs": 1}) if not o.startswith("trainer.enable_progress")]
+    assert shift.main(["--root", str(tmp_path / "runs"), "--models", "cnn3", "--seeds", "1", "2", "--json", str(out),
+                       *tiny]) == 0
+    result = json.loads(out.read_text())
+    assert [(r["model"], r["recipe"], r["seed"]) for r in result["runs"]] == [
+        ("cnn3", "plain", 1), ("cnn3", "plain", 2), ("cnn3", "modern", 1), ("cnn3", "modern", 2)]
+    for row in result["table"]:
+        runs = [r for r in result["runs"] if r["recipe"] == row["recipe"]]
+        assert row["seeds"] == 2 and row["a_mean"] == pytest.approx(np.mean([r["a"] for r in runs]))
+        assert row["drop_mean"] == pytest.approx(np.mean([r["a"] - r["b"] for r in runs]))
+    assert "| cnn3 | modern |" in capsys.readouterr().out
