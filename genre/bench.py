@@ -27,7 +27,7 @@ import torch
 
 from genre.build import build_frontend, compose_config
 from genre.data.cache import build_audio_cache, build_feature_cache
-from genre.data.clips import CachedClips, PlanSampler, ResidentClips, ResidentRows, train_plan
+from genre.data.clips import ResidentClips, ResidentRows, cached_loader, train_plan
 from genre.datasets.gtzan import scan_gtzan
 from genre.data.index import Track
 from genre.datasets.synthetic import ensure_corpus
@@ -40,13 +40,12 @@ WINDOW_MS, STRIDE_MS = DEFAULTS.features.window_ms, DEFAULTS.features.stride_ms
 
 
 def _cached_loader(path, rows: list[int], labels: list[int], clip_frames: int, n_frames: int,
-                   clips_per_track: int = 1, batch_size: int = 32, workers: int = 0, pin: bool = False):
-    """The training DataLoader of the HDF5 path, as :class:`genre.data.datamodule.GenreDataModule` builds it."""
+                   batch_size: int = 32, workers: int = 0, pin: bool = False):
+    """The training DataLoader of the HDF5 path (one crop per track), as the data module builds it."""
     owned = np.arange(len(rows))
-    plan = lambda: train_plan(owned, clips_per_track, n_frames - clip_frames, seed=0, epoch=0)  # noqa: E731
-    return torch.utils.data.DataLoader(CachedClips(str(path), rows, labels, clip_frames, evaluation=False),
-                                       batch_size=batch_size, sampler=PlanSampler(plan, len(rows) * clips_per_track),
-                                       num_workers=workers, pin_memory=pin, persistent_workers=workers > 0)
+    return cached_loader(str(path), rows, labels, clip_frames,
+                         lambda: train_plan(owned, 1, n_frames - clip_frames, seed=0, epoch=0), len(rows),
+                         batch_size, evaluation=False, num_workers=workers, pin_memory=pin)
 
 
 def _timed(function, *args, **kwargs):

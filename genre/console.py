@@ -1,5 +1,5 @@
-"""A console that says what happened: third-party noise silenced by name, MLflow's log lines in the
-project's format, and the lines that end a run.
+"""A console that says what happened: third-party noise silenced by name, and MLflow's log lines in the
+project's format (the lines that end a run: :func:`genre.tracking.store.closing_lines`).
 
 Each silenced message is named here with why it means nothing to a user of this project; anything
 else still shows. Called by the commands (:mod:`genre.cli`) before torch, Lightning or MLflow load.
@@ -46,12 +46,3 @@ def quiet_console() -> None:
     mlflow_logger.propagate = True
     logging.getLogger("alembic").setLevel(logging.WARNING)   # MLflow's store migrations, step by step
 
-
-def closing_lines(run_name: str, run_id: str, experiment_id: str, output_dir: str, tracking_uri: str) -> list[str]:
-    """The last lines of a run: what it is, where its files are, and the command that shows it."""
-    if tracking_uri.startswith(("http://", "https://")):
-        show = f"open {tracking_uri.rstrip('/')}/#/experiments/{experiment_id}/runs/{run_id}"
-    else:
-        show = (f"mlflow ui --backend-store-uri {tracking_uri}   then open "
-                f"http://127.0.0.1:5000/#/experiments/{experiment_id}/runs/{run_id}")
-    return [f"run      {run_name}  (id {run_id})", f"outputs  {output_dir}", f"see it   {show}"]

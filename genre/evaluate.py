@@ -25,7 +25,7 @@ from genre.data.audio import load_audio
 from genre.build import LoadedClassifier, build_datamodule, build_index, load_classifier, prepare_data
 from genre.data.datamodule import PreparedData, prepare
 from genre.data.index import SPLITS, DatasetIndex
-from genre.inference import window_starts
+from genre.inference import cut_windows
 from genre.errors import ConfigError, DatasetError
 from genre.tracking.report import log_evaluation
 from genre.tracking.store import resolve_tracking_uri
@@ -149,14 +149,12 @@ def corpus_embeddings(model: LoadedClassifier, ckpt_path: str | Path, cache_dir:
     if path.is_file() and path.stat().st_mtime >= ckpt.stat().st_mtime:
         with np.load(path) as saved:
             return dict(saved)
-    starts = window_starts(data.n_frames, data.clip_frames)
     ids, genres, splits, vectors = [], [], [], []
     with h5py.File(data.features.path, "r") as f:
         for split, rows in data.rows.items():
             for row, label, track_id in tqdm(list(zip(rows, data.labels[split], data.track_ids[split])),
                                              desc=f"embeddings ({split})", unit="track"):
-                features = torch.from_numpy(f["features"][row])
-                clips = torch.stack([features[:, s:s + data.clip_frames] for s in starts]).unsqueeze(1)
+                clips = cut_windows(torch.from_numpy(f["features"][row]), data.clip_frames)
                 vectors.append(model.module.embed_clips(clips))
                 ids.append(track_id)
                 genres.append(data.genres[label])

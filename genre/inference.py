@@ -54,6 +54,13 @@ def min_samples(clip_frames: int, hop_length: int) -> int:
     return (clip_frames - 1) * hop_length + 1
 
 
+def cut_windows(features: torch.Tensor, clip_frames: int) -> torch.Tensor:
+    """Every window (:func:`window_starts`) of a feature matrix ``(n_bands, n_frames)``, as clips
+    ``(n, 1, n_bands, clip_frames)``."""
+    starts = window_starts(features.shape[-1], clip_frames)
+    return torch.stack([features[:, s:s + clip_frames] for s in starts]).unsqueeze(1)
+
+
 def waveform_clips(waveform: np.ndarray, frontend: Callable[[torch.Tensor], torch.Tensor], clip_frames: int,
                    hop_length: int, device: torch.device | str = "cpu") -> torch.Tensor:
     """The windows covering a whole mono waveform (:func:`window_starts`), ``(n, 1, n_bands, clip_frames)``:
@@ -62,9 +69,7 @@ def waveform_clips(waveform: np.ndarray, frontend: Callable[[torch.Tensor], torc
     shortest = min_samples(clip_frames, hop_length)
     if waveform.shape[0] < shortest:
         waveform = np.pad(waveform, (0, shortest - waveform.shape[0]))
-    features = frontend(torch.from_numpy(waveform).to(device))
-    starts = window_starts(features.shape[-1], clip_frames)
-    return torch.stack([features[:, s:s + clip_frames] for s in starts]).unsqueeze(1)
+    return cut_windows(frontend(torch.from_numpy(waveform).to(device)), clip_frames)
 
 
 @torch.no_grad()

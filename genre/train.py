@@ -25,9 +25,9 @@ from genre.errors import ConfigError
 from genre.module import GenreClassifier
 from genre.settings import check_settings
 from genre.tracking.report import log_classical_outputs, log_training_outputs
-from genre.console import closing_lines
-from genre.tracking.store import (check_store, create_logger, git_commit, is_tracking_server, log_dataset_input,
-                                  resolve_artifact_location, resolve_tracking_uri, start_system_metrics)
+from genre.tracking.store import (check_store, closing_lines, create_logger, git_commit, is_tracking_server,
+                                  log_dataset_input, resolve_artifact_location, resolve_tracking_uri,
+                                  start_system_metrics)
 
 log = logging.getLogger(__name__)
 PROJECT_DIR = Path(__file__).resolve().parent.parent

@@ -59,9 +59,6 @@ def load_audio(path: str | Path, sample_rate: int) -> np.ndarray:
     return np.ascontiguousarray(waveform, dtype=np.float32)
 
 
-EXCERPTS = ("start", "middle")   # or a number: the second the excerpt starts at
-
-
 def excerpt_start(n_available: int, n_samples: int, excerpt: str | float, sample_rate: int) -> int:
     """First sample of the ``n_samples`` kept of a track of ``n_available`` samples (``dataset.excerpt``).
 

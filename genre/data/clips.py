@@ -25,9 +25,9 @@ from typing import Callable, Iterator
 import h5py
 import numpy as np
 import torch
-from torch.utils.data import Dataset, Sampler
+from torch.utils.data import DataLoader, Dataset, Sampler
 
-from genre.inference import window_starts  # noqa: F401  (where the data layer's users look for it)
+from genre.inference import window_starts
 
 
 def owned_positions(n_tracks: int, rank: int = 0, world_size: int = 1) -> np.ndarray:
@@ -119,6 +119,18 @@ class CachedClips(Dataset):
 
     def __getstate__(self):
         return {**self.__dict__, "_features": None}
+
+
+def cached_loader(path: str, rows: list[int], labels: list[int], clip_frames: int, make_plan: Callable[[], Plan],
+                  length: int, batch_size: int, evaluation: bool, num_workers: int = 0, pin_memory: bool = False,
+                  seed: int = 0) -> DataLoader:
+    """The HDF5 path: a DataLoader reading the clips of ``make_plan()`` (``length`` of them) with
+    :class:`CachedClips`. It has its own generator: a DataLoader draws its workers' base seed at each
+    pass, which from the global generator would shift the dropout masks and make the paths train apart."""
+    return DataLoader(CachedClips(path, rows, labels, clip_frames, evaluation), batch_size=batch_size,
+                      sampler=PlanSampler(make_plan, length), num_workers=num_workers,
+                      persistent_workers=num_workers > 0, pin_memory=pin_memory,
+                      generator=torch.Generator().manual_seed(seed))
 
 
 def load_rows(path: str, rows: list[int], device: torch.device, dtype: torch.dtype = torch.float32,

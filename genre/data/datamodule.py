@@ -13,11 +13,10 @@ import h5py
 import numpy as np
 import pytorch_lightning as pl
 import torch
-from torch.utils.data import DataLoader
 
 from genre.data.cache import CachedTracks, band_statistics, build_audio_cache, build_feature_cache
-from genre.data.clips import (CachedClips, PlanSampler, ResidentClips, ResidentRows, owned_positions, train_plan,
-                              window_plan, window_starts)
+from genre.data.clips import (ResidentClips, ResidentRows, cached_loader, owned_positions, train_plan, window_plan,
+                              window_starts)
 from genre.data.index import SPLITS, DatasetIndex, SkippedFile
 from genre.errors import ConfigError, DatasetError
 from genre.features import FeatureExtractor
@@ -161,12 +160,11 @@ class GenreDataModule(pl.LightningDataModule):
     def setup(self, stage: str | None = None) -> None:
         trainer = self.trainer
         if trainer is not None:
-            self._rank, self._world = trainer.global_rank, trainer.world_size
-            self._device = trainer.strategy.root_device
+            self._rank = trainer.global_rank
+        if self.path_taken is None:
+            self.choose_path(trainer)   # also sets the number of processes and the device
         self._owned = {split: owned_positions(len(rows), self._rank, self._world)
                        for split, rows in self.data.rows.items()}
-        if self.path_taken is None:
-            self.choose_path(trainer)
 
     def choose_path(self, trainer=None) -> str:
         """Decide where clips are cut for the processes of ``trainer`` (its device and number of processes;
@@ -206,18 +204,12 @@ class GenreDataModule(pl.LightningDataModule):
         return self.trainer.current_epoch if self.trainer is not None else 0
 
     def _clips(self, split: str, make_plan, length: int, evaluation: bool):
-        if not self._owned:
-            self.setup()
         d = self.data
         if self.path_taken == "resident":
             return ResidentClips(self._resident_rows(split), make_plan, length, self.batch_size, d.clip_frames,
                                  evaluation)
-        dataset = CachedClips(str(d.features.path), d.rows[split], d.labels[split], d.clip_frames, evaluation)
-        # its own generator: a DataLoader draws its workers' base seed at each pass, which from the global
-        # generator would shift the dropout masks and make the two paths train differently
-        return DataLoader(dataset, batch_size=self.batch_size, sampler=PlanSampler(make_plan, length),
-                          num_workers=self.num_workers, persistent_workers=self.num_workers > 0,
-                          pin_memory=self._device.type == "cuda", generator=torch.Generator().manual_seed(self.seed))
+        return cached_loader(str(d.features.path), d.rows[split], d.labels[split], d.clip_frames, make_plan, length,
+                             self.batch_size, evaluation, self.num_workers, self._device.type == "cuda", self.seed)
 
     def windows_dataloader(self, split: str):
         """Every window of every track of ``split`` (this process's share of them)."""

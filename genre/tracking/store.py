@@ -281,3 +281,13 @@ def log_dataset_input(logger: MLFlowLogger, data) -> None:
             InputTag("split_protocol", data.index.split_protocol),
             InputTag("features_digest", data.features.content_digest)]
     logger.experiment.log_inputs(logger.run_id, datasets=[DatasetInput(dataset._to_mlflow_entity(), tags)])
+
+
+def closing_lines(run_name: str, run_id: str, experiment_id: str, output_dir: str, tracking_uri: str) -> list[str]:
+    """The last lines of a run: what it is, where its files are, and the command that shows it."""
+    if is_tracking_server(tracking_uri):
+        show = f"open {tracking_uri.rstrip('/')}/#/experiments/{experiment_id}/runs/{run_id}"
+    else:
+        show = (f"mlflow ui --backend-store-uri {tracking_uri}   then open "
+                f"http://127.0.0.1:5000/#/experiments/{experiment_id}/runs/{run_id}")
+    return [f"run      {run_name}  (id {run_id})", f"outputs  {output_dir}", f"see it   {show}"]
