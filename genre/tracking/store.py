@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import logging
 import os
+import random
 import subprocess
+import time
 import urllib.error
 import urllib.parse
 import urllib.request
@@ -17,6 +19,7 @@ from pathlib import Path
 
 import mlflow
 from mlflow import MlflowClient
+from mlflow.exceptions import MlflowException
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig
 from pytorch_lightning.loggers import MLFlowLogger
@@ -219,7 +222,12 @@ def _interrupted_migration_tables(database: Path) -> list[str]:
 def _ensure_experiment(tracking_uri: str, name: str, artifact_location: str | None) -> None:
     client = MlflowClient(tracking_uri)
     if client.get_experiment_by_name(name) is None:
-        client.create_experiment(name, artifact_location)
+        try:
+            client.create_experiment(name, artifact_location)
+        except MlflowException as error:
+            # another run, started beside this one on a shared server, created it first
+            if client.get_experiment_by_name(name) is None:
+                raise error from None
 
 
 def create_logger(experiment_name: str, tracking_uri: str, artifact_location: str | None,
@@ -280,7 +288,33 @@ def log_dataset_input(logger: MLFlowLogger, data) -> None:
     tags = [InputTag(MLFLOW_DATASET_CONTEXT, "training"),
             InputTag("split_protocol", data.index.split_protocol),
             InputTag("features_digest", data.features.content_digest)]
-    logger.experiment.log_inputs(logger.run_id, datasets=[DatasetInput(dataset._to_mlflow_entity(), tags)])
+    dataset_input = DatasetInput(dataset._to_mlflow_entity(), tags)
+    retry_lost_insert_race(lambda: logger.experiment.log_inputs(logger.run_id, datasets=[dataset_input]),
+                           f"logging dataset {data.index.name!r} as the run's input")
+
+
+# How the stores MLflow runs on word a row another writer inserted first: sqlite, PostgreSQL, MySQL/MariaDB,
+# SQL Server (as raised in-process, or as a tracking server passes it on in a BAD_REQUEST).
+_UNIQUE_VIOLATION = ("UNIQUE constraint failed", "duplicate key value violates unique constraint",
+                     "Duplicate entry", "Violation of UNIQUE KEY constraint", "Cannot insert duplicate key")
+
+
+def retry_lost_insert_race(call, what: str, attempts: int = 5):
+    """``call()``, again when it lost a race to insert a row another run inserted first.
+
+    MLflow's stores look a shared row up (a dataset by experiment, name and digest) and insert it when it
+    is missing, without a lock: runs of a parallel sweep that log the same dataset at the same moment
+    all miss it, and all but the first insert fail on the table's unique key. The call is one transaction,
+    rolled back on that error, so calling it again is safe; the next attempt finds the row and links it.
+    """
+    for attempt in range(1, attempts + 1):
+        try:
+            return call()
+        except MlflowException as error:
+            if attempt == attempts or not any(sign in str(error) for sign in _UNIQUE_VIOLATION):
+                raise
+            log.debug("%s lost an insert race with another run (attempt %d), trying again", what, attempt)
+            time.sleep(random.uniform(0.05, 0.25) * attempt)
 
 
 def closing_lines(run_name: str, run_id: str, experiment_id: str, output_dir: str, tracking_uri: str) -> list[str]:
