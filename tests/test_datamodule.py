@@ -96,6 +96,38 @@ def test_processes_own_equal_shares_that_cover_every_track():
     assert sorted(set(clips.tolist())) == list(range(9)) and len(clips) == 12
 
 
+def test_two_processes_cut_the_same_clips_on_either_path_and_together_see_every_track(tmp_path):
+    # DDP: each process builds its data module under its own rank; the HDF5 path and the resident path
+    # must give each rank the same batches, and the ranks together every training track each epoch
+    from types import SimpleNamespace
+    cfg = compose_config("train", tiny_overrides(), tmp_path)
+    data = prepare_data(cfg, build_frontend(cfg.features))
+    epochs = {}
+    for rank in range(2):
+        trainer = SimpleNamespace(global_rank=rank, world_size=2, num_nodes=1, current_epoch=0,
+                                  strategy=SimpleNamespace(root_device=torch.device("cpu")))
+        for path in ("resident", "cache"):
+            module = GenreDataModule(data, batch_size=3, seed=7, resident=path == "resident")
+            module.trainer = trainer
+            module.setup("fit")
+            assert module.path_taken == path and "per process" in module.path_reason
+            for epoch in range(2):
+                trainer.current_epoch = epoch
+                epochs[rank, path, epoch] = _batches(module.train_dataloader())
+            epochs[rank, path, "test"] = _batches(module.windows_dataloader("test"))
+    for rank in range(2):
+        for key in (0, 1, "test"):
+            assert _same(epochs[rank, "resident", key], epochs[rank, "cache", key])
+    for epoch in range(2):
+        labels = [torch.cat([y for _, y in epochs[rank, "cache", epoch]]) for rank in range(2)]
+        assert len(labels[0]) == len(labels[1]) == (len(data.labels["train"]) + 1) // 2   # equal steps
+        # with an even number of tracks nobody's is repeated: the two shares are the training set
+        assert len(data.labels["train"]) % 2 == 0
+        assert sorted(torch.cat(labels).tolist()) == sorted(data.labels["train"])
+    assert not _same(epochs[0, "cache", 0], epochs[1, "cache", 0])        # each rank its own share
+    assert not _same(epochs[0, "cache", 0], epochs[0, "cache", 1])        # and new crops each epoch
+
+
 def test_auto_holds_the_rows_only_when_they_fit(tmp_path, caplog):
     from genre.data.datamodule import choose_resident
     assert choose_resident("auto", 10, 10) and not choose_resident("auto", 11, 10)
