@@ -114,6 +114,7 @@ def test_logged_model_classifies_a_waveform_without_this_repository(trained, tmp
                           str(song)], cwd=tmp_path, capture_output=True, text=True, timeout=300,
                          env={k: v for k, v in os.environ.items() if k != "PYTHONPATH"})
     assert out.returncode == 0, out.stderr[-3000:]
+    assert "Warning" not in out.stderr, out.stderr[-3000:]       # loading says nothing the user cannot act on
     result = json.loads(out.stdout.strip().splitlines()[-1])
     meta = result["meta"]
     assert meta["genres"] == GENRES and meta["sample_rate"] == cfg.features.sample_rate

@@ -16,6 +16,7 @@ This file imports nothing of ``genre`` outside ``inference``.
 from __future__ import annotations
 
 import json
+import warnings
 
 import numpy as np
 import pandas as pd
@@ -49,8 +50,13 @@ class AudioGenreModel(PythonModel):
     def load_context(self, context):
         with open(context.artifacts["metadata"]) as f:
             self.config = json.load(f)
-        self.frontend = torch.export.load(context.artifacts["frontend"]).module()
-        self.classifier = torch.export.load(context.artifacts["classifier"]).module()
+        with warnings.catch_warnings():
+            # torch 2.11 loading a saved program says both, by name: its weights are CPU tensors, read-only
+            # in the archive and never written to; neither means anything to the model's user
+            warnings.filterwarnings("ignore", "No complete tensor found in the group", UserWarning)
+            warnings.filterwarnings("ignore", "The given buffer is not writable", UserWarning)
+            self.frontend = torch.export.load(context.artifacts["frontend"]).module()
+            self.classifier = torch.export.load(context.artifacts["classifier"]).module()
 
     def predict(self, context, model_input: pd.DataFrame, params: dict | None = None) -> pd.DataFrame:
         c = self.config
