@@ -33,6 +33,12 @@ def test_benchmark_at_a_tiny_size_writes_every_figure(tmp_path, capsys):
             values = figure[key] if isinstance(figure[key], list) else [figure[key]]
             assert all(isinstance(v, float) and v > 0 for v in values), (name, key)
     assert 0 <= results["figures"]["3_feature_extraction"]["max_abs_diff_db"] < 0.01
+    # the first run's stages, as its log reports them, and the rest: together the whole first run
+    main = results["figures"]["6_main_command"]
+    stages = main["first_run_stages_s"]
+    assert {"synthetic corpus", "audio cache", "feature cache"} < set(stages)
+    assert all(seconds > 0 for seconds in stages.values())
+    assert sum(stages.values()) == pytest.approx(main["first_run_s"])
     printed = capsys.readouterr().out
     assert all(name in printed for name in FIGURES)
 

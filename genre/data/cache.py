@@ -18,6 +18,7 @@ import hashlib
 import json
 import logging
 import os
+import time
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -31,7 +32,7 @@ from genre.data.audio import excerpt_start, fix_length, load_audio
 from genre.errors import AudioDecodeError
 from genre.data.index import SkippedFile, Track
 from genre.features import FeatureExtractor, numpy_features
-from genre.parallel import file_lock, process_map
+from genre.parallel import file_lock, process_map, worker_count
 
 log = logging.getLogger(__name__)
 CACHE_VERSION = 2          # 2: silent and truncated files are skipped
@@ -179,6 +180,7 @@ def _preallocated(f: h5py.File, name: str, shape: tuple[int, ...]) -> int:
 
 def _write_audio_cache(path: Path, key: str, tracks: list[Track], sample_rate: int, n_samples: int,
                        num_workers: int | None, min_seconds: float, excerpt: str | float) -> CachedTracks:
+    started = time.perf_counter()
     row_bytes = n_samples * 4
     skipped: list[SkippedFile] = []
     kept: list[int] = []
@@ -204,6 +206,8 @@ def _write_audio_cache(path: Path, key: str, tracks: list[Track], sample_rate: i
     if skipped:
         log.warning("%d of %d files could not be used (listed in the run's skipped_files.csv)",
                     len(skipped), len(tracks))
+    log.info("audio cache: %d tracks decoded in %.1f s (%d processes) into %s", len(kept_ids),
+             time.perf_counter() - started, worker_count(num_workers), path)
     return CachedTracks(path, key, kept_ids, skipped)
 
 
@@ -245,6 +249,7 @@ def build_feature_cache(audio: CachedTracks, extractor: FeatureExtractor, cache_
 
 def _write_feature_cache(path: Path, key: str, audio: CachedTracks, extractor: FeatureExtractor,
                          batch_tracks: int, num_workers: int | None) -> CachedTracks:
+    started = time.perf_counter()
     with h5py.File(audio.path, "r") as source:
         n_samples = source["audio"].shape[1]
     n_tracks = len(audio.track_ids)  # rows past the kept tracks belong to skipped files
@@ -265,6 +270,8 @@ def _write_feature_cache(path: Path, key: str, audio: CachedTracks, extractor: F
         f.create_dataset("track_id", data=np.array(audio.track_ids, dtype=object), dtype=h5py.string_dtype())
         f.attrs["skipped"] = json.dumps([s.__dict__ for s in audio.skipped])
         digest = f.attrs["content_digest"] = content.hexdigest()[:20]
+    log.info("feature cache: %d tracks computed in %.1f s (%d processes) into %s", n_tracks,
+             time.perf_counter() - started, worker_count(num_workers), path)
     return CachedTracks(path, key, list(audio.track_ids), list(audio.skipped), digest)
 
 
