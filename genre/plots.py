@@ -71,8 +71,11 @@ def tsne_figure(points: np.ndarray, labels: np.ndarray, genres: list[str], title
 def pca_projection(points: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """The first two principal components of ``points`` ``(n, dims)`` (centred, not scaled) and the share
     of the variance each explains."""
+    points = np.asarray(points)
     centred = points - points.mean(axis=0)
-    if len(points) < 2 or not np.any(centred):
+    # identical points (a model that embeds every track alike) leave nothing to explain; their float32
+    # mean may be off by rounding, so "identical" is spread at rounding level, not exactly zero
+    if len(points) < 2 or np.abs(centred).max() <= 1e-6 * max(float(np.abs(points).max()), 1e-30):
         return np.zeros((len(points), 2)), np.zeros(2)
     pca = PCA(n_components=min(2, *centred.shape)).fit(centred)
     coords, ratio = pca.transform(centred), pca.explained_variance_ratio_
