@@ -22,6 +22,7 @@ from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
 from genre.data.datamodule import PreparedData
+from genre.errors import ConfigError
 
 log = logging.getLogger(__name__)
 
@@ -53,6 +54,22 @@ def build_estimator(model_cfg: DictConfig, seed: int):
     return make_pipeline(StandardScaler(), estimator)
 
 
+def fit_estimator(pipeline, x: np.ndarray, y: np.ndarray):
+    """Fit ``pipeline`` on ``(x, y)``. An estimator calibrated by cross-validation (``model=svm``) uses
+    as many folds as asked, but no more than its smallest class has tracks: each fold needs one of each."""
+    from sklearn.calibration import CalibratedClassifierCV
+
+    estimator = pipeline[-1]
+    if isinstance(estimator, CalibratedClassifierCV) and isinstance(estimator.cv, int):
+        smallest = int(np.bincount(np.unique(y, return_inverse=True)[1]).min())
+        if smallest < 2:
+            raise ConfigError(f"the model's probabilities are calibrated by cross-validation ({estimator.cv} folds at "
+                              f"most), which needs 2 training tracks per genre, and a genre has {smallest}: add "
+                              f"tracks to it, or choose another model")
+        estimator.set_params(cv=min(estimator.cv, smallest))
+    return pipeline.fit(x, y)
+
+
 def fit_and_score(model_cfg: DictConfig, data: PreparedData, seed: int) -> tuple[object, dict[str, float], dict]:
     """Fit on the training tracks, score validation and test tracks.
 
@@ -61,7 +78,7 @@ def fit_and_score(model_cfg: DictConfig, data: PreparedData, seed: int) -> tuple
     """
     pipeline = build_estimator(model_cfg, seed)
     x_train, y_train = track_statistics(data, "train"), np.asarray(data.labels["train"])
-    pipeline.fit(x_train, y_train)
+    fit_estimator(pipeline, x_train, y_train)
     metrics: dict[str, float] = {"train/acc": float((pipeline.predict(x_train) == y_train).mean())}
     results = {}
     labels = list(range(len(data.genres)))

@@ -125,3 +125,28 @@ def test_classical_baselines_run_like_any_model_and_share_the_table(tmp_path):
     report = compare(compose("train", [f"paths.root_dir={tmp_path}"]), tmp_path / "report")
     assert {g.model for g in report["groups"]} == {"cnn3", "knn", "svm", "logreg", "tree", "naive_bayes"}
     assert report["markdown"].count("## Split protocol") == 1           # one table, all six models
+
+
+def test_svm_probabilities_need_no_deprecated_setting_and_work_with_few_tracks_per_genre():
+    # scikit-learn 1.9 deprecates SVC(probability=True) (gone in 1.11): the svm baseline calibrates an
+    # SVC by cross-validation instead, with as many folds as its smallest genre allows (up to 5)
+    import warnings
+
+    import numpy as np
+    from omegaconf import OmegaConf
+
+    from genre.classical import build_estimator, fit_estimator
+
+    cfg = OmegaConf.load(__import__("genre").__path__[0] + "/conf/model/svm.yaml")
+    rng = np.random.default_rng(0)
+    for per_genre in (3, 20):                     # the tiny corpora of tests and quick trials; a real one
+        y = np.repeat(np.arange(4), per_genre)
+        x = rng.normal(size=(len(y), 6)) + 3 * np.eye(4, 6)[y]
+        pipeline = build_estimator(cfg, seed=1)
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")          # no FutureWarning, no fold warnings
+            fit_estimator(pipeline, x, y)
+            probabilities = pipeline.predict_proba(x)
+        assert probabilities.shape == (len(y), 4)
+        np.testing.assert_allclose(probabilities.sum(1), 1.0, rtol=1e-6)
+        assert (pipeline.predict(x) == y).mean() > 0.7   # well-separated genres are learned

@@ -160,6 +160,10 @@ def _log_model(logger: MLFlowLogger, module: GenreClassifier, data: PreparedData
                               f"pandas=={version('pandas')}", f"mlflow=={version('mlflow')}"])
 
 
+SKOPS_TRUSTED_TYPES = ["sklearn.tree._tree.Tree", "sklearn.calibration._CalibratedClassifier",
+                       "sklearn.calibration._SigmoidCalibration"]
+
+
 def log_classical_outputs(logger: MLFlowLogger, pipeline, test_results: dict, data: PreparedData,
                           cfg: DictConfig) -> None:
     """What a classical baseline's run records: its config, confusion matrices and reports, skipped
@@ -170,7 +174,7 @@ def log_classical_outputs(logger: MLFlowLogger, pipeline, test_results: dict, da
     _log_config_evaluation_and_skipped(client, run_id, test_results, data, cfg)
     example = test_results["statistics"][:2]
     with mlflow.start_run(run_id=run_id):
-        # skops (MLflow's safe format) refuses to load a tree's node arrays unless they are named as trusted:
-        # this run wrote them itself
+        # skops (MLflow's safe format) refuses to load scikit-learn's internal types unless they are named as
+        # trusted: a tree's node arrays, the svm's calibration (this run wrote them itself)
         mlflow.sklearn.log_model(pipeline, name="model", signature=infer_signature(example, pipeline.predict(example)),
-                                 input_example=example, skops_trusted_types=["sklearn.tree._tree.Tree"])
+                                 input_example=example, skops_trusted_types=SKOPS_TRUSTED_TYPES)
