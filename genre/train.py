@@ -7,6 +7,7 @@ from __future__ import annotations
 import logging
 import os
 import secrets
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -177,7 +178,10 @@ def train(cfg: DictConfig) -> dict:
     monitor = start_system_metrics(logger, tracking_uri, cfg.logger.system_metrics_interval, resume is not None) \
         if trainer.is_global_zero and cfg.logger.get("system_metrics") else None
     try:
-        trainer.fit(module, datamodule=datamodule, ckpt_path=str(resume.ckpt_path) if resume else None)
+        with warnings.catch_warnings():
+            if resume:  # it continues in its own checkpoint folder, on purpose
+                warnings.filterwarnings("ignore", r"Checkpoint directory .* exists and is not empty")
+            trainer.fit(module, datamodule=datamodule, ckpt_path=str(resume.ckpt_path) if resume else None)
         fit_metrics = {k: float(v) for k, v in trainer.callback_metrics.items()}  # testing resets them
         trainer.test(module, datamodule=datamodule, ckpt_path=checkpoint.best_model_path or None)
     finally:
