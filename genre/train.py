@@ -192,11 +192,13 @@ def train(cfg: DictConfig) -> dict:
     if trainer.is_global_zero:
         try:
             _record_outputs(cfg, module, data, logger, checkpoint)
-        except Exception as error:  # a tracking server gone mid-run: the trained model must not be lost with it
-            if not is_tracking_server(tracking_uri):
+        except BaseException as error:  # a tracking server gone mid-run: the trained model must not be lost with it
+            if not (isinstance(error, Exception) and is_tracking_server(tracking_uri)):
+                logger.end_run("failed")     # as Lightning ends a run that fails or is interrupted in training
                 raise
             log.error("the tracking server did not take the run's outputs (%s); the checkpoints are in %s and "
                       "metrics it refused in %s", type(error).__name__, checkpoint_dir, logger.unsent_path)
+        logger.end_run("success")   # only now: a run shown FINISHED has all its outputs
         log.info("test (%s): clip accuracy %.3f, track accuracy %.3f", data.index.split_protocol,
                  metrics.get("test/acc", float("nan")), metrics.get("test/track_acc", float("nan")))
         _say_where(logger, cfg, tracking_uri)
@@ -210,7 +212,7 @@ def _train_classical(cfg: DictConfig, data: PreparedData, logger, resolved: dict
     log_dataset_input(logger, data)
     logger.log_metrics(metrics, step=0)
     log_classical_outputs(logger, pipeline, test_results, data, cfg)
-    logger.finalize("success")
+    logger.end_run("success")
     log.info("test (%s): track accuracy %.3f with %s", data.index.split_protocol, metrics["test/track_acc"],
              cfg.model.name)
     _say_where(logger, cfg, tracking_uri)

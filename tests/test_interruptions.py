@@ -127,3 +127,36 @@ def test_a_store_left_broken_stops_the_run_before_any_work(tmp_path):
     assert out.returncode == 2 and "Traceback" not in out.stderr
     assert str(database) in out.stderr and "_alembic_tmp_experiments" in out.stderr
     assert not (tmp_path / "cache").exists() and not (tmp_path / "data").exists()
+
+
+def test_a_run_is_finished_only_once_its_outputs_are_recorded(tmp_path, monkeypatch):
+    # Lightning ends the MLflow run when fit ends; the test, plots, reports and model come after. A run
+    # killed in between must not show FINISHED without them, and one whose outputs failed shows FAILED.
+    import mlflow
+
+    import genre.train as training
+    from conftest import compose_config, tiny_overrides
+
+    record = training._record_outputs
+    seen = {}
+
+    def record_and_look(cfg, module, data, logger, checkpoint):
+        seen["during outputs"] = mlflow.MlflowClient(f"sqlite:///{tmp_path}/mlflow.db").get_run(
+            logger.run_id).info.status
+        record(cfg, module, data, logger, checkpoint)
+
+    monkeypatch.setattr(training, "_record_outputs", record_and_look)
+    cfg = compose_config("train", tiny_overrides(**{"trainer.max_epochs": 1}), tmp_path)
+    finished = training.train(cfg)
+    client = mlflow.MlflowClient(f"sqlite:///{tmp_path}/mlflow.db")
+    assert seen["during outputs"] == "RUNNING"
+    assert client.get_run(finished["run_id"]).info.status == "FINISHED"
+
+    def fail(*args):
+        raise OSError("disk full")
+
+    monkeypatch.setattr(training, "_record_outputs", fail)
+    with pytest.raises(OSError):
+        training.train(compose_config("train", tiny_overrides(**{"trainer.max_epochs": 1}), tmp_path))
+    [failed] = [run for run in mlflow_runs(tmp_path) if run.info.run_id != finished["run_id"]]
+    assert failed.info.status == "FAILED"

@@ -139,6 +139,15 @@ class ResilientMLFlowLogger(MLFlowLogger):
 
     @rank_zero_only
     def finalize(self, status: str = "success") -> None:
+        """Lightning's call at the end of ``fit`` and of ``test``: a failure ends the run now, a success does
+        not. The run is not finished before its outputs (plots, reports, the model) are recorded: a run
+        killed in between stays RUNNING, never FINISHED without them. :meth:`end_run` finishes it."""
+        if status not in ("success", "finished"):
+            self.end_run(status)
+
+    @rank_zero_only
+    def end_run(self, status: str = "success") -> None:
+        """Mark the run ``status`` (FINISHED for success); a server gone keeps the status for the replay."""
         try:
             super().finalize(status)
         except Exception as error:
