@@ -144,8 +144,18 @@ def train(cfg: DictConfig) -> dict:
     logger = create_logger(cfg.logger.experiment_name, tracking_uri, artifact_location, run_name(cfg, tags),
                            tags, run_id=resume.run_id if resume else None,
                            unsent_path=Path(cfg.paths.output_dir) / "unsent_metrics.jsonl")
-    if is_classical(cfg.model):
-        return _train_classical(cfg, data, logger, resolved, tracking_uri)
+    try:
+        if is_classical(cfg.model):
+            return _train_classical(cfg, data, logger, resolved, tracking_uri)
+        return _train_network(cfg, data, logger, resolved, tracking_uri, resume, frontend)
+    except BaseException:
+        logger.end_run("failed")   # a failed or interrupted run never stays RUNNING (a SIGKILL leaves it so)
+        raise
+
+
+def _train_network(cfg: DictConfig, data: PreparedData, logger, resolved: dict, tracking_uri: str,
+                   resume: ResumePoint | None, frontend) -> dict:
+    """Train a network, test its best checkpoint, record the outputs, then finish the run."""
     callbacks = build_callbacks(cfg.callbacks, resume.ckpt_path.parent if resume else None)
     checkpoint: ModelCheckpoint = callbacks["best_checkpoint"]
     checkpoint_dir = Path(checkpoint.dirpath)
@@ -192,9 +202,8 @@ def train(cfg: DictConfig) -> dict:
     if trainer.is_global_zero:
         try:
             _record_outputs(cfg, module, data, logger, checkpoint)
-        except BaseException as error:  # a tracking server gone mid-run: the trained model must not be lost with it
-            if not (isinstance(error, Exception) and is_tracking_server(tracking_uri)):
-                logger.end_run("failed")     # as Lightning ends a run that fails or is interrupted in training
+        except Exception as error:  # a tracking server gone mid-run: the trained model must not be lost with it
+            if not is_tracking_server(tracking_uri):
                 raise
             log.error("the tracking server did not take the run's outputs (%s); the checkpoints are in %s and "
                       "metrics it refused in %s", type(error).__name__, checkpoint_dir, logger.unsent_path)

@@ -158,5 +158,13 @@ def test_a_run_is_finished_only_once_its_outputs_are_recorded(tmp_path, monkeypa
     monkeypatch.setattr(training, "_record_outputs", fail)
     with pytest.raises(OSError):
         training.train(compose_config("train", tiny_overrides(**{"trainer.max_epochs": 1}), tmp_path))
-    [failed] = [run for run in mlflow_runs(tmp_path) if run.info.run_id != finished["run_id"]]
-    assert failed.info.status == "FAILED"
+    # a failure outside Lightning's loops: after the run started, before training; and in a classical model
+    monkeypatch.setattr(training, "build_datamodule", fail)
+    with pytest.raises(OSError):
+        training.train(compose_config("train", tiny_overrides(**{"trainer.max_epochs": 1}), tmp_path))
+    monkeypatch.setattr(training, "log_classical_outputs", fail)
+    with pytest.raises(OSError):
+        training.train(compose_config("train", [o for o in tiny_overrides() if not o.startswith("model.")]
+                                      + ["model=knn"], tmp_path))
+    failed = [run for run in mlflow_runs(tmp_path) if run.info.run_id != finished["run_id"]]
+    assert len(failed) == 3 and {run.info.status for run in failed} == {"FAILED"}

@@ -102,6 +102,7 @@ class ResilientMLFlowLogger(MLFlowLogger):
         self.unsent_path = unsent_path
         self.unsent = 0
         self.already_logged: set[tuple[str, int]] = set()   # (metric, step) the run has
+        self.ended = False
 
     def skip_what_the_run_has(self) -> None:
         """A resumed run repeats the epochs after its last checkpoint; a kill may have come after such an
@@ -147,7 +148,11 @@ class ResilientMLFlowLogger(MLFlowLogger):
 
     @rank_zero_only
     def end_run(self, status: str = "success") -> None:
-        """Mark the run ``status`` (FINISHED for success); a server gone keeps the status for the replay."""
+        """Mark the run ``status`` (FINISHED for success), once: a failure Lightning already ended stays as
+        it ended. A server gone keeps the status for the replay."""
+        if self.ended:
+            return
+        self.ended = True
         try:
             super().finalize(status)
         except Exception as error:
