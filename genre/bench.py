@@ -13,7 +13,6 @@ import argparse
 import json
 import os
 import platform
-import re
 import shutil
 import subprocess
 import sys
@@ -27,6 +26,7 @@ import soundfile as sf
 import torch
 
 from genre.build import build_frontend, compose_config
+from genre.console import STAGE_LINE
 from genre.data.cache import build_audio_cache, build_feature_cache
 from genre.data.clips import ResidentClips, ResidentRows, cached_loader, train_plan
 from genre.datasets.gtzan import scan_gtzan
@@ -212,10 +212,6 @@ def figure_memory(work: Path, tracks_per_genre: int, seconds: float) -> dict:
                                                                   *short]), work)
     return {"tracks": [10 * tracks_per_genre, 40 * tracks_per_genre], "peak_rss_mib": [small_mib, large_mib],
             "ratio": large_mib / small_mib, "target": "<= 1.2"}
-
-
-# the line each first-run stage logs when it is done (genre.datasets.synthetic, genre.data.cache)
-STAGE_LINE = re.compile(r"(synthetic corpus|audio cache|feature cache): \d+ tracks \w+ in ([\d.]+) s")
 
 
 def figure_main_command(work: Path, extra: list[str]) -> dict:

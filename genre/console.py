@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import logging
 import os
+import re
+import time
 import warnings
 
 # (category, start of the message, why it is noise here)
@@ -46,3 +48,17 @@ def quiet_console() -> None:
     mlflow_logger.propagate = True
     logging.getLogger("alembic").setLevel(logging.WARNING)   # MLflow's store migrations, step by step
 
+
+
+# "<stage>: <n> tracks <done> in <seconds> s ...": what a first-run stage logs when it is done, and how
+# the benchmark (genre.bench, figure 6) reads it back from a run's log
+STAGE_LINE = re.compile(r"([a-z][a-z ]*): \d+ tracks \w+ in ([\d.]+) s")
+
+
+def log_stage_done(logger: logging.Logger, stage: str, tracks: int, done: str, started: float,
+                   processes: int | None = None, where: str | None = None) -> None:
+    """Log that ``stage`` is done: ``tracks`` tracks ``done`` since ``started`` (``time.perf_counter()``)."""
+    line = f"{stage}: {tracks} tracks {done} in {time.perf_counter() - started:.1f} s"
+    if processes is not None:
+        line += f" ({processes} processes)"
+    logger.info(line + (f" into {where}" if where else ""))

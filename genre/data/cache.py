@@ -28,6 +28,7 @@ import h5py
 import numpy as np
 from tqdm import tqdm
 
+from genre.console import log_stage_done
 from genre.data.audio import excerpt_start, fix_length, load_audio
 from genre.errors import AudioDecodeError
 from genre.data.index import SkippedFile, Track
@@ -206,8 +207,7 @@ def _write_audio_cache(path: Path, key: str, tracks: list[Track], sample_rate: i
     if skipped:
         log.warning("%d of %d files could not be used (listed in the run's skipped_files.csv)",
                     len(skipped), len(tracks))
-    log.info("audio cache: %d tracks decoded in %.1f s (%d processes) into %s", len(kept_ids),
-             time.perf_counter() - started, worker_count(num_workers), path)
+    log_stage_done(log, "audio cache", len(kept_ids), "decoded", started, worker_count(num_workers), path)
     return CachedTracks(path, key, kept_ids, skipped)
 
 
@@ -270,8 +270,7 @@ def _write_feature_cache(path: Path, key: str, audio: CachedTracks, extractor: F
         f.create_dataset("track_id", data=np.array(audio.track_ids, dtype=object), dtype=h5py.string_dtype())
         f.attrs["skipped"] = json.dumps([s.__dict__ for s in audio.skipped])
         digest = f.attrs["content_digest"] = content.hexdigest()[:20]
-    log.info("feature cache: %d tracks computed in %.1f s (%d processes) into %s", n_tracks,
-             time.perf_counter() - started, worker_count(num_workers), path)
+    log_stage_done(log, "feature cache", n_tracks, "computed", started, worker_count(num_workers), path)
     return CachedTracks(path, key, list(audio.track_ids), list(audio.skipped), digest)
 
 

@@ -16,12 +16,13 @@ from pathlib import Path
 import soundfile as sf
 from tqdm import tqdm
 
+from genre.console import log_stage_done
 from genre.data.index import DatasetIndex, check_genres, select_genres
 from genre.data.splits import apply_split
 from genre.datasets.gtzan import GTZAN_GENRES, scan_gtzan
 from genre.datasets.music_generator import STYLES, TIMBRE_SETS, render_track
 from genre.errors import DatasetError
-from genre.parallel import file_lock, process_map
+from genre.parallel import file_lock, process_map, worker_count
 
 log = logging.getLogger(__name__)
 CORPUS_VERSION = 2
@@ -113,5 +114,5 @@ def _ensure_corpus(root: Path, settings: dict, num_workers: int | None) -> Path:
         os.replace(staging, root)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
-    log.info("synthetic corpus: %d tracks generated in %.1f s", len(jobs), time.perf_counter() - started)
+    log_stage_done(log, "synthetic corpus", len(jobs), "generated", started, worker_count(num_workers), root)
     return root
