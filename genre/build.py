@@ -108,10 +108,25 @@ def read_checkpoint(path: str | Path) -> dict:
     if not path.is_file():
         raise ConfigError(f"ckpt_path={path} does not exist; name a checkpoint written by train.py "
                           f"(outputs/runs/<date>/checkpoints/best-NN.ckpt or last.ckpt)")
+    import pickle
+
     import torch
 
-    checkpoint = torch.load(path, map_location="cpu", weights_only=False)
-    if not checkpoint.get("genre"):
+    try:
+        # plain data only (tensors, numbers, strings, lists, dicts): unpickling anything else could run code
+        # that whoever wrote the file put in it, and a shared tracking server hands out anyone's checkpoints
+        checkpoint = torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as error:
+        reason = str(error).split("\n")
+        named = next((line.strip() for line in reason if "GLOBAL" in line or "Unsupported" in line), reason[0])
+        raise ConfigError(f"ckpt_path={path} holds more than plain data ({named[:200]}); it was refused, because "
+                          f"loading it could run code written into it. train.py writes tensors and plain values "
+                          f"only: use a checkpoint of this project from a source you trust") from None
+    except (RuntimeError, EOFError, OSError) as error:
+        raise ConfigError(f"ckpt_path={path} cannot be read as a checkpoint ({type(error).__name__}: "
+                          f"{str(error).splitlines()[0][:200] if str(error) else 'truncated'}); it may be damaged "
+                          f"or cut short: use another checkpoint of the run") from None
+    if not isinstance(checkpoint, dict) or not checkpoint.get("genre"):
         raise ConfigError(f"ckpt_path={path} was not written by genre's train.py (no run information in it)")
     return checkpoint
 

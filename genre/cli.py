@@ -9,14 +9,29 @@ without a checkout.
 """
 from __future__ import annotations
 
+import os
 import sys
 
 import hydra
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 
+from genre import signals
 from genre.console import quiet_console
 from genre.errors import ConfigError, exit_on_user_error
 from genre.settings import check_settings
+
+
+def _unique_suffix() -> str:
+    """What makes a run's folder its own (``${now:...}-${unique:}`` in conf/train.yaml): runs started in the
+    same second, on this machine or another sharing the folder, never share one (their checkpoints and
+    logs would overwrite each other). Cached like Hydra's ``now``: every job of a sweep sees the one value."""
+    import secrets
+
+    return f"{os.getpid()}-{secrets.token_hex(2)}"
+
+
+OmegaConf.register_new_resolver("unique", _unique_suffix, use_cache=True, replace=True)
+signals.install()   # from the first moment a command runs, Hydra's composition included (genre.signals)
 
 
 @hydra.main(version_base="1.3", config_path="conf", config_name="train")

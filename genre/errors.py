@@ -11,6 +11,8 @@ import sys
 from pathlib import Path
 from typing import Callable
 
+from genre.signals import Interrupted
+
 USER_ERROR_STATUS = 2
 
 
@@ -34,6 +36,10 @@ class TrackingError(GenreError, RuntimeError):
     """The MLflow tracking store cannot be reached or used; raised before any training."""
 
 
+class TrainingDiverged(GenreError, RuntimeError):
+    """The training loss became NaN or infinite: every later step would be meaningless."""
+
+
 class AudioDecodeError(GenreError):
     """A file that cannot be decoded into usable audio; ``str()`` names the file and the reason."""
 
@@ -45,7 +51,8 @@ class AudioDecodeError(GenreError):
 
 def exit_on_user_error(command: Callable) -> Callable:
     """Every command's way out: a :class:`GenreError` becomes ``error: <message>`` on stderr and exit
-    status 2, without a traceback; anything else is a bug and keeps its traceback."""
+    status 2, and SIGINT or SIGTERM (:mod:`genre.signals`) ``stopped: ...`` and status 130 or 143, without a
+    traceback; anything else is a bug and keeps its traceback."""
 
     @functools.wraps(command)
     def wrapper(*args, **kwargs):
@@ -54,5 +61,8 @@ def exit_on_user_error(command: Callable) -> Callable:
         except GenreError as error:
             print(f"error: {error}", file=sys.stderr)
             sys.exit(USER_ERROR_STATUS)
+        except Interrupted as stop:   # SIGINT or SIGTERM (genre.signals): one line, status 130 or 143
+            print(f"stopped: {stop}", file=sys.stderr)
+            sys.exit(stop.status)
 
     return wrapper

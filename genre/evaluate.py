@@ -25,10 +25,11 @@ from genre.data.audio import load_audio
 from genre.build import LoadedClassifier, build_datamodule, build_index, load_classifier, prepare_data
 from genre.data.datamodule import PreparedData, prepare
 from genre.data.index import SPLITS, DatasetIndex
-from genre.inference import cut_windows
-from genre.errors import ConfigError, DatasetError
+from genre.inference import cut_windows, min_samples
+from genre.errors import AudioDecodeError, ConfigError, DatasetError
 from genre.tracking.report import log_evaluation
 from genre.tracking.store import resolve_tracking_uri
+from genre.waveform import input_problem
 
 log = logging.getLogger(__name__)
 
@@ -128,8 +129,19 @@ def score(model: LoadedClassifier, data: PreparedData, split: str, prefix: str, 
 
 
 def classify_file(model: LoadedClassifier, audio_path: str | Path) -> list[tuple[str, float]]:
-    """Genres of one audio file of any length, best first, with their scores (probabilities)."""
-    waveform = load_audio(audio_path, model.module.frontend.sample_rate)
+    """Genres of one audio file of any length, best first, with their scores (probabilities).
+
+    A silent file is refused (nothing to classify); one shorter than a clip is padded with silence, and a
+    warning says how much, as the logged model's ``padded_seconds`` does."""
+    rate = model.module.frontend.sample_rate
+    waveform = load_audio(audio_path, rate)
+    problem = input_problem(waveform)
+    if problem:
+        raise AudioDecodeError(audio_path, problem)
+    padded = min_samples(model.module.clip_frames, model.module.frontend.hop_length) - waveform.shape[0]
+    if padded > 0:
+        log.warning("%s lasts %.2f s, less than one clip: padded with %.2f s of silence, so the answer rests on "
+                    "%.2f s of audio", audio_path, waveform.shape[0] / rate, padded / rate, waveform.shape[0] / rate)
     scores = model.module.classify_waveform(waveform)
     return sorted(zip(model.module.genres, map(float, scores)), key=lambda pair: -pair[1])
 

@@ -17,7 +17,7 @@ from torchmetrics.classification import MulticlassAccuracy
 from torchmetrics.functional.classification import multiclass_f1_score
 
 from genre.augment import Augment
-from genre.errors import ConfigError
+from genre.errors import ConfigError, TrainingDiverged
 from genre.features import FeatureExtractor
 from genre.inference import aggregate_tracks, classify_waveform, waveform_clips
 from genre.settings import AGGREGATIONS
@@ -129,6 +129,12 @@ class GenreClassifier(pl.LightningModule):
             x, target = self.augment(x, y, len(self.genres), self.global_step)
         logits = self(x)
         loss = F.cross_entropy(logits, target, label_smoothing=self.label_smoothing)
+        if not torch.isfinite(loss):
+            # a NaN run must not go on to end FINISHED with an accuracy that means nothing
+            lr = getattr(self.optimizer_factory, "keywords", {}).get("lr")
+            raise TrainingDiverged(f"training diverged: the training loss is {loss.item()} at epoch "
+                                   f"{self.current_epoch}, step {self.global_step}; the run is marked FAILED. "
+                                   f"Lower the learning rate (optimizer.lr={lr}) or look for damaged audio")
         self.train_acc(logits, y if target is y else target.argmax(1))
         self.log("train/loss", loss, on_step=False, on_epoch=True, prog_bar=True, sync_dist=True)
         self.log("train/acc", self.train_acc, on_step=False, on_epoch=True, prog_bar=True)

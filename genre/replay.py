@@ -37,12 +37,14 @@ def status_line(run_id: str, status: str) -> str:
     return json.dumps({"run_id": run_id, "status": MLFLOW_STATUS.get(status.lower(), status.upper())}) + "\n"
 
 
-def replay(path: Path, tracking_uri: str) -> tuple[int, int]:
-    """Send every line of ``path`` to ``tracking_uri``; returns (metric values sent, runs marked).
+def replay(path: Path, tracking_uri: str) -> tuple[int, int, list[int]]:
+    """Send every line of ``path`` to ``tracking_uri``; returns (metric values sent, runs marked, numbers of
+    the lines skipped as torn).
 
     A value the run already has at that step is not sent again (the server may have stored a call
-    whose answer never came back). Stops at the first line the store refuses, leaving that line and
-    the ones after it in ``path``.
+    whose answer never came back). A line that is not a whole record (a kill while it was written
+    leaves the last one cut short) is skipped, not sent, and reported; the lines after it are sent.
+    Stops at the first line the store refuses, leaving that line and the ones after it in ``path``.
     """
     from mlflow import MlflowClient
     from mlflow.entities import Metric
@@ -59,9 +61,13 @@ def replay(path: Path, tracking_uri: str) -> tuple[int, int]:
 
     sent = 0
     marked: set[str] = set()   # runs whose final status was set (a file may hold several status lines)
+    torn: list[int] = []
     for number, line in enumerate(lines):
+        record = _record(line)
+        if record is None:
+            torn.append(number + 1)
+            continue
         try:
-            record = json.loads(line)
             if "status" in record:
                 client.set_terminated(record["run_id"], record["status"])
                 marked.add(record["run_id"])
@@ -77,7 +83,18 @@ def replay(path: Path, tracking_uri: str) -> tuple[int, int]:
             _keep(path, lines[number:])
             raise
     os.replace(path, path.with_name(path.name.replace(".jsonl", ".sent.jsonl")))
-    return sent, len(marked)
+    return sent, len(marked), torn
+
+
+def _record(line: str) -> dict | None:
+    """The record one line holds, or None when the line is not a whole one."""
+    try:
+        record = json.loads(line)
+    except ValueError:
+        return None
+    whole = isinstance(record, dict) and isinstance(record.get("run_id"), str) and (
+        "status" in record or isinstance(record.get("metrics"), dict))
+    return record if whole else None
 
 
 def _keep(path: Path, lines: list[str]) -> None:
@@ -103,11 +120,15 @@ def main(argv: list[str] | None = None) -> int:
     if is_tracking_server(args.tracking_uri):
         limit_http_retries()   # a server still away is reported in seconds, not after minutes of retries
     try:
-        sent, marked = replay(args.path, args.tracking_uri)
+        sent, marked, torn = replay(args.path, args.tracking_uri)
     except Exception as error:
         print(f"error: the tracking store refused the metrics ({type(error).__name__}: {str(error)[:300]}); "
               f"what was not sent is still in {args.path}: run this again when the store is back", file=sys.stderr)
         return 1
+    if torn:
+        print(f"warning: skipped {len(torn)} line(s) of {args.path} that are not whole records (line "
+              f"{', '.join(map(str, torn))}; a run killed while writing leaves its last line cut short)",
+              file=sys.stderr)
     print(f"sent {sent} metric values" + (f" and set the final status of {marked} run(s)" if marked else "") +
           f"; {args.path.name} renamed {args.path.name.replace('.jsonl', '.sent.jsonl')}")
     return 0

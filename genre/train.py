@@ -7,6 +7,7 @@ from __future__ import annotations
 import logging
 import os
 import secrets
+import signal
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,6 +26,7 @@ from genre.data.datamodule import PreparedData
 from genre.errors import ConfigError
 from genre.module import GenreClassifier
 from genre.settings import check_settings
+from genre.signals import Interrupted
 from genre.tracking.report import log_classical_outputs, log_training_outputs
 from genre.tracking.store import (check_store, closing_lines, create_logger, git_commit, is_tracking_server,
                                   log_dataset_input, resolve_artifact_location, resolve_tracking_uri,
@@ -148,8 +150,13 @@ def train(cfg: DictConfig) -> dict:
         if is_classical(cfg.model):
             return _train_classical(cfg, data, logger, resolved, tracking_uri)
         return _train_network(cfg, data, logger, resolved, tracking_uri, resume, frontend)
-    except BaseException:
+    except BaseException as error:
         logger.end_run("failed")   # a failed or interrupted run never stays RUNNING (a SIGKILL leaves it so)
+        if isinstance(error, Interrupted):
+            error.detail = f"run {logger.run_name} (id {logger.run_id}) is marked FAILED"
+            last = Path(resume.ckpt_path.parent if resume else Path(cfg.paths.output_dir) / "checkpoints") / "last.ckpt"
+            if last.is_file():
+                error.detail += f"; resume it with: python train.py ckpt_path={last} <the same settings>"
         raise
 
 
@@ -191,9 +198,13 @@ def _train_network(cfg: DictConfig, data: PreparedData, logger, resolved: dict, 
         with warnings.catch_warnings():
             if resume:  # it continues in its own checkpoint folder, on purpose
                 warnings.filterwarnings("ignore", r"Checkpoint directory .* exists and is not empty")
-            trainer.fit(module, datamodule=datamodule, ckpt_path=str(resume.ckpt_path) if resume else None)
+            trainer.fit(module, datamodule=datamodule, ckpt_path=str(resume.ckpt_path) if resume else None,
+                        weights_only=True)   # plain data only (genre.build.read_checkpoint)
         fit_metrics = {k: float(v) for k, v in trainer.callback_metrics.items()}  # testing resets them
-        trainer.test(module, datamodule=datamodule, ckpt_path=checkpoint.best_model_path or None)
+        trainer.test(module, datamodule=datamodule, ckpt_path=checkpoint.best_model_path or None, weights_only=True)
+    except Interrupted:
+        _stop_launched_processes(trainer)
+        raise
     finally:
         if monitor is not None:
             monitor.finish()
@@ -212,6 +223,16 @@ def _train_network(cfg: DictConfig, data: PreparedData, logger, resolved: dict, 
                  metrics.get("test/acc", float("nan")), metrics.get("test/track_acc", float("nan")))
         _say_where(logger, cfg, tracking_uri)
     return {**metrics, "run_id": logger.run_id, "best_checkpoint": checkpoint.best_model_path}
+
+
+def _stop_launched_processes(trainer: pl.Trainer) -> None:
+    """The DDP processes Lightning launched beside this one end with it (Lightning does so for its own
+    KeyboardInterrupt, not for other signals)."""
+    from pytorch_lightning.strategies.launchers.subprocess_script import _SubprocessScriptLauncher
+
+    launcher = trainer.strategy.launcher
+    if isinstance(launcher, _SubprocessScriptLauncher):
+        launcher.kill(signal.SIGKILL)
 
 
 def _train_classical(cfg: DictConfig, data: PreparedData, logger, resolved: dict, tracking_uri: str) -> dict:
@@ -242,7 +263,7 @@ def _record_outputs(cfg: DictConfig, module: GenreClassifier, data: PreparedData
     if module.test_results is None:  # ddp_spawn tested in other processes: collect the outputs here
         pl.Trainer(accelerator="cpu", devices=1, logger=False, enable_progress_bar=False).test(
             module, datamodule=build_datamodule(cfg, data), ckpt_path=checkpoint.best_model_path,
-            verbose=False)
+            verbose=False, weights_only=True)
     logger.experiment.set_tag(logger.run_id, "best_checkpoint", str(Path(checkpoint.best_model_path).resolve()))
     logger.experiment.log_artifact(logger.run_id, checkpoint.best_model_path, "checkpoints")
     log_training_outputs(logger, module, data, cfg, cfg.logger.get("register_model"))

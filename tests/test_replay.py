@@ -55,3 +55,19 @@ def test_replay_counts_runs_not_status_lines(tmp_path, capsys):
     assert exit_status(replay.main, [str(kept), "--tracking-uri", uri]) == 0
     assert "set the final status of 1 run(s)" in capsys.readouterr().out
     assert client.get_run(run_id).info.status == "FINISHED"
+
+
+def test_a_line_cut_short_by_a_kill_is_skipped_and_reported_and_the_rest_is_sent(tmp_path, capsys):
+    uri = f"sqlite:///{tmp_path}/mlflow.db"
+    client = mlflow.MlflowClient(uri)
+    experiment = client.create_experiment("genre", artifact_location=str(tmp_path / "artifacts"))
+    run_id = client.create_run(experiment).info.run_id
+    torn = replay.metrics_line(run_id, 2, {"val/acc": 0.8})[:25]
+    kept = tmp_path / "unsent_metrics.jsonl"
+    kept.write_text(replay.metrics_line(run_id, 1, {"val/acc": 0.6}) + torn + "\n"
+                    + replay.metrics_line(run_id, 3, {"val/acc": 0.9}) + replay.status_line(run_id, "success"))
+    assert exit_status(replay.main, [str(kept), "--tracking-uri", uri]) == 0
+    out = capsys.readouterr()
+    assert "skipped 1 line(s)" in out.err and "line 2" in out.err and "sent 2 metric values" in out.out
+    assert [(m.step, m.value) for m in client.get_metric_history(run_id, "val/acc")] == [(1, 0.6), (3, 0.9)]
+    assert client.get_run(run_id).info.status == "FINISHED"

@@ -15,6 +15,7 @@ import soxr
 
 from genre.data.containers import HEAD_BYTES, check_complete, check_signature
 from genre.errors import AudioDecodeError
+from genre.waveform import waveform_problem
 
 AUDIO_EXTENSIONS = (".wav", ".au", ".mp3", ".flac", ".ogg")
 
@@ -47,10 +48,9 @@ def load_audio(path: str | Path, sample_rate: int) -> np.ndarray:
         except Exception as fallback_error:
             raise AudioDecodeError(path, f"unreadable audio ({_decoder_message(sf_error)}; "
                                          f"fallback: {type(fallback_error).__name__})") from None
-    if waveform.size == 0:
-        raise AudioDecodeError(path, "empty audio (0 samples)")
-    if not np.all(np.isfinite(waveform)):
-        raise AudioDecodeError(path, "audio contains NaN or infinite samples")
+    problem = waveform_problem(waveform)
+    if problem:
+        raise AudioDecodeError(path, problem)
     check_complete(path, head, waveform.shape[0], native_rate)
     if native_rate != sample_rate:
         # soxr directly: librosa.resample gives the same samples but its first call in a process

@@ -25,9 +25,11 @@ from mlflow.models import set_model
 from mlflow.pyfunc import PythonModel
 
 try:
-    from inference import classify_waveform   # inside a logged model: its code/ folder is on sys.path
+    from inference import classify_waveform, min_samples   # inside a logged model: its code/ folder is on sys.path
+    from waveform import input_problem
 except ImportError:
-    from genre.inference import classify_waveform
+    from genre.inference import classify_waveform, min_samples
+    from genre.waveform import input_problem
 
 
 def waveforms_of(model_input) -> list[np.ndarray]:
@@ -59,11 +61,29 @@ class AudioGenreModel(PythonModel):
             self.classifier = torch.export.load(context.artifacts["classifier"]).module()
 
     def predict(self, context, model_input: pd.DataFrame, params: dict | None = None) -> pd.DataFrame:
+        """One row per waveform: the top ``genre``, a probability per genre, and ``padded_seconds``, the
+        silence added to a waveform shorter than one clip (0 for the others; the answer rests on less audio).
+
+        An empty, silent or non-finite waveform, or one far beyond full scale, is refused with an
+        ``MlflowException`` naming the row (``mlflow models serve`` answers it with HTTP 400), never
+        classified: such input is not music, and its probabilities would mean nothing (or be NaN).
+        """
+        from mlflow.exceptions import MlflowException
+        from mlflow.protos.databricks_pb2 import INVALID_PARAMETER_VALUE
+
         c = self.config
+        waveforms = waveforms_of(model_input)
+        for row, waveform in enumerate(waveforms):
+            problem = input_problem(waveform)
+            if problem:
+                raise MlflowException(f"waveform {row}: {problem}; send mono float samples in [-1, 1] at "
+                                      f"{c['sample_rate']} Hz", error_code=INVALID_PARAMETER_VALUE)
         scores = np.stack([classify_waveform(w, self.frontend, self.classifier, c["clip_frames"], c["hop_length"],
-                                             c["aggregation"]) for w in waveforms_of(model_input)])
+                                             c["aggregation"]) for w in waveforms])
         frame = pd.DataFrame(scores.astype(np.float64), columns=c["genres"])
         frame.insert(0, "genre", [c["genres"][i] for i in scores.argmax(1)])
+        shortest = min_samples(c["clip_frames"], c["hop_length"])
+        frame["padded_seconds"] = [max(0, shortest - w.shape[0]) / c["sample_rate"] for w in waveforms]
         return frame
 
 

@@ -141,19 +141,23 @@ def _log_model(logger: MLFlowLogger, module: GenreClassifier, data: PreparedData
     from mlflow.types.schema import Array
 
     import genre.inference
+    import genre.waveform
     import genre.tracking.audio_model
 
     metadata = model_metadata(module, data, cfg)
     signature = ModelSignature(Schema([ColSpec(Array(DataType.double), "waveform")]),  # float32 converts safely
                                Schema([ColSpec(DataType.string, "genre"),
-                                       *[ColSpec(DataType.double, g) for g in metadata["genres"]]]))
-    example = {"waveform": [0.0] * (metadata["sample_rate"] // 10)}   # 0.1 s of silence
+                                       *[ColSpec(DataType.double, g) for g in metadata["genres"]],
+                                       ColSpec(DataType.double, "padded_seconds")]))
+    rate = metadata["sample_rate"]
+    example = {"waveform": (0.1 * np.sin(2 * np.pi * 440.0 * np.arange(rate // 10) / rate)).tolist()}  # 0.1 s, A4
     with tempfile.TemporaryDirectory(prefix="genre-model-") as tmp, mlflow.start_run(run_id=logger.run_id):
         artifacts = export_programs(module, Path(tmp))
         artifacts["metadata"] = str(Path(tmp) / "metadata.json")   # not model_config: MLflow logs that as params
         Path(artifacts["metadata"]).write_text(json.dumps(metadata, indent=1))
         mlflow.pyfunc.log_model(
-            name="model", python_model=genre.tracking.audio_model.__file__, code_paths=[genre.inference.__file__],
+            name="model", python_model=genre.tracking.audio_model.__file__, code_paths=[genre.inference.__file__,
+                                                                                    genre.waveform.__file__],
             artifacts=artifacts, metadata=metadata,
             signature=signature, input_example=example, registered_model_name=register_as,
             pip_requirements=[f"torch=={version('torch')}", f"numpy=={version('numpy')}",

@@ -257,7 +257,8 @@ def create_logger(experiment_name: str, tracking_uri: str, artifact_location: st
                                    log_model=False, unsent_path=unsent_path)
     # a resumed run keeps its name; known now, while the store answers
     logger.run_name = MlflowClient(tracking_uri).get_run(run_id).info.run_name if run_id else run_name
-    if run_id is not None:
+    if run_id is not None:   # resumed: a run interrupted (FAILED) or killed (RUNNING) is running again
+        MlflowClient(tracking_uri).update_run(run_id, status="RUNNING")
         logger.skip_what_the_run_has()
     return logger
 

@@ -1,0 +1,113 @@
+"""One rule for SIGINT and SIGTERM in every phase (issue 24, item 4): the run is marked FAILED and can be
+resumed, the command exits 130 or 143 with one line and no traceback; SIGKILL leaves it RUNNING."""
+from __future__ import annotations
+
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+from conftest import ROOT, compose_config, mlflow_runs, tiny_overrides
+
+
+@pytest.fixture
+def handlers():
+    """The commands' handlers (genre.signals), as train.py installs them, restored afterwards."""
+    from genre import signals
+
+    saved = {s: signal.getsignal(s) for s in signals.HANDLED}
+    signals._received.clear()
+    signals.install()
+    yield
+    signals._received.clear()
+    for s, handler in saved.items():
+        signal.signal(s, handler)
+
+
+def _signal_self_in(monkeypatch, owner, name: str, signum: int):
+    """Make ``owner.name`` send ``signum`` to this process when it is called (a signal in that phase)."""
+    original = getattr(owner, name)
+
+    def wrapped(*args, **kwargs):
+        os.kill(os.getpid(), signum)
+        time.sleep(1)   # the handler raises here at the latest
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(owner, name, wrapped)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("phase, name, signum", [
+    ("fit", "on_train_epoch_end", signal.SIGTERM),
+    ("test", "on_test_epoch_start", signal.SIGTERM),
+    ("test", "on_test_epoch_start", signal.SIGINT),
+    ("outputs", "log_training_outputs", signal.SIGTERM),
+])
+def test_a_signal_in_any_phase_marks_the_run_failed_and_stops_with_128_plus_its_number(
+        tmp_path, monkeypatch, handlers, phase, name, signum):
+    import genre.train
+    from genre.module import GenreClassifier
+    from genre.signals import Interrupted
+    from genre.train import train
+
+    _signal_self_in(monkeypatch, genre.train if phase == "outputs" else GenreClassifier, name, signum)
+    with pytest.raises(Interrupted) as stopped:
+        train(compose_config("train", tiny_overrides(**{"logger.system_metrics": "false"}), tmp_path))
+    assert stopped.value.status == 128 + signum
+    [run] = mlflow_runs(tmp_path)
+    assert run.info.status == "FAILED"
+    assert f"run {run.info.run_name} (id {run.info.run_id}) is marked FAILED" in str(stopped.value)
+
+
+def _wait_for(path, process, seconds=240):
+    deadline = time.monotonic() + seconds
+    while not path.exists():
+        assert process.poll() is None, process.communicate()[1][-3000:]
+        assert time.monotonic() < deadline, f"{path} never appeared"
+        time.sleep(0.05)
+
+
+@pytest.mark.slow
+def test_sigterm_during_fit_exits_143_without_a_traceback_and_the_printed_resume_finishes_the_run(tmp_path):
+    overrides = tiny_overrides(**{"trainer.max_epochs": 200, "callbacks.early_stopping.patience": 200,
+                                  "logger.system_metrics": "false"})
+    command = [sys.executable, "train.py", f"paths.root_dir={tmp_path}", *overrides]
+    run = subprocess.Popen(command, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    _wait_for(next_run_dir(tmp_path, run) / "checkpoints" / "last.ckpt", run)
+    run.send_signal(signal.SIGTERM)            # what a scheduler's pre-emption sends
+    _, err = run.communicate(timeout=120)
+    assert run.returncode == 143, err[-3000:]
+    assert "Traceback" not in err
+    [line] = [line for line in err.splitlines() if line.startswith("stopped:")]
+    assert re.match(r"stopped: interrupted by SIGTERM: run \S+ \(id \w+\) is marked FAILED; resume it with: "
+                    r"python train.py ckpt_path=\S+/last.ckpt <the same settings>$", line), line
+    [interrupted] = mlflow_runs(tmp_path)
+    assert interrupted.info.status == "FAILED"
+
+    import torch
+
+    last = line.split("ckpt_path=")[1].split()[0]
+    reached = torch.load(last, map_location="cpu", weights_only=True)["epoch"]
+    overrides = [o for o in overrides if not o.startswith("trainer.max_epochs=")]
+    resumed = subprocess.run([sys.executable, "train.py", f"paths.root_dir={tmp_path}", *overrides,
+                              f"trainer.max_epochs={reached + 2}", f"ckpt_path={last}"], cwd=ROOT,
+                             capture_output=True, text=True, timeout=600)
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    [finished] = mlflow_runs(tmp_path)
+    assert finished.info.run_id == interrupted.info.run_id and finished.info.status == "FINISHED"
+
+
+def next_run_dir(root, process, seconds=120):
+    """The output folder the run made under ``root``/outputs/runs."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        made = list((root / "outputs" / "runs").glob("*")) if (root / "outputs" / "runs").is_dir() else []
+        if made:
+            return made[0]
+        assert process.poll() is None, process.communicate()[1][-3000:]
+        time.sleep(0.05)
+    pytest.fail("the run made no output folder")
