@@ -6,7 +6,9 @@ message (which names the file or setting and says what to do) instead of a trace
 """
 from __future__ import annotations
 
+import errno
 import functools
+import os
 import sys
 from pathlib import Path
 from typing import Callable
@@ -49,6 +51,36 @@ class AudioDecodeError(GenreError):
         super().__init__(f"{self.path}: {reason}")
 
 
+_FULL = (errno.ENOSPC, errno.EDQUOT)
+_NOT_WRITABLE = (errno.EROFS, errno.EACCES, errno.EPERM)
+
+
+def disk_problem(error: OSError) -> str | None:
+    """What a user reads for a full or read-only disk, naming the folder and what to do; None for other
+    errors (a bug, which keeps its traceback). h5py and sqlite name the errno only in their message."""
+    text = str(error)
+    full = error.errno in _FULL or "No space left on device" in text or "Disk quota exceeded" in text
+    read_only = error.errno in _NOT_WRITABLE or "Read-only file system" in text
+    if not (full or read_only):
+        return None
+    where = Path(error.filename).parent if error.filename else None
+    place = f"the folder {where}" if where else f"a folder this command writes ({text.splitlines()[0][:200]})"
+    if full:
+        return (f"no space left on the disk of {place}: free some space there, or point paths.root_dir "
+                f"(or paths.cache_dir, logger.artifact_location) at another disk; nothing written half is kept")
+    return (f"cannot write to {place} ({error.strerror or 'read-only'}): make it writable, or point "
+            f"paths.root_dir (or paths.cache_dir, logger.artifact_location) at a folder you can write")
+
+
+def refuse_unwritable(folder: str | Path, setting: str) -> None:
+    """Before any work: ``folder`` (made if missing) must be writable; else one line naming ``setting``."""
+    folder = Path(folder).resolve()
+    existing = next((p for p in (folder, *folder.parents) if p.exists()), None)
+    if existing is not None and not os.access(existing, os.W_OK):
+        raise ConfigError(f"{setting}: cannot write to {existing} (read-only or not yours): make it writable, or "
+                          f"set {setting} to a folder you can write")
+
+
 def exit_on_user_error(command: Callable) -> Callable:
     """Every command's way out: a :class:`GenreError` becomes ``error: <message>`` on stderr and exit
     status 2, and SIGINT or SIGTERM (:mod:`genre.signals`) ``stopped: ...`` and status 130 or 143, without a
@@ -60,6 +92,12 @@ def exit_on_user_error(command: Callable) -> Callable:
             return command(*args, **kwargs)
         except GenreError as error:
             print(f"error: {error}", file=sys.stderr)
+            sys.exit(USER_ERROR_STATUS)
+        except OSError as error:      # a full or read-only disk: one line naming where, not a traceback
+            message = disk_problem(error)
+            if message is None:
+                raise
+            print(f"error: {message}", file=sys.stderr)
             sys.exit(USER_ERROR_STATUS)
         except Interrupted as stop:   # SIGINT or SIGTERM (genre.signals): one line, status 130 or 143
             print(f"stopped: {stop}", file=sys.stderr)

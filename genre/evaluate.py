@@ -121,11 +121,30 @@ def score(model: LoadedClassifier, data: PreparedData, split: str, prefix: str, 
     [raw] = trainer.test(model.module, datamodule=datamodule, verbose=False)
     metrics = {key.replace("test/", prefix, 1): float(v) for key, v in raw.items()}
     if log_to_mlflow and model.run_id and model.tracking_uri:
-        client = mlflow.MlflowClient(model.tracking_uri)
-        for key, value in metrics.items():
-            client.log_metric(model.run_id, key, value)
-        log_evaluation(client, model.run_id, model.module.test_results, model.module.genres, label, prefix=prefix)
+        record_evaluation(mlflow.MlflowClient(model.tracking_uri), model, metrics, prefix, label)
     return metrics
+
+
+def record_evaluation(client, model: LoadedClassifier, metrics: dict[str, float], prefix: str, label: str) -> None:
+    """Add an evaluation to the training run, once: scoring the same thing again records nothing new.
+
+    The artifacts go first, then the metrics, then a tag with the evaluation's digest that says it is
+    complete. A kill before the tag leaves no mark of completion, so the next call writes every artifact
+    of the evaluation again (they belong together) and adds only the metric values the run lacks."""
+    import hashlib
+    import json
+
+    digest = hashlib.sha256(json.dumps([label, sorted(metrics.items())]).encode()).hexdigest()[:16]
+    tag = f"{prefix}recorded"
+    if client.get_run(model.run_id).data.tags.get(tag) == digest:
+        log.info("this evaluation is already recorded in run %s (%s): nothing logged again", model.run_id, tag)
+        return
+    log_evaluation(client, model.run_id, model.module.test_results, model.module.genres, label, prefix=prefix)
+    for key, value in metrics.items():
+        history = client.get_metric_history(model.run_id, key)
+        if not history or history[-1].value != value:      # another evaluation: the next step
+            client.log_metric(model.run_id, key, value, step=len(history))
+    client.set_tag(model.run_id, tag, digest)
 
 
 def classify_file(model: LoadedClassifier, audio_path: str | Path) -> list[tuple[str, float]]:

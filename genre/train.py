@@ -23,14 +23,15 @@ from genre.classical import fit_and_score, is_classical
 from genre.build import (build_callbacks, build_classifier, build_datamodule, build_frontend, call_target,
                          prepare_data, read_checkpoint)
 from genre.data.datamodule import PreparedData
-from genre.errors import ConfigError
+from genre.errors import ConfigError, refuse_unwritable
 from genre.module import GenreClassifier
 from genre.settings import check_settings
 from genre.signals import Interrupted
+from genre.tracking.checkpoints import AtomicCheckpointIO
 from genre.tracking.report import log_classical_outputs, log_training_outputs
 from genre.tracking.store import (check_store, closing_lines, create_logger, git_commit, is_tracking_server,
                                   log_dataset_input, resolve_artifact_location, resolve_tracking_uri,
-                                  start_system_metrics)
+                                  sqlite_path, start_system_metrics)
 
 log = logging.getLogger(__name__)
 PROJECT_DIR = Path(__file__).resolve().parent.parent
@@ -119,6 +120,19 @@ def resume_point(cfg: DictConfig) -> ResumePoint | None:
     return ResumePoint(path, saved.get("run_id"))
 
 
+def check_folders(cfg: DictConfig, tracking_uri: str, artifact_location: str | None) -> None:
+    """Every local folder the run writes is writable, before any work (a read-only store was found only
+    after the data was prepared)."""
+    database = sqlite_path(tracking_uri)
+    if database is not None:
+        for written in (database.parent, database) if database.exists() else (database.parent,):  # + its journal
+            refuse_unwritable(written, "logger.tracking_uri (its sqlite file)")
+    if artifact_location and "://" not in artifact_location:
+        refuse_unwritable(artifact_location, "logger.artifact_location")
+    refuse_unwritable(cfg.paths.cache_dir, "paths.cache_dir")
+    refuse_unwritable(cfg.paths.output_dir, "paths.output_dir")
+
+
 def train(cfg: DictConfig) -> dict:
     """Train, test the best checkpoint, and record the run in MLflow.
 
@@ -136,6 +150,7 @@ def train(cfg: DictConfig) -> dict:
     artifact_location = resolve_artifact_location(cfg.logger.artifact_location, root_dir, cfg.logger.experiment_name,
                                                   tracking_uri)
     check_store(tracking_uri)                        # a missing server or broken store: before any cache build
+    check_folders(cfg, tracking_uri, artifact_location)   # and a read-only one
     pl.seed_everything(cfg.seed, workers=True)
     frontend = build_frontend(cfg.features)          # invalid settings fail here, before any work
     if cfg.get("augment"):
@@ -172,7 +187,8 @@ def _train_network(cfg: DictConfig, data: PreparedData, logger, resolved: dict, 
     # the data module gives each process its own share of the tracks (genre.data.clips): no sampler wrapping
     trainer: pl.Trainer = hydra.utils.instantiate(cfg.trainer, logger=logger, callbacks=list(callbacks.values()),
                                                   default_root_dir=str(cfg.paths.output_dir),
-                                                  use_distributed_sampler=False, **resumed)
+                                                  use_distributed_sampler=False, plugins=[AtomicCheckpointIO()],
+                                                  **resumed)
     # The batch is per process: with more processes the effective batch grows, and the learning rate
     # follows it only when asked (linear scaling rule); both are recorded on the run.
     processes = trainer.world_size

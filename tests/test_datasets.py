@@ -317,3 +317,24 @@ def test_ismir2004_without_its_tracklists_or_with_another_split_says_what_to_do(
     (root / "metadata" / "development" / "ground_truth.csv").unlink()
     with pytest.raises(DatasetError, match=r"ground_truth.csv missing.*not from folder names"):
         ismir2004.build(str(root))
+
+
+def test_no_tracklist_or_index_row_reads_outside_the_dataset_root(tmp_path):
+    """An ISMIR2004 row ../../../outside/x.mp3 was read from outside the root; an FMA id ../../etc/passwd
+    gave a traceback."""
+    from genre.datasets import ismir2004
+
+    root = ismir2004_tree(tmp_path / "ismir")
+    write_tone(tmp_path / "outside" / "x.mp3", 4.0)                         # a real file, out of bounds
+    tracklist = root / "metadata" / "training" / "tracklist.csv"
+    tracklist.write_text(tracklist.read_text() + "jazz_blues,a,b,x,01,../../../outside/x.mp3\n")
+    index = ismir2004.build(str(root))
+    assert all(tmp_path / "outside" not in t.path.resolve().parents for t in index.tracks)
+    [refused] = [s for s in index.skipped if "outside" in s.path]
+    assert "leads outside dataset.root: not read" in refused.reason
+
+    fma_root = fma_tree(tmp_path / "fma", FMA_ROWS, {})
+    tracks_csv = fma_root / "fma_metadata" / "tracks.csv"
+    tracks_csv.write_text(tracks_csv.read_text() + '../../etc/passwd,A,B,training,small,30,Rock,"[1]","[1]"\n')
+    with pytest.raises(DatasetError, match=r"tracks.csv: track_id '../../etc/passwd' is not a number"):
+        fma.build(str(fma_root))

@@ -4,6 +4,7 @@ import csv
 import io
 import json
 import os
+import re
 from pathlib import Path
 import subprocess
 import sys
@@ -238,6 +239,7 @@ def test_console_says_what_happened_and_nothing_else(trained):
 def test_mlflow_models_serve_answers_a_request_with_a_waveform(trained, tmp_path):
     import signal
     import time
+    import urllib.error
     import urllib.request
 
     import soundfile as sf
@@ -267,6 +269,17 @@ def test_mlflow_models_serve_answers_a_request_with_a_waveform(trained, tmp_path
         request = urllib.request.Request(f"http://127.0.0.1:{port}/invocations", data=body,
                                          headers={"Content-Type": "application/json"})
         [answer] = json.loads(urllib.request.urlopen(request, timeout=60).read())["predictions"]
+        # what is not music gets a 4xx naming the problem, and the server stays up
+        for bad, reason in (([], "empty audio"), ([1e30] * 4000, "far beyond full scale"),
+                            ([0.0] * 4000, "silent")):
+            refused = urllib.request.Request(
+                f"http://127.0.0.1:{port}/invocations", headers={"Content-Type": "application/json"},
+                data=json.dumps({"dataframe_records": [{"waveform": bad}]}).encode())
+            with pytest.raises(urllib.error.HTTPError) as error:
+                urllib.request.urlopen(refused, timeout=60)
+            assert error.value.code == 400 and reason in error.value.read().decode(), reason
+        [again] = json.loads(urllib.request.urlopen(request, timeout=60).read())["predictions"]
+        assert again == answer
     finally:
         if server.poll() is None:
             os.killpg(server.pid, signal.SIGTERM)
@@ -294,3 +307,48 @@ def test_tracks_like_a_song_come_from_the_runs_corpus_and_are_computed_once(trai
     first = kept.stat().st_mtime_ns
     again = run_cli(*command).stdout.strip().splitlines()
     assert again[-4:] == lines[-4:] and kept.stat().st_mtime_ns == first   # reused, not recomputed
+
+
+def test_the_logged_model_and_evaluate_refuse_what_is_not_music_and_say_what_they_padded(trained, tmp_path, caplog):
+    import pandas
+    from mlflow.exceptions import MlflowException
+
+    from genre.errors import AudioDecodeError
+
+    root, cfg, metrics, _ = trained
+    mlflow.set_tracking_uri(f"sqlite:///{root}/mlflow.db")
+    model = mlflow.pyfunc.load_model(f"runs:/{metrics['run_id']}/model")
+    rate = cfg.features.sample_rate
+    tone = (0.3 * np.sin(2 * np.pi * 440.0 * np.arange(4 * rate) / rate)).astype(np.float32)
+    for bad, reason in ((np.zeros(0, np.float32), "empty audio"), (np.full(rate, np.nan, np.float32), "NaN"),
+                        (np.full(rate, 1e30, np.float32), "far beyond full scale"),
+                        (np.zeros(4 * rate, np.float32), "silent")):
+        with pytest.raises(MlflowException, match=f"waveform 1: .*{reason}"):
+            model.predict(pandas.DataFrame({"waveform": [tone, bad]}))
+    out = model.predict(pandas.DataFrame({"waveform": [tone, tone[: rate // 4], tone[:2]]}))
+    assert out["padded_seconds"][0] == 0.0
+    assert out["padded_seconds"][1] == pytest.approx(3.0 - 0.25, abs=0.05)     # 3-s clips
+    assert out["padded_seconds"][2] == pytest.approx(3.0, abs=0.05)            # 2 samples: said, not hidden
+
+    checkpoint = load_classifier(metrics["best_checkpoint"])
+    silent = write_tone(tmp_path / "silence.wav", 4.0, frequency=0.0)
+    with pytest.raises(AudioDecodeError, match=r"silence.wav: silent \(its loudest sample is digital silence"):
+        classify_file(checkpoint, silent)
+    short = write_tone(tmp_path / "short.wav", 0.25, sample_rate=rate)
+    with caplog.at_level("WARNING"):
+        classify_file(checkpoint, short)
+    # 3-s clips of centred frames need (clip_frames - 1) hops + 1 sample: about 2.96 s
+    assert re.search(r"short.wav lasts 0.25 s, less than one clip: padded with 2.7\d s of silence", caplog.text)
+
+
+def test_scoring_the_same_split_twice_records_it_once(trained):
+    """Two evaluate.py split=val calls gave two rows of every evaluate/val/* metric."""
+    root, cfg, metrics, _ = trained
+    for _ in range(2):
+        evaluate(compose_config("evaluate", [f"ckpt_path={metrics['best_checkpoint']}", "split=val"], root))
+    run, client = run_and_client(root, metrics["run_id"])
+    scored = [key for key in run.data.metrics if key.startswith("evaluate/val/")]
+    assert scored and all(len(client.get_metric_history(run.info.run_id, key)) == 1 for key in scored)
+    assert run.data.tags["evaluate/val/recorded"]
+    logged = {a.path for a in client.list_artifacts(run.info.run_id, "evaluate/val")}
+    assert {"evaluate/val/confusion_matrix_track.csv", "evaluate/val/confusion_matrix_clip.csv"} <= logged

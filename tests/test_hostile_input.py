@@ -122,3 +122,125 @@ def test_a_run_whose_loss_becomes_nan_stops_says_so_and_is_failed(tmp_path):
     [run] = mlflow_runs(tmp_path)
     assert run.info.status == "FAILED"
     assert "test/track_acc" not in run.data.metrics
+
+
+@pytest.mark.slow
+def test_runs_started_in_the_same_second_each_get_their_own_folder(tmp_path):
+    """Four runs at once made two folders: one run's last.ckpt overwrote another's, and logs mixed."""
+    import subprocess
+    import sys
+
+    from conftest import ROOT, mlflow_runs, run_cli
+
+    settings = [f"paths.root_dir={tmp_path}", *tiny_overrides(**{"trainer.max_epochs": 1,
+                                                                "logger.system_metrics": "false"})]
+    assert run_cli("train.py", *settings).returncode == 0          # the corpus and caches, made once
+    for made in (tmp_path / "outputs" / "runs").iterdir():
+        subprocess.run(["rm", "-r", str(made)], check=True)
+    runs = [subprocess.Popen([sys.executable, "train.py", *settings, f"seed={seed}"], cwd=ROOT,
+                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True) for seed in (1, 2, 3)]
+    for run in runs:
+        assert run.wait(timeout=600) == 0, run.stderr.read()[-3000:]
+    folders = sorted((tmp_path / "outputs" / "runs").iterdir())
+    assert len(folders) == 3
+    ids = {r.info.run_id for r in mlflow_runs(tmp_path) if r.data.tags["seed"] in ("1", "2", "3")}
+    assert len(ids) == 3
+    for folder in folders:
+        assert (folder / "checkpoints" / "last.ckpt").is_file()
+        log = (folder / "train.log").read_text()
+        assert len({run_id for run_id in ids if run_id in log}) == 1, "a log holds another run's lines"
+
+
+def test_a_checkpoint_is_written_whole_or_not_at_all(tmp_path, monkeypatch):
+    """A full disk halfway through left a truncated best-00.ckpt under its final name."""
+    import errno
+
+    import torch
+
+    from genre.tracking.checkpoints import AtomicCheckpointIO
+
+    io = AtomicCheckpointIO()
+    target = tmp_path / "checkpoints" / "best-00.ckpt"
+    io.save_checkpoint({"weights": torch.ones(1000)}, target)
+    before = target.read_bytes()
+    real_save = torch.save
+
+    def disk_fills_up(obj, f, *args, **kwargs):
+        real_save(obj, f, *args, **kwargs)
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(torch, "save", disk_fills_up)
+    with pytest.raises(OSError):
+        io.save_checkpoint({"weights": torch.zeros(5000)}, target)
+    assert target.read_bytes() == before                        # the complete one is still there, untouched
+    assert sorted(p.name for p in target.parent.iterdir()) == ["best-00.ckpt"]   # and nothing half-written
+    assert torch.load(target, weights_only=True)["weights"].shape == (1000,)
+
+
+def test_a_full_or_read_only_disk_is_one_line_naming_the_folder(capsys):
+    import errno
+
+    from genre.errors import exit_on_user_error
+
+    def fills(path):
+        raise OSError(errno.ENOSPC, "No space left on device", path)
+
+    for error, said in ((lambda: fills("/data/cache/features-1.h5"), "no space left on the disk of the folder "
+                         "/data/cache: free some space there, or point paths.root_dir"),
+                        (lambda: (_ for _ in ()).throw(OSError(errno.EROFS, "Read-only file system", "/ro/x.db")),
+                         "cannot write to the folder /ro (Read-only file system)"),
+                        (lambda: (_ for _ in ()).throw(OSError("Can't write data (file write failed: errno = 28, "
+                                                               "error message = 'No space left on device')")),
+                         "no space left on the disk of a folder this command writes")):
+        with pytest.raises(SystemExit) as leaving:
+            exit_on_user_error(error)()
+        assert leaving.value.code == 2
+        err = capsys.readouterr().err
+        assert err.startswith(f"error: {said}") and err.count("\n") == 1, err
+    with pytest.raises(FileNotFoundError):                     # any other OSError is a bug: its traceback stays
+        exit_on_user_error(lambda: open("/nonexistent/file"))()
+
+
+@pytest.fixture
+def read_only_folder(tmp_path):
+    """A folder nobody can write, root included: a read-only tmpfs mount (or, not as root, mode 555)."""
+    import subprocess
+
+    folder = tmp_path / "read-only"
+    folder.mkdir()
+    if os.geteuid() != 0:
+        folder.chmod(0o555)
+        yield folder
+        folder.chmod(0o755)
+        return
+    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "ro,size=1m", "tmpfs", str(folder)], capture_output=True)
+    if mounted.returncode != 0:
+        pytest.skip(f"cannot mount a read-only tmpfs here: {mounted.stderr.decode().strip()}")
+    yield folder
+    subprocess.run(["umount", str(folder)], check=True)
+
+
+def test_a_read_only_store_cache_or_output_folder_is_refused_before_any_work(tmp_path, read_only_folder):
+    from genre.errors import ConfigError
+    from genre.train import train
+
+    for setting, value in (("logger.tracking_uri", f"sqlite:///{read_only_folder}/mlflow.db"),
+                           ("paths.cache_dir", f"{read_only_folder}/cache"),
+                           ("paths.output_dir", f"{read_only_folder}/run")):
+        cfg = compose_config("train", tiny_overrides(**{setting: value}), tmp_path)
+        with pytest.raises(ConfigError, match=rf"{setting}.*: cannot write to {read_only_folder}"):
+            train(cfg)
+        assert not (tmp_path / "data").exists()                  # refused before the corpus was generated
+
+
+def test_a_read_only_working_directory_is_one_line_before_hydra_writes(read_only_folder):
+    import subprocess
+    import sys
+
+    from conftest import ROOT
+
+    out = subprocess.run([sys.executable, str(ROOT / "train.py")], cwd=read_only_folder, capture_output=True,
+                         text=True, timeout=120)
+    assert out.returncode == 2 and "Traceback" not in out.stderr
+    assert out.stderr == (f"error: paths.root_dir: cannot write to {read_only_folder} (read-only or not yours): "
+                          f"make it writable, or set paths.root_dir to a folder you can write\n")

@@ -266,3 +266,88 @@ def test_train_on_downloaded_previews(msd_tree, server, monkeypatch, capsys):
     run = mlflow.get_run(metrics["run_id"])
     assert run.data.tags["dataset"] == "msd" and run.data.tags["skipped_files"] == "2"  # 404 and no id
     assert SECRET not in str(run.data.params) and KEY not in str(run.data.params)
+
+
+class HostileServer:
+    """What a broken or hostile preview server sends: an HTML page with status 200, a Content-Length that
+    is not a number, a body far over any preview's size, and a body dripped a byte at a time."""
+
+    def __init__(self, good: bytes):
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, *args):
+                pass
+
+            def do_GET(self):
+                digital_id = int(urllib.parse.urlsplit(self.path).path.rsplit("/", 1)[-1])
+                self.send_response(200)
+                if digital_id == 1000:
+                    body = b"<html><body>Service temporarily unavailable</body></html>"
+                    self.send_header("Content-Length", str(len(body)))
+                    self.end_headers()
+                    self.wfile.write(body)
+                elif digital_id == 1001:
+                    self.send_header("Content-Length", "abc")
+                    self.end_headers()
+                    self.wfile.write(good)
+                elif digital_id == 1002:
+                    self.send_header("Content-Length", str(30_000_000))
+                    self.end_headers()
+                    self.wfile.write(b"\xff\xfb" + b"\0" * 3_000_000)
+                elif digital_id == 1003:
+                    self.send_header("Content-Length", str(len(good)))
+                    self.end_headers()
+                    try:
+                        for i in range(len(good)):
+                            self.wfile.write(good[i:i + 1])
+                            self.wfile.flush()
+                            time.sleep(0.2)
+                    except OSError:
+                        pass
+                else:
+                    self.send_header("Content-Length", str(len(good)))
+                    self.end_headers()
+                    self.wfile.write(good)
+
+        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.httpd.daemon_threads = True
+        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}"
+        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
+
+
+def test_a_hostile_server_cannot_fill_the_disk_hang_crash_or_leave_error_pages(tmp_path, monkeypatch):
+    hostile = HostileServer(mp3_bytes("Rock", 1))
+    out = tmp_path / "previews"
+    ids = {track_id(n): 1000 + n for n in range(5)}
+    out.mkdir()
+    (out / f"{track_id(4)}.mp3").write_bytes(b"<html>an error page an older version kept</html>")
+    downloader = sevendigital.Downloader(out, KEY, SECRET, hostile.url, timeout_s=1.0, retries=0, rate_per_s=100,
+                                         max_bytes=2_000_000)
+    started = time.monotonic()
+    report = downloader.run(ids, concurrency=5)
+    assert time.monotonic() - started < 5            # the drip is cut at the 1-s deadline, not read for minutes
+    assert report.failed[track_id(0)].startswith("the body is not MP3 audio")
+    assert "Content-Length 'abc'" in report.failed[track_id(1)]
+    assert "over the cap of 2000000" in report.failed[track_id(2)]
+    assert "timed out" in report.failed[track_id(3)]
+    assert report.fetched == [track_id(4)]           # the kept error page was not counted present
+    assert sorted(p.name for p in out.iterdir()) == [f"{track_id(4)}.mp3"]
+    hostile.httpd.shutdown()
+
+
+def test_the_download_report_is_written_whatever_stops_the_run(msd_tree, monkeypatch):
+    root, data_dir, _ = msd_tree
+    monkeypatch.setenv("SEVENDIGITAL_CONSUMER_KEY", KEY)
+    monkeypatch.setenv("SEVENDIGITAL_CONSUMER_SECRET", SECRET)
+
+    def breaks(self, track_id, digital_id):
+        raise RuntimeError("something nobody foresaw")
+
+    monkeypatch.setattr(sevendigital.Downloader, "fetch", breaks)
+    out = root / "previews"
+    argv = ["--msd", str(data_dir), "--labels", str(root / "cd2c.cls"), "--out", str(out),
+            "--base-url", "http://127.0.0.1:9", "--rate", "100"]
+    assert sevendigital.main(argv) == 1
+    report = (out / "download_report.csv").read_text()
+    assert report.count("RuntimeError: something nobody foresaw") == 17 and "no 7digital id" in report

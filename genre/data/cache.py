@@ -285,12 +285,12 @@ def band_statistics(features: CachedTracks, rows: list[int], chunk: int = 64) ->
             total = block_sum if total is None else total + block_sum
             total_sq = block_sq if total_sq is None else total_sq + block_sq
             count += block.shape[0] * block.shape[2]
-    mean = total / count
-    std = np.sqrt(np.maximum(total_sq / count - mean ** 2, 1e-12))
-    if not (np.isfinite(mean).all() and np.isfinite(std).all()):
+    if not (np.isfinite(total).all() and np.isfinite(total_sq).all()):
         # the audio check keeps such tracks out (genre.inference.waveform_problem); a front end that still
         # overflows must not hand every loss a NaN
         raise DatasetError(f"the features in {features.path} are not finite for some training tracks (NaN or "
                            f"infinite values): their audio overflows the front end; remove the cache file and "
                            f"check the corpus for damaged files")
+    mean = total / count
+    std = np.sqrt(np.maximum(total_sq / count - mean ** 2, 1e-12))
     return mean.astype(np.float32), std.astype(np.float32)

@@ -26,6 +26,17 @@ class Track:
     artist: str | None = None
 
 
+def inside_root(root: Path, relative: str | Path) -> Path | None:
+    """``root / relative`` when it stays inside ``root`` once ``..`` and links are followed, else None: no
+    dataset reader opens a file outside the root it was given, whatever a tracklist or index says."""
+    path = Path(root) / relative
+    try:
+        path.resolve().relative_to(Path(root).resolve())
+    except ValueError:
+        return None
+    return path
+
+
 @dataclass(frozen=True)
 class SkippedFile:
     """A file that was left out of the run, and why (shown in the log and logged to the run)."""

@@ -72,6 +72,11 @@ def build(root: str, split: str = "official", subset: str = "small", track_secon
     if (~labelled).sum():
         log.info("fma %s: %d tracks without a top genre dropped", subset, int((~labelled).sum()))
     frame = frame[labelled]
+    not_ids = [str(track_id) for track_id in frame.index if not str(track_id).strip().isdigit()]
+    if not_ids:   # the id names the file: anything but digits could lead anywhere (../../etc/passwd)
+        raise DatasetError(f"{base / 'fma_metadata' / 'tracks.csv'}: track_id {not_ids[0][:60]!r} is not a number "
+                           f"({len(not_ids)} such rows); FMA's track ids are digits, and they name the audio "
+                           f"files: repair or remove those rows")
     split_names = {"training": "train", "validation": "val", "test": "test"}
     tracks = [Track(f"{track_id:06d}", fma_audio_path(audio, int(track_id)), str(row[("track", "genre_top")]),
                     split_names.get(str(row[("set", "split")]), "train"), str(row[("artist", "name")]))

@@ -20,7 +20,7 @@ import csv
 import logging
 from pathlib import Path
 
-from genre.data.index import DatasetIndex, SkippedFile, Track, select_genres
+from genre.data.index import DatasetIndex, SkippedFile, Track, inside_root, select_genres
 from genre.errors import DatasetError
 
 log = logging.getLogger(__name__)
@@ -50,13 +50,17 @@ def _labelled_files(path: Path) -> list[tuple[str, str]]:
     return found
 
 
-def _resolve(root: Path, part: str, listed: str) -> Path:
-    """The audio file a list names: relative to ``audio/<part>/``, to ``audio/``, or to the root."""
+def _resolve(root: Path, part: str, listed: str) -> Path | None:
+    """The audio file a list names: relative to ``audio/<part>/``, to ``audio/``, or to the root; None
+    when the name leads outside the dataset root (``../../x.mp3``)."""
     relative = Path(listed.replace("\\", "/").lstrip("/"))
+    if inside_root(root, root / "audio" / part / relative) is None:
+        return None
     for base in (root / "audio" / part, root / "audio", root):
-        if (base / relative).is_file():
-            return base / relative
-    by_name = list((root / "audio" / part).rglob(relative.name))
+        candidate = inside_root(root, base / relative)
+        if candidate is not None and candidate.is_file():
+            return candidate
+    by_name = [p for p in (root / "audio" / part).rglob(relative.name) if inside_root(root, p) is not None]
     return by_name[0] if len(by_name) == 1 else root / "audio" / part / relative
 
 
@@ -80,6 +84,10 @@ def build(root: str, track_seconds: float = 60.0, genres: list[str] | None = Non
     for part, split_name in PARTS:
         for listed, label in _labelled_files(label_files[part]):
             path = _resolve(base, part, listed)
+            if path is None:
+                skipped.append(SkippedFile(listed, f"listed in {label_files[part].name} ({part}) with a path that "
+                                                   f"leads outside dataset.root: not read"))
+                continue
             if not path.is_file():
                 skipped.append(SkippedFile(str(path), f"listed in {label_files[part].name} ({part}), not on disk"))
                 continue

@@ -30,13 +30,15 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from genre.errors import DatasetError, GenreError, exit_on_user_error
+from genre.data.containers import HEAD_BYTES, check_signature
+from genre.errors import AudioDecodeError, DatasetError, GenreError, exit_on_user_error
 
 from genre.datasets.msd import MSD_TRACK_ID, read_genre_labels, read_msd_metadata, select_tracks
 
 log = logging.getLogger(__name__)
 DEFAULT_BASE_URL = "http://previews.7digital.com"
 KEY_VARIABLE, SECRET_VARIABLE = "SEVENDIGITAL_CONSUMER_KEY", "SEVENDIGITAL_CONSUMER_SECRET"
+DEFAULT_MAX_BYTES = 4_000_000   # a 30-s preview is under about 2 MB: a body past this is not one
 
 
 class SignatureRejected(GenreError):
@@ -113,25 +115,48 @@ class Downloader:
     consumer_secret: str
     base_url: str = DEFAULT_BASE_URL
     country: str = "ww"
-    timeout_s: float = 30.0
+    timeout_s: float = 30.0          # the whole request, headers and body, not each socket read
     retries: int = 4
     backoff_s: float = 1.0
     rate_per_s: float = 5.0
+    max_bytes: int = DEFAULT_MAX_BYTES
 
     def __post_init__(self):
         self.limiter = RateLimiter(self.rate_per_s)
+        self.report = DownloadReport()
 
     def _fetch_once(self, digital_id: int, partial: Path) -> None:
         url = signed_url(f"{self.base_url.rstrip('/')}/clip/{digital_id}", {"country": self.country},
                          self.consumer_key, self.consumer_secret)
         self.limiter.wait()
+        deadline = time.monotonic() + self.timeout_s
         with urllib.request.urlopen(url, timeout=self.timeout_s) as response:
-            expected = response.headers.get("Content-Length")
-            body = response.read()
-        if expected is not None and len(body) != int(expected):
-            raise http.client.IncompleteRead(body, int(expected) - len(body))
+            declared = response.headers.get("Content-Length")
+            expected = int(declared) if declared is not None and declared.strip().isdigit() else None
+            if declared is not None and expected is None:
+                raise BadPreview(f"the server declared Content-Length {declared[:20]!r}, not a number")
+            if expected is not None and expected > self.max_bytes:
+                raise BadPreview(f"the server declared {expected} bytes, over the cap of {self.max_bytes} "
+                                 f"(--max-mb; previews are under about 2 MB)")
+            body = bytearray()
+            while True:   # read1: whatever has arrived, so that a server dripping bytes meets the deadline
+                if time.monotonic() > deadline:
+                    raise TimeoutError(f"the request took longer than {self.timeout_s:g} s")
+                chunk = response.read1(65536)
+                if not chunk:
+                    break
+                body += chunk
+                if len(body) > self.max_bytes:
+                    raise BadPreview(f"the body is over the cap of {self.max_bytes} bytes (--max-mb; previews "
+                                     f"are under about 2 MB)")
+        if expected is not None and len(body) != expected:
+            raise http.client.IncompleteRead(bytes(body), expected - len(body))
         if not body:
-            raise http.client.IncompleteRead(body)
+            raise http.client.IncompleteRead(b"")
+        try:   # an error page sent with status 200 must not be kept as an .mp3
+            check_signature(partial.with_name("preview.mp3"), bytes(body[:HEAD_BYTES]))
+        except AudioDecodeError:
+            raise BadPreview(f"the body is not MP3 audio (it starts with {bytes(body[:16])!r})") from None
         partial.write_bytes(body)
 
     def fetch(self, track_id: str, digital_id: int) -> tuple[str, str]:
@@ -155,6 +180,9 @@ class Downloader:
                 last_error = f"HTTP {error.code}"
                 if error.code < 500 and error.code != 429:
                     break
+            except BadPreview as error:   # retrying fetches the same body again
+                last_error = str(error)
+                break
             except (urllib.error.URLError, TimeoutError, ConnectionError, http.client.HTTPException,
                     OSError) as error:
                 last_error = _describe(error)
@@ -167,24 +195,30 @@ class Downloader:
         self.out_dir.mkdir(parents=True, exist_ok=True)
         for stale in self.out_dir.glob(".*.mp3.part"):
             stale.unlink()
-        report = DownloadReport()
+        report = self.report = DownloadReport()   # kept here: main writes it whatever happens
         todo: dict[str, int] = {}
         for track_id, digital_id in sorted(jobs.items()):
             if not MSD_TRACK_ID.match(track_id):
                 report.failed[track_id] = "not an MSD track id (TR + 16 capitals or digits)"
             elif digital_id <= 0:
                 report.missing[track_id] = "no 7digital id in the MSD metadata"
-            elif (self.out_dir / f"{track_id}.mp3").is_file():
+            elif _is_audio(self.out_dir / f"{track_id}.mp3"):
                 report.present.append(track_id)
             else:
+                (self.out_dir / f"{track_id}.mp3").unlink(missing_ok=True)   # an error page kept by an older run
                 todo[track_id] = digital_id
         with ThreadPoolExecutor(max_workers=max(1, concurrency)) as pool:
             futures = {pool.submit(self.fetch, t, d): t for t, d in todo.items()}
             try:
                 for future in tqdm(as_completed(futures), total=len(futures), desc="7digital previews",
                                    unit="track"):
-                    status, reason = future.result()
                     track_id = futures[future]
+                    try:
+                        status, reason = future.result()
+                    except SignatureRejected:
+                        raise
+                    except Exception as error:   # whatever a hostile server provokes: this track failed
+                        status, reason = "failed", f"{type(error).__name__}: {str(error)[:200]}"
                     if status == "fetched":
                         report.fetched.append(track_id)
                     else:
@@ -194,6 +228,20 @@ class Downloader:
                     future.cancel()
                 raise
         return report
+
+
+class BadPreview(Exception):
+    """A body that must not be kept: over the size cap, not audio, or with a malformed length."""
+
+
+def _is_audio(path: Path) -> bool:
+    """A preview on disk that is an MP3 file (not an error page an older version kept)."""
+    try:
+        with open(path, "rb") as f:
+            check_signature(path, f.read(HEAD_BYTES))
+        return True
+    except (OSError, AudioDecodeError):
+        return False
 
 
 def _describe(error: Exception) -> str:
@@ -228,7 +276,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--country", default="ww")
     parser.add_argument("--concurrency", type=int, default=4, help="requests in flight at once")
     parser.add_argument("--rate", type=float, default=5.0, help="request starts per second at most")
-    parser.add_argument("--timeout", type=float, default=30.0, help="seconds per request")
+    parser.add_argument("--timeout", type=float, default=30.0, help="seconds per request, body included")
+    parser.add_argument("--max-mb", type=float, default=DEFAULT_MAX_BYTES / 1e6,
+                        help="largest body kept, MB (previews are under about 2 MB)")
     parser.add_argument("--retries", type=int, default=4)
     parser.add_argument("--backoff", type=float, default=1.0, help="first retry delay, s (doubles)")
     args = parser.parse_args(argv)
@@ -238,11 +288,15 @@ def main(argv: list[str] | None = None) -> int:
     metadata = read_msd_metadata(args.msd, list(chosen))
     jobs = {t: metadata[t].track_7digitalid if t in metadata else 0 for t in chosen}
     downloader = Downloader(Path(args.out), key, secret, args.base_url, args.country, args.timeout,
-                            args.retries, args.backoff, args.rate)
-    report = downloader.run(jobs, args.concurrency)
-    report.write_csv(Path(args.out) / "download_report.csv")
-    print(f"{report.summary()}; per-track report in {Path(args.out) / 'download_report.csv'}")
-    return 0 if not report.failed else 1
+                            args.retries, args.backoff, args.rate, int(args.max_mb * 1e6))
+    report_path = Path(args.out) / "download_report.csv"
+    try:
+        downloader.run(jobs, args.concurrency)
+    finally:   # what was done is reported, whatever stopped the rest
+        if Path(args.out).is_dir():
+            downloader.report.write_csv(report_path)
+    print(f"{downloader.report.summary()}; per-track report in {report_path}")
+    return 0 if not downloader.report.failed else 1
 
 
 if __name__ == "__main__":

@@ -20,8 +20,6 @@ from pathlib import Path
 import mlflow
 from mlflow import MlflowClient
 from mlflow.exceptions import MlflowException
-from hydra.experimental.callback import Callback
-from omegaconf import DictConfig
 from pytorch_lightning.loggers import MLFlowLogger
 from pytorch_lightning.utilities import rank_zero_only
 
@@ -261,17 +259,6 @@ def create_logger(experiment_name: str, tracking_uri: str, artifact_location: st
         MlflowClient(tracking_uri).update_run(run_id, status="RUNNING")
         logger.skip_what_the_run_has()
     return logger
-
-
-class PrepareTrackingStore(Callback):
-    """Hydra callback: before the jobs of a multirun start (possibly in parallel), create the sqlite
-    store and the experiment once, so parallel jobs never race in its schema migration (docs/pitfalls.md)."""
-
-    def on_multirun_start(self, config: DictConfig, **kwargs) -> None:
-        tracking_uri = resolve_tracking_uri(config.logger.tracking_uri, config.paths.root_dir)
-        name = config.logger.experiment_name
-        open_store(tracking_uri, name, resolve_artifact_location(config.logger.artifact_location,
-                                                                 config.paths.root_dir, name, tracking_uri))
 
 
 def start_system_metrics(logger: MLFlowLogger, tracking_uri: str, interval_s: float, resumed: bool):
