@@ -11,6 +11,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 import os
+import zipfile
 from pathlib import Path
 
 import h5py
@@ -178,8 +179,14 @@ def corpus_embeddings(model: LoadedClassifier, ckpt_path: str | Path, cache_dir:
     ckpt = Path(ckpt_path)
     path = ckpt.with_name(f"{ckpt.name}.embeddings-{data.features.key}.npz")
     if path.is_file() and path.stat().st_mtime >= ckpt.stat().st_mtime:
-        with np.load(path) as saved:
-            return dict(saved)
+        try:
+            with np.load(path) as saved:
+                kept = dict(saved)
+            if set(kept) == {"track_id", "genre", "split", "embedding"}:
+                return kept
+        except (OSError, ValueError, EOFError, zipfile.BadZipFile):   # damaged since: computed again below
+            pass
+        log.warning("%s is damaged: computing the corpus embeddings again", path)
     ids, genres, splits, vectors = [], [], [], []
     with h5py.File(data.features.path, "r") as f:
         for split, rows in data.rows.items():

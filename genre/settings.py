@@ -64,6 +64,35 @@ def _value(cfg: DictConfig, key: str) -> tuple[bool, Any]:
     return True, OmegaConf.select(cfg, key)
 
 
+def _feature_shape_problems(cfg: DictConfig) -> list[str]:
+    """What the front end's and the network's sizes must agree on, computed without torch: a stride as long
+    as a clip (it trained, then failed in torch.export), more mel bands than FFT bins (empty filters), a
+    kernel larger than the input it slides over (model.kernel_size=500 built a 390M-parameter network)."""
+    features, clip = OmegaConf.select(cfg, "features"), OmegaConf.select(cfg, "clips.clip_seconds")
+    if features is None or not _number(clip) or clip <= 0:
+        return []
+    rate, window, stride = (features.get(k) for k in ("sample_rate", "window_ms", "stride_ms"))
+    if not all(_number(v) and v > 0 for v in (rate, window, stride)):
+        return []                                     # the rules above name those
+    problems = []
+    clip_ms = clip * 1000
+    if stride * 2 > clip_ms or window > clip_ms:
+        problems.append(f"features.stride_ms={stride}, window_ms={window}: a {clip:g}-s clip "
+                        f"(clips.clip_seconds) must hold the window and at least 2 strides; shorten them")
+    n_fft = features.get("n_fft") or int(round(window * rate / 1000))
+    bins = n_fft // 2 + 1
+    n_mels = features.get("n_mels")
+    if _int(n_mels) and features.get("kind") in ("mel", "mfcc") and n_mels > bins:
+        problems.append(f"features.n_mels={n_mels} is more than the {bins} FFT bins of a {window:g}-ms window at "
+                        f"{rate:g} Hz: some mel filters would be empty; use at most {bins} bands or a longer window")
+    bands = {"mel": n_mels, "mfcc": features.get("n_mfcc"), "stft": bins}.get(features.get("kind"))
+    kernel = OmegaConf.select(cfg, "model.kernel_size")
+    if kernel is not None and _int(bands) and not (_int(kernel) and 1 <= kernel <= bands):
+        problems.append(f"model.kernel_size={kernel!r}: must be an integer from 1 to the {bands} bands of the "
+                        f"features (a larger kernel sees only padding, and its weights grow with its square)")
+    return problems
+
+
 def check_settings(cfg: DictConfig) -> None:
     """Raise :class:`ConfigError` naming every setting of ``cfg`` that is out of its range."""
     problems = []
@@ -85,6 +114,7 @@ def check_settings(cfg: DictConfig) -> None:
     if _number(clip) and _number(track) and clip > track:
         problems.append(f"clips.clip_seconds={clip} is longer than the tracks (dataset.track_seconds={track}): "
                         f"shorten the clip")
+    problems += _feature_shape_problems(cfg)
     if len(problems) == 1:
         raise ConfigError(problems[0])
     if problems:

@@ -105,3 +105,19 @@ def test_an_id3_comment_saying_info_does_not_make_a_complete_mp3_truncated(tmp_p
     truncated.write_bytes(tag + data[:int(len(data) * 0.6)])
     with pytest.raises(AudioDecodeError, match="truncated"):   # the Xing header after the tag still counts
         load_audio(truncated, SR)
+
+
+def test_a_directory_a_dangling_or_looping_link_and_a_url_are_each_named_for_what_they_are(tmp_path):
+    """All three said "file not found"."""
+    from genre.data.audio import load_audio
+    from genre.errors import AudioDecodeError
+
+    (tmp_path / "loop").symlink_to(tmp_path / "loop")
+    (tmp_path / "gone").symlink_to(tmp_path / "nowhere.wav")
+    for given, reason in ((tmp_path, "a directory, not an audio file"),
+                          (tmp_path / "loop", "a symbolic link that leads nowhere"),
+                          (tmp_path / "gone", "a symbolic link that leads nowhere"),
+                          ("https://example.com/song.mp3", "a URL, not a file: download it first"),
+                          (tmp_path / "absent.wav", "file not found")):
+        with pytest.raises(AudioDecodeError, match=reason):
+            load_audio(given, 22050)

@@ -5,6 +5,7 @@ import io
 import json
 import os
 import re
+import shutil
 from pathlib import Path
 import subprocess
 import sys
@@ -230,7 +231,10 @@ def test_console_says_what_happened_and_nothing_else(trained):
     last = [line.split(" - ", 1)[-1] for line in out.stdout.strip().splitlines()[-3:]]
     assert last[0] == f"run      {run.info.run_name}  (id {run.info.run_id})"
     assert last[1].startswith("outputs  ") and (root / "outputs") in Path(last[1].split()[-1]).parents
-    assert last[2].startswith(f"see it   mlflow ui --backend-store-uri sqlite:///{root}/mlflow.db")
+    # the command works as printed: "mlflow" where this environment's is on PATH, else its path
+    program = last[2].split()[2]
+    assert program == "mlflow" and shutil.which("mlflow") or (ROOT / program).is_file(), last[2]
+    assert last[2].startswith(f"see it   {program} ui --backend-store-uri sqlite:///{root}/mlflow.db")
     # MLflow's own lines in the project's format
     assert "[mlflow.store.db.utils][INFO] - Creating initial MLflow database tables" in console
     assert "alembic" not in console
@@ -352,3 +356,16 @@ def test_scoring_the_same_split_twice_records_it_once(trained):
     assert run.data.tags["evaluate/val/recorded"]
     logged = {a.path for a in client.list_artifacts(run.info.run_id, "evaluate/val")}
     assert {"evaluate/val/confusion_matrix_track.csv", "evaluate/val/confusion_matrix_clip.csv"} <= logged
+
+
+def test_damaged_corpus_embeddings_are_computed_again_not_a_traceback(trained):
+    from genre.evaluate import corpus_embeddings
+
+    root, cfg, metrics, _ = trained
+    model = load_classifier(metrics["best_checkpoint"])
+    first = corpus_embeddings(model, metrics["best_checkpoint"], str(root / "cache"))
+    [kept] = Path(metrics["best_checkpoint"]).parent.glob("*.embeddings-*.npz")
+    kept.write_bytes(kept.read_bytes()[:100])                  # cut short, as a full disk or a copy leaves it
+    again = corpus_embeddings(model, metrics["best_checkpoint"], str(root / "cache"))
+    assert list(again["track_id"]) == list(first["track_id"])
+    assert np.allclose(again["embedding"], first["embedding"], atol=1e-6)

@@ -22,6 +22,13 @@ BAD = [
     ("dataset.fractions.test=0.5", "dataset.fractions="),
     ("dataset.split=kfold dataset.fold=12", "dataset.fold=12: must be a fold from 0 to 9"),
     ("clips.batch_size=abc", "clips.batch_size='abc': must be an integer >= 1"),
+    # caught late or not at all before (issue 24, item 10): a stride longer than the clip failed in torch.export
+    # after training, more mel bands than FFT bins gave empty filters, a 500-wide kernel built 390M parameters
+    ("features.stride_ms=20000", "features.stride_ms=20000, window_ms=100.0: a 10-s clip (clips.clip_seconds) "
+                                 "must hold the window and at least 2 strides"),
+    ("features.window_ms=10 features.n_mels=128", "features.n_mels=128 is more than the 111 FFT bins of a 10-ms "
+                                                  "window at 22050 Hz"),
+    ("model.kernel_size=500", "model.kernel_size=500: must be an integer from 1 to the 128 bands"),
 ]
 
 

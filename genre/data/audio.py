@@ -30,7 +30,7 @@ def load_audio(path: str | Path, sample_rate: int) -> np.ndarray:
     """
     path = Path(path)
     if not path.is_file():
-        raise AudioDecodeError(path, "file not found")
+        raise AudioDecodeError(path, _not_a_file(path))
     if path.stat().st_size == 0:
         raise AudioDecodeError(path, "empty file (0 bytes)")
     with open(path, "rb") as f:
@@ -81,6 +81,17 @@ def fix_length(waveform: np.ndarray, n_samples: int) -> np.ndarray:
     if waveform.shape[0] >= n_samples:
         return waveform[:n_samples]
     return np.pad(waveform, (0, n_samples - waveform.shape[0]))
+
+
+def _not_a_file(path: Path) -> str:
+    """Why ``path`` is not a file to decode, in the words a user can act on."""
+    if "://" in str(path) or str(path).startswith(("http:", "https:")):
+        return "a URL, not a file: download it first (audio= and datasets read local files)"
+    if path.is_dir():
+        return "a directory, not an audio file"
+    if path.is_symlink():
+        return "a symbolic link that leads nowhere (its target is missing, or the links loop)"
+    return "file not found"
 
 
 def _decoder_message(error: Exception) -> str:

@@ -324,6 +324,22 @@ def closing_lines(run_name: str, run_id: str, experiment_id: str, output_dir: st
     if is_tracking_server(tracking_uri):
         show = f"open {tracking_uri.rstrip('/')}/#/experiments/{experiment_id}/runs/{run_id}"
     else:
-        show = (f"mlflow ui --backend-store-uri {tracking_uri}   then open "
+        show = (f"{mlflow_command()} ui --backend-store-uri {tracking_uri}   then open "
                 f"http://127.0.0.1:5000/#/experiments/{experiment_id}/runs/{run_id}")
     return [f"run      {run_name}  (id {run_id})", f"outputs  {output_dir}", f"see it   {show}"]
+
+
+def mlflow_command() -> str:
+    """How to call the ``mlflow`` of this environment from the working directory, as the user will type it:
+    ``mlflow`` when that is the one on PATH, else its path (``.venv/bin/mlflow`` for a venv not activated)."""
+    import shutil
+    import sys
+
+    beside = Path(sys.executable).parent / "mlflow"
+    on_path = shutil.which("mlflow")
+    if not beside.is_file() or (on_path and Path(on_path).resolve() == beside.resolve()):
+        return "mlflow"
+    try:
+        return str(beside.relative_to(Path.cwd()))
+    except ValueError:
+        return str(beside)
