@@ -22,11 +22,11 @@ import torch
 from tqdm import tqdm
 from omegaconf import DictConfig, OmegaConf
 
-from genre.data.audio import load_audio
+from genre.data.audio import duration_seconds, load_audio, stream_audio
 from genre.build import LoadedClassifier, build_datamodule, build_index, load_classifier, prepare_data
 from genre.data.datamodule import PreparedData, prepare
 from genre.data.index import SPLITS, DatasetIndex
-from genre.inference import cut_windows, min_samples
+from genre.inference import aggregate_windows, cut_windows, min_samples
 from genre.errors import AudioDecodeError, ConfigError, DatasetError
 from genre.tracking.report import log_evaluation
 from genre.tracking.store import resolve_tracking_uri
@@ -148,11 +148,22 @@ def record_evaluation(client, model: LoadedClassifier, metrics: dict[str, float]
     client.set_tag(model.run_id, tag, digest)
 
 
-def classify_file(model: LoadedClassifier, audio_path: str | Path) -> list[tuple[str, float]]:
+LONG_FILE_SECONDS = 600.0   # longer files are decoded and classified a segment at a time
+SEGMENT_SECONDS = 120.0
+
+
+def classify_file(model: LoadedClassifier, audio_path: str | Path, long_file_seconds: float = LONG_FILE_SECONDS,
+                  segment_seconds: float = SEGMENT_SECONDS) -> list[tuple[str, float]]:
     """Genres of one audio file of any length, best first, with their scores (probabilities).
 
     A silent file is refused (nothing to classify); one shorter than a clip is padded with silence, and a
-    warning says how much, as the logged model's ``padded_seconds`` does."""
+    warning says how much, as the logged model's ``padded_seconds`` does. A file longer than
+    ``long_file_seconds`` is decoded and classified ``segment_seconds`` at a time (each segment covered by
+    its own windows, all windows aggregated together), so memory does not grow with its length."""
+    duration = duration_seconds(audio_path)
+    if duration is not None and duration > max(long_file_seconds, 2 * segment_seconds):
+        scores = _classify_in_segments(model, audio_path, segment_seconds)
+        return sorted(zip(model.module.genres, map(float, scores), strict=True), key=lambda pair: -pair[1])
     rate = model.module.frontend.sample_rate
     waveform = load_audio(audio_path, rate)
     problem = input_problem(waveform)
@@ -164,6 +175,26 @@ def classify_file(model: LoadedClassifier, audio_path: str | Path) -> list[tuple
                     "%.2f s of audio", audio_path, waveform.shape[0] / rate, padded / rate, waveform.shape[0] / rate)
     scores = model.module.classify_waveform(waveform)
     return sorted(zip(model.module.genres, map(float, scores)), key=lambda pair: -pair[1])
+
+
+def _classify_in_segments(model: LoadedClassifier, audio_path: str | Path, segment_seconds: float) -> np.ndarray:
+    """Scores of a long file from consecutive segments of ``segment_seconds`` (the last one takes the
+    remainder, so no segment is shorter than a clip), each segment's windows classified as they come."""
+    module = model.module
+    segment = int(segment_seconds * module.frontend.sample_rate)
+    shortest = min_samples(module.clip_frames, module.frontend.hop_length)
+    pending, probabilities, peak = np.zeros(0, dtype=np.float32), [], 0.0
+    for block in stream_audio(audio_path, module.frontend.sample_rate):
+        peak = max(peak, float(np.abs(block).max()))
+        pending = np.concatenate([pending, block])
+        while pending.shape[0] >= segment + shortest:
+            probabilities.append(module.window_probabilities(pending[:segment]))
+            pending = pending[segment:]
+    silent = input_problem(np.array([peak], dtype=np.float32))   # the blocks were checked for the rest
+    if silent:
+        raise AudioDecodeError(audio_path, silent)
+    probabilities.append(module.window_probabilities(pending))
+    return aggregate_windows(torch.cat(probabilities), module.aggregation)
 
 
 def corpus_embeddings(model: LoadedClassifier, ckpt_path: str | Path, cache_dir: str,

@@ -88,7 +88,20 @@ def classify_waveform(waveform: np.ndarray, frontend: Callable[[torch.Tensor], t
     clips ``(n, 1, n_bands, clip_frames)`` -> probabilities ``(n, n_genres)`` (normalisation included).
     Each window of :func:`waveform_clips` is classified and the windows aggregated as in evaluation.
     """
+    probs = window_probabilities(waveform, frontend, clip_probabilities, clip_frames, hop_length, batch_size, device)
+    return aggregate_windows(probs, aggregation)
+
+
+@torch.no_grad()
+def window_probabilities(waveform: np.ndarray, frontend: Callable[[torch.Tensor], torch.Tensor],
+                         clip_probabilities: Callable[[torch.Tensor], torch.Tensor], clip_frames: int,
+                         hop_length: int, batch_size: int = 32, device: torch.device | str = "cpu") -> torch.Tensor:
+    """The genre probabilities ``(n_windows, n_genres)`` of each window of :func:`waveform_clips`."""
     clips = waveform_clips(waveform, frontend, clip_frames, hop_length, device)
-    probs = torch.cat([clip_probabilities(clips[i:i + batch_size]) for i in range(0, len(clips), batch_size)])
+    return torch.cat([clip_probabilities(clips[i:i + batch_size]) for i in range(0, len(clips), batch_size)])
+
+
+def aggregate_windows(probs: torch.Tensor, aggregation: str = "mean") -> np.ndarray:
+    """One track's scores ``(n_genres,)`` from its windows' probabilities, as evaluation aggregates clips."""
     _, scores = aggregate_tracks(probs, torch.zeros(len(probs), dtype=torch.long, device=probs.device), aggregation)
     return scores[0].cpu().numpy()

@@ -19,7 +19,7 @@ from torchmetrics.functional.classification import multiclass_f1_score
 from genre.augment import Augment
 from genre.errors import ConfigError, TrainingDiverged
 from genre.features import FeatureExtractor
-from genre.inference import aggregate_tracks, classify_waveform, waveform_clips
+from genre.inference import aggregate_tracks, classify_waveform, waveform_clips, window_probabilities
 from genre.settings import AGGREGATIONS
 
 
@@ -239,6 +239,13 @@ class GenreClassifier(pl.LightningModule):
         self.eval()
         return classify_waveform(waveform, self.frontend, lambda clips: self(clips).softmax(-1), self.clip_frames,
                                  self.frontend.hop_length, self.aggregation, batch_size, self.normalize.mean.device)
+
+    def window_probabilities(self, waveform: np.ndarray, batch_size: int = 32) -> torch.Tensor:
+        """The genre probabilities ``(n_windows, n_genres)`` of each window covering ``waveform`` (what
+        :meth:`classify_waveform` aggregates); a long file is classified segment by segment with these."""
+        self.eval()
+        return window_probabilities(waveform, self.frontend, lambda clips: self(clips).softmax(-1), self.clip_frames,
+                                    self.frontend.hop_length, batch_size, self.normalize.mean.device)
 
     @torch.no_grad()
     def embed_clips(self, clips: torch.Tensor, batch_size: int = 64) -> np.ndarray:

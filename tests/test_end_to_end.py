@@ -369,3 +369,28 @@ def test_damaged_corpus_embeddings_are_computed_again_not_a_traceback(trained):
     again = corpus_embeddings(model, metrics["best_checkpoint"], str(root / "cache"))
     assert list(again["track_id"]) == list(first["track_id"])
     assert np.allclose(again["embedding"], first["embedding"], atol=1e-6)
+
+
+def test_a_long_file_is_classified_a_segment_at_a_time_as_it_would_be_whole(trained, tmp_path):
+    """A 3-hour WAV decoded whole peaked at 7.7 GB: long files are decoded and classified in segments."""
+    import soundfile as sf
+
+    from genre.errors import AudioDecodeError
+
+    root, cfg, metrics, _ = trained
+    model = load_classifier(metrics["best_checkpoint"])
+    rate = 44100                                     # resampled on the way, block by block
+    t = np.arange(45 * rate) / rate
+    song = 0.2 * np.sin(2 * np.pi * (220 + 200 * (t > 20)) * t) + 0.05 * np.sin(2 * np.pi * 3 * t) * np.sin(
+        2 * np.pi * 880 * t)
+    path = tmp_path / "long.wav"
+    sf.write(str(path), np.stack([song, song], axis=1), rate)
+    whole = dict(classify_file(model, path))
+    segmented = dict(classify_file(model, path, long_file_seconds=10, segment_seconds=10))
+    assert max(whole, key=whole.get) == max(segmented, key=segmented.get)
+    assert all(abs(whole[g] - segmented[g]) < 0.05 for g in GENRES), (whole, segmented)
+    assert sum(segmented.values()) == pytest.approx(1.0, abs=1e-5)
+    silent = tmp_path / "long-silence.wav"
+    sf.write(str(silent), np.zeros(30 * rate), rate)
+    with pytest.raises(AudioDecodeError, match="silent"):
+        classify_file(model, silent, long_file_seconds=10, segment_seconds=10)

@@ -80,6 +80,28 @@ def test_parallel_sweep_on_the_default_sqlite_store_loses_nothing(tmp_path):
         assert len(client.get_metric_history(run.info.run_id, "train/loss")) == 3
 
 
+def test_a_killed_job_of_a_parallel_sweep_is_reported_while_the_others_finish(tmp_path):
+    """Killing one joblib worker ended the whole sweep with TerminatedWorkerError and left both runs RUNNING."""
+    import psutil
+
+    command = [sys.executable, "train.py", "-m", "hydra/launcher=parallel", "hydra.launcher.n_jobs=2", "seed=1,2",
+               *cli_overrides(tmp_path, **{"trainer.max_epochs": 6, "logger.system_metrics": "false"})]
+    sweep = subprocess.Popen(command, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 300
+    while not list((tmp_path / "outputs" / "multiruns").glob("*/0/checkpoints/last.ckpt")):
+        assert sweep.poll() is None and time.monotonic() < deadline, sweep.communicate()[1][-3000:]
+        time.sleep(0.05)
+    # the process running job 0 (seed=1) is the one writing its log, whichever launcher runs it
+    [job0] = [p for p in psutil.Process(sweep.pid).children(recursive=True)
+              if any(f.path.endswith("/0/train.log") for f in p.open_files())]
+    job0.kill()                                             # as the OOM killer would
+    _, err = sweep.communicate(timeout=600)
+    assert sweep.returncode != 0
+    assert "sweep job #0 (seed=1) killed by SIGKILL; the other jobs went on" in err
+    status = {r.data.tags["seed"]: r.info.status for r in mlflow_runs(tmp_path)}
+    assert status == {"1": "RUNNING", "2": "FINISHED"}      # the killed one resumable, the other complete
+
+
 def test_submitit_local_runs_the_cluster_code_path(tmp_path):
     assert_ok(run_cli("train.py", "-m", "hydra/launcher=local", "seed=1,2", *cli_overrides(tmp_path)))
     runs = mlflow_runs(tmp_path)

@@ -70,3 +70,22 @@ def test_two_runs_creating_the_experiment_at_once_both_start(tmp_path):
         thread.join()
     assert failures == []
     assert [e.name for e in MlflowClient(uri).search_experiments()] == ["genre", "Default"]
+
+
+def test_a_model_left_pending_by_a_killed_logging_is_marked_failed_before_the_next_is_logged(tmp_path):
+    """A model logging killed and then resumed left a PENDING LoggedModel beside the finished one."""
+    import mlflow
+
+    from genre.tracking.report import fail_pending_models
+
+    client = mlflow.MlflowClient(f"sqlite:///{tmp_path}/mlflow.db")
+    experiment = client.create_experiment("genre", artifact_location=str(tmp_path / "artifacts"))
+    run_id = client.create_run(experiment).info.run_id
+    other_run = client.create_run(experiment).info.run_id
+    left = client.create_logged_model(experiment, name="model", source_run_id=run_id)   # what the kill left
+    done = client.create_logged_model(experiment, name="model", source_run_id=run_id)
+    client.finalize_logged_model(done.model_id, "READY")
+    elsewhere = client.create_logged_model(experiment, name="model", source_run_id=other_run)
+    assert fail_pending_models(client, run_id) == [left.model_id]
+    status = {m.model_id: m.status.name for m in client.search_logged_models([experiment])}
+    assert status == {left.model_id: "FAILED", done.model_id: "READY", elsewhere.model_id: "PENDING"}

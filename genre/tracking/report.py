@@ -130,11 +130,28 @@ def export_programs(module: GenreClassifier, folder: Path) -> dict[str, str]:
     return paths
 
 
+def fail_pending_models(client: MlflowClient, run_id: str) -> list[str]:
+    """Mark FAILED the models of ``run_id`` still PENDING: a model logging killed halfway left one, which a
+    resumed run's finished model then stood beside. Returns their ids."""
+    from mlflow.entities import LoggedModelStatus
+
+    run = client.get_run(run_id)
+    pending = [m for m in client.search_logged_models([run.info.experiment_id],
+                                                      filter_string=f"source_run_id = '{run_id}'")
+               if m.status == LoggedModelStatus.PENDING]
+    for model in pending:
+        client.finalize_logged_model(model.model_id, LoggedModelStatus.FAILED)
+    return [m.model_id for m in pending]
+
+
 def _log_model(logger: MLFlowLogger, module: GenreClassifier, data: PreparedData, cfg: DictConfig,
                register_as: str | None = None) -> None:
     """The run's model: waveforms in, genres out (:mod:`genre.tracking.audio_model`), registered in the
-    model registry as ``register_as`` when given."""
+    model registry as ``register_as`` when given. A model an interrupted attempt left PENDING is marked
+    FAILED first."""
     from importlib.metadata import version
+
+    fail_pending_models(logger.experiment, logger.run_id)
 
     from mlflow.models import ModelSignature
     from mlflow.types import ColSpec, DataType, Schema
