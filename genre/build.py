@@ -79,8 +79,8 @@ def build_classifier(cfg: DictConfig, genres: list[str], clip_frames: int, front
     ``lr_scale`` multiplies ``optimizer.lr`` (``scale_lr=true``: the number of DDP processes).
     """
     frontend = frontend or build_frontend(cfg.features)
-    net = hydra.utils.instantiate(cfg.model, input_shape=(frontend.n_bands, clip_frames), n_classes=len(genres),
-                                  _convert_="all")
+    net = call_target(cfg.model, _leave_out=("name",), input_shape=(frontend.n_bands, clip_frames),
+                      n_classes=len(genres))   # ``name`` names the run, not an argument of the network
     optimizer = hydra.utils.instantiate(cfg.optimizer)
     if lr_scale != 1.0:
         optimizer = functools.partial(optimizer, lr=cfg.optimizer.lr * lr_scale)

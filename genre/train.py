@@ -37,7 +37,7 @@ log = logging.getLogger(__name__)
 PROJECT_DIR = Path(__file__).resolve().parent.parent
 def run_tags(cfg: DictConfig, data: PreparedData) -> dict[str, str]:
     tags = {"dataset": data.index.name, "features": cfg.features.kind,
-            "model": cfg.model.get("name") or cfg.model._target_.rsplit(".", 1)[-1].lower(),
+            "model": cfg.model.name,   # the option chosen (model=resnet), not derived from its class
             "split_protocol": data.index.split_protocol,
             "git_commit": git_commit(PROJECT_DIR), "seed": str(cfg.seed), "skipped_files": str(len(data.skipped)),
             **numerics_tags(data)}

@@ -333,6 +333,16 @@ def test_no_tracklist_or_index_row_reads_outside_the_dataset_root(tmp_path):
     [refused] = [s for s in index.skipped if "outside" in s.path]
     assert "leads outside dataset.root: not read" in refused.reason
 
+    music = tmp_path / "music"
+    for genre in ("jazz", "rock"):
+        for i in range(2):
+            write_tone(music / genre / f"{genre}{i}.wav", 2.0)
+    (music / "rock" / "borrowed.mp3").symlink_to(tmp_path / "outside" / "x.mp3")
+    collection = folder.build(str(music), split="random", fractions={"train": 0.5, "val": 0.0, "test": 0.5})
+    assert sorted(t.path.name for t in collection.tracks) == ["jazz0.wav", "jazz1.wav", "rock0.wav", "rock1.wav"]
+    [link] = collection.skipped
+    assert link.path.endswith("borrowed.mp3") and "leading outside dataset.root" in link.reason
+
     fma_root = fma_tree(tmp_path / "fma", FMA_ROWS, {})
     tracks_csv = fma_root / "fma_metadata" / "tracks.csv"
     tracks_csv.write_text(tracks_csv.read_text() + '../../etc/passwd,A,B,training,small,30,Rock,"[1]","[1]"\n')

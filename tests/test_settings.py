@@ -65,3 +65,11 @@ def test_the_command_line_stops_before_any_work(tmp_path, override, message):
                          capture_output=True, text=True, timeout=120)
     assert out.returncode == 2 and message in out.stderr and "Traceback" not in out.stderr
     assert sorted(p.name for p in tmp_path.iterdir()) == []      # no corpus, cache, store or output folder
+
+
+def test_every_model_option_names_its_runs_after_the_choice():
+    """model=resnet runs were tagged and named "shortchunkresnet", from the class path."""
+    from genre import CONFIG_DIR
+
+    for option in sorted((CONFIG_DIR / "model").glob("*.yaml")):
+        assert compose_config("train", [f"model={option.stem}"]).model.name == option.stem, option.name
