@@ -29,8 +29,8 @@ from genre.build import build_frontend, compose_config
 from genre.console import STAGE_LINE
 from genre.data.cache import build_audio_cache, build_feature_cache
 from genre.data.clips import ResidentClips, ResidentRows, cached_loader, train_plan
-from genre.datasets.gtzan import scan_gtzan
 from genre.data.index import Track
+from genre.datasets.gtzan import scan_gtzan
 from genre.datasets.synthetic import ensure_corpus
 from genre.errors import exit_on_user_error
 from genre.models.cnn3 import CNN3
@@ -90,7 +90,7 @@ def figure_cache_build(tracks, work: Path, n_samples: int, n_tracks: int) -> dic
     one_s, many_s = min(times[1]), min(times[workers])
     return {"tracks": len(listing), "distinct_files": len(tracks), "workers": workers,
             "one_process_tracks_per_s": len(listing) / one_s, "parallel_tracks_per_s": len(listing) / many_s,
-            "speedup": one_s / many_s, "speedups_per_round": [a / b for a, b in zip(times[1], times[workers])],
+            "speedup": one_s / many_s, "speedups_per_round": [a / b for a, b in zip(times[1], times[workers], strict=True)],
             "target": ">= 1.7"}
 
 
@@ -256,11 +256,11 @@ def figure_clip_paths(features_cache, n_frames: int, clip_frames: int, device: s
                "resident_gb": resident_rows.nbytes / 1e9}
     paths = {"cache": cached, "resident": resident}
     for batches in paths.values():
-        _timed_steps(net, [batch for _, batch in zip(range(3), batches)], optimizer, device)  # warm-up
+        _timed_steps(net, [batch for _, batch in zip(range(3), batches, strict=False)], optimizer, device)  # warm-up
     timings: dict[str, list[tuple[float, float | None, float]]] = {name: [] for name in paths}
     for _ in range(rounds):  # the paths in turn, each round: the faster epoch of each counts (noisy machines)
         for name, batches in paths.items():
-            data_s, _ = _timed(lambda: [x.sum().item() for x, _ in batches])   # the data alone, on the device
+            data_s, _ = _timed(lambda batches=batches: [x.sum().item() for x, _ in batches])   # the data alone, on the device
             epoch_s, busy_s = _timed_steps(net, batches, optimizer, device)
             timings[name].append((epoch_s, busy_s, data_s))
     for name in paths:

@@ -191,7 +191,7 @@ def tsne_side_by_side(client: mlflow.MlflowClient, groups: list[Group], out: Pat
     if len(first_of_kind) < 2:
         return None
     fig, axes = plt.subplots(1, len(first_of_kind), figsize=(6 * len(first_of_kind), 5.5))
-    for ax, (kind, run_id) in zip(axes, sorted(first_of_kind.items())):
+    for ax, (kind, run_id) in zip(axes, sorted(first_of_kind.items()), strict=False):
         ax.imshow(plt.imread(client.download_artifacts(run_id, "tsne_features.png", str(out))))
         ax.set_axis_off()
         ax.set_title(kind)

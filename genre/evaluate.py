@@ -19,15 +19,15 @@ import mlflow
 import numpy as np
 import pytorch_lightning as pl
 import torch
-from tqdm import tqdm
 from omegaconf import DictConfig, OmegaConf
+from tqdm import tqdm
 
-from genre.data.audio import duration_seconds, load_audio, stream_audio
 from genre.build import LoadedClassifier, build_datamodule, build_index, load_classifier, prepare_data
+from genre.data.audio import duration_seconds, load_audio, stream_audio
 from genre.data.datamodule import PreparedData, prepare
 from genre.data.index import SPLITS, DatasetIndex
-from genre.inference import aggregate_windows, cut_windows, min_samples
 from genre.errors import AudioDecodeError, ConfigError, DatasetError
+from genre.inference import aggregate_windows, cut_windows, min_samples
 from genre.tracking.report import log_evaluation
 from genre.tracking.store import resolve_tracking_uri
 from genre.waveform import input_problem
@@ -174,7 +174,7 @@ def classify_file(model: LoadedClassifier, audio_path: str | Path, long_file_sec
         log.warning("%s lasts %.2f s, less than one clip: padded with %.2f s of silence, so the answer rests on "
                     "%.2f s of audio", audio_path, waveform.shape[0] / rate, padded / rate, waveform.shape[0] / rate)
     scores = model.module.classify_waveform(waveform)
-    return sorted(zip(model.module.genres, map(float, scores)), key=lambda pair: -pair[1])
+    return sorted(zip(model.module.genres, map(float, scores), strict=True), key=lambda pair: -pair[1])
 
 
 def _classify_in_segments(model: LoadedClassifier, audio_path: str | Path, segment_seconds: float) -> np.ndarray:
@@ -221,7 +221,7 @@ def corpus_embeddings(model: LoadedClassifier, ckpt_path: str | Path, cache_dir:
     ids, genres, splits, vectors = [], [], [], []
     with h5py.File(data.features.path, "r") as f:
         for split, rows in data.rows.items():
-            for row, label, track_id in tqdm(list(zip(rows, data.labels[split], data.track_ids[split])),
+            for row, label, track_id in tqdm(list(zip(rows, data.labels[split], data.track_ids[split], strict=True)),
                                              desc=f"embeddings ({split})", unit="track"):
                 clips = cut_windows(torch.from_numpy(f["features"][row]), data.clip_frames)
                 vectors.append(model.module.embed_clips(clips))

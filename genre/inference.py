@@ -13,11 +13,6 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-try:
-    from waveform import is_silent, waveform_problem     # inside a logged model: its code/ folder is on sys.path
-except ImportError:
-    from genre.waveform import is_silent, waveform_problem
-
 AGGREGATION_METHODS = ("mean", "vote")   # clips -> track: mean of probabilities, or majority vote
 
 

@@ -51,7 +51,7 @@ def _run_one(pipe, idx: int, overrides: Sequence[str], hydra_context: HydraConte
     value = result._return_value
     try:
         pipe.send((result.status, value, result.working_dir, result.task_name))
-    except Exception as error:   # a return value or exception that does not pickle: say what it was
+    except Exception:   # a return value or exception that does not pickle: say what it was
         pipe.send((result.status, RuntimeError(f"{type(value).__name__}: {value}") if result.status ==
                    JobStatus.FAILED else None, result.working_dir, result.task_name))
     pipe.close()

@@ -23,7 +23,6 @@ from genre.inference import aggregate_tracks, classify_waveform, waveform_clips,
 from genre.settings import AGGREGATIONS
 
 
-
 def random_states() -> dict:
     """The state of every generator a training epoch draws from: Python's, NumPy's and torch's (the
     shuffle order, the training crops, dropout, and the DataLoader workers' seeds all come from these).
@@ -149,7 +148,7 @@ class GenreClassifier(pl.LightningModule):
 
     def _gathered_outputs(self) -> tuple[torch.Tensor, ...]:
         """This epoch's clip outputs from every process, each clip once, in clip order."""
-        parts = [torch.cat(column) for column in zip(*self._outputs)]
+        parts = [torch.cat(column) for column in zip(*self._outputs, strict=True)]
         self._outputs = []
         if self.trainer.world_size > 1:
             parts = [self.all_gather(part).flatten(0, 1) for part in parts]

@@ -19,9 +19,16 @@ from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 from pytorch_lightning.callbacks import ModelCheckpoint
 
+from genre.build import (
+    build_callbacks,
+    build_classifier,
+    build_datamodule,
+    build_frontend,
+    call_target,
+    prepare_data,
+    read_checkpoint,
+)
 from genre.classical import fit_and_score, is_classical
-from genre.build import (build_callbacks, build_classifier, build_datamodule, build_frontend, call_target,
-                         prepare_data, read_checkpoint)
 from genre.data.datamodule import PreparedData
 from genre.errors import ConfigError, refuse_unwritable
 from genre.module import GenreClassifier
@@ -29,9 +36,18 @@ from genre.settings import check_settings
 from genre.signals import Interrupted
 from genre.tracking.checkpoints import AtomicCheckpointIO
 from genre.tracking.report import log_classical_outputs, log_training_outputs
-from genre.tracking.store import (check_store, closing_lines, create_logger, git_commit, is_tracking_server,
-                                  log_dataset_input, resolve_artifact_location, resolve_tracking_uri,
-                                  sqlite_path, start_system_metrics)
+from genre.tracking.store import (
+    check_store,
+    closing_lines,
+    create_logger,
+    git_commit,
+    is_tracking_server,
+    log_dataset_input,
+    resolve_artifact_location,
+    resolve_tracking_uri,
+    sqlite_path,
+    start_system_metrics,
+)
 
 log = logging.getLogger(__name__)
 PROJECT_DIR = Path(__file__).resolve().parent.parent
@@ -51,8 +67,9 @@ def run_tags(cfg: DictConfig, data: PreparedData) -> dict[str, str]:
 def numerics_tags(data: PreparedData) -> dict[str, str]:
     """What decides whether two runs of the same settings agree bit for bit (README, Reproducibility):
     the feature values, torch's CPU kernels and thread count, and the numerical libraries' versions."""
-    import torch
     from importlib.metadata import version
+
+    import torch
 
     libraries = ("torch", "numpy", "scipy", "librosa", "soxr", "pytorch-lightning")
     return {"features_digest": data.features.content_digest,

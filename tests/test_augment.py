@@ -5,10 +5,9 @@ import numpy as np
 import pytest
 import torch
 
+from conftest import compose_config, tiny_overrides
 from genre.augment import Augment
 from genre.errors import ConfigError
-
-from conftest import compose_config, tiny_overrides
 
 
 def batch(n=16, bands=32, frames=60):
@@ -66,10 +65,10 @@ def test_level_augmentations_on_mfcc_are_refused_naming_the_settings():
 
 
 def test_timbre_set_b_plays_the_same_compositions_with_other_sounds(tmp_path):
+    import librosa
+
     from genre.datasets import synthetic
     from genre.datasets.music_generator import render_track
-
-    import librosa
 
     def onsets(genre, number, timbres):
         return librosa.onset.onset_strength(y=render_track(genre, number, 0, 6.0, 22050, timbres), sr=22050)

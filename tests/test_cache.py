@@ -6,13 +6,12 @@ import numpy as np
 import pytest
 import torch
 
+from conftest import write_tone
 from genre.data import cache
 from genre.data.audio import load_audio
 from genre.data.cache import band_statistics, build_audio_cache, build_feature_cache
 from genre.data.index import Track
 from genre.features import FeatureExtractor
-
-from conftest import write_tone
 
 SR = 8000
 

@@ -88,12 +88,11 @@ def test_classical_baselines_run_like_any_model_and_share_the_table(tmp_path):
     import h5py
     import numpy as np
 
+    from conftest import compose_config, tiny_overrides
     from genre.build import compose_config as compose
     from genre.classical import track_statistics
     from genre.compare import compare
     from genre.train import train
-
-    from conftest import compose_config, tiny_overrides
 
     def overrides(model):   # the network's sizes only for the network
         return [o for o in tiny_overrides(**{"trainer.max_epochs": 2, "paths.output_dir": tmp_path / model})

@@ -8,13 +8,12 @@ import numpy as np
 import pytest
 import soundfile as sf
 
+from conftest import write_tone
 from genre.data.audio import load_audio
 from genre.data.cache import build_audio_cache
 from genre.data.index import Track
 from genre.datasets import folder
 from genre.errors import AudioDecodeError
-
-from conftest import write_tone
 
 SR = 8000
 

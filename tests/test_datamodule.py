@@ -2,10 +2,9 @@ import numpy as np
 import pytest
 import torch
 
-from genre.data.datamodule import GenreDataModule
-from genre.build import build_frontend, prepare_data
-
 from conftest import compose_config, tiny_overrides
+from genre.build import build_frontend, prepare_data
+from genre.data.datamodule import GenreDataModule
 from genre.train import train
 
 
@@ -22,8 +21,8 @@ def test_clips_respect_splits_and_workers_read_the_same_clips(tmp_path):
         loader = GenreDataModule(data, batch_size=5, num_workers=workers, resident=False).test_dataloader()
         batches[workers] = list(loader)
     assert len(batches[0]) == len(batches[2])
-    for first, second in zip(batches[0], batches[2]):
-        assert all(torch.equal(a, b) for a, b in zip(first, second))
+    for first, second in zip(batches[0], batches[2], strict=True):
+        assert all(torch.equal(a, b) for a, b in zip(first, second, strict=True))
     x, y, track, clip = batches[0][0]
     assert x.shape[1:] == (1, cfg.features.n_mels, data.clip_frames)
     # every test track is covered by ceil(n_frames / clip_frames) windows
@@ -41,7 +40,7 @@ def _batches(loader):
 
 def _same(first, second):
     return len(first) == len(second) and all(
-        len(a) == len(b) and all(torch.equal(u, v) for u, v in zip(a, b)) for a, b in zip(first, second))
+        len(a) == len(b) and all(torch.equal(u, v) for u, v in zip(a, b, strict=True)) for a, b in zip(first, second, strict=True))
 
 
 def test_resident_and_cache_paths_cut_the_same_clips_for_the_same_seed(tmp_path):
@@ -68,6 +67,7 @@ def test_resident_and_cache_paths_cut_the_same_clips_for_the_same_seed(tmp_path)
     assert not _same(other_seed, resident_epoch)
     # a crop is the cached row's frames at its start: check one against the file
     import h5py
+
     from genre.data.clips import train_plan
     plan = train_plan(np.arange(len(data.rows["train"])), 1, data.n_frames - data.clip_frames, seed=7, epoch=0)
     with h5py.File(data.features.path, "r") as f:

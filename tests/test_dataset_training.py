@@ -5,13 +5,12 @@ import io
 import mlflow
 import pytest
 import soundfile as sf
+from test_datasets import fma_tree
 
+from conftest import compose_config, tiny_overrides, write_tone
 from genre.datasets.gtzan import gtzan_filtered_lists
 from genre.datasets.music_generator import render_track
 from genre.train import train
-
-from conftest import compose_config, tiny_overrides, write_tone
-from test_datasets import fma_tree
 
 pytestmark = pytest.mark.slow
 

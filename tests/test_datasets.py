@@ -4,12 +4,10 @@ from pathlib import Path
 
 import pytest
 
-from genre.datasets import fma, folder, gtzan
-from genre.datasets.gtzan import gtzan_filtered_lists
-from genre.errors import DatasetError
-from genre.datasets.gtzan import GTZAN_GENRES
-
 from conftest import write_tone
+from genre.datasets import fma, folder, gtzan
+from genre.datasets.gtzan import GTZAN_GENRES, gtzan_filtered_lists
+from genre.errors import DatasetError
 
 # FORMATS.md: per genre (train/valid/test) of the fault-filtered split
 FILTERED_COUNTS = {"blues": (46, 23, 31), "classical": (48, 20, 31), "country": (45, 23, 30),

@@ -6,19 +6,18 @@ import json
 import os
 import re
 import shutil
-from pathlib import Path
 import subprocess
 import sys
+from pathlib import Path
 
 import mlflow
 import numpy as np
 import pytest
 
-from genre.datasets.synthetic import ensure_corpus
-from genre.build import load_classifier
-from genre.evaluate import classify_file, evaluate
-
 from conftest import ROOT, compose_config, run_cli, tiny_overrides, write_tone
+from genre.build import load_classifier
+from genre.datasets.synthetic import ensure_corpus
+from genre.evaluate import classify_file, evaluate
 
 pytestmark = pytest.mark.slow
 GENRES = ["classical", "disco", "metal", "reggae"]

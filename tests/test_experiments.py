@@ -6,13 +6,12 @@ import mlflow
 import numpy as np
 import pytest
 import soundfile as sf
+from test_datasets import fma_tree
 
+from conftest import compose_config, tiny_overrides
 from genre.compare import compare
 from genre.datasets.music_generator import render_track
 from genre.train import train
-
-from conftest import compose_config, tiny_overrides
-from test_datasets import fma_tree
 
 pytestmark = pytest.mark.slow
 PRESETS = ("lachmish2016", "taofeng2014", "homburg2005", "fma_small_3s", "gtzan_filtered", "costa2017")
@@ -36,7 +35,7 @@ def preset_fixture(preset: str, root):
         extra = [] if preset == "lachmish2016" else ["dataset.genres=[classical,metal]"]
         return [f"dataset.root={root / 'gtzan'}", *extra]
     if preset == "homburg2005":   # the real layout: <genre>/<Artist>-<Title>.mp3, 10-s excerpts
-        for genre, style in zip(HOMBURG, styles):
+        for genre, style in zip(HOMBURG, styles, strict=False):
             for n in range(10):
                 write_audio(root / "homburg" / genre / f"The {style.title()} Band {n}-Song Number {n}.mp3", style, n,
                             10.0)
@@ -48,7 +47,7 @@ def preset_fixture(preset: str, root):
     fma_genres = ["Electronic", "Experimental", "Folk", "Hip-Hop", "Instrumental", "International", "Pop", "Rock"]
     rows = [(100 * g + n, "training", "small", genre) for g, genre in enumerate(fma_genres, start=1) for n in range(10)]
     data = fma_tree(root / "fma", rows, {})
-    for (tid, *_), style in zip(rows, np.repeat(styles[:8], 10)):
+    for (tid, *_), style in zip(rows, np.repeat(styles[:8], 10), strict=False):
         path = data / "fma_small" / f"{tid:06d}"[:3] / f"{tid:06d}.mp3"
         write_audio(path, style, tid)
     return [f"dataset.root={data}"]

@@ -12,9 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from genre.parallel import file_lock
-
 from conftest import ROOT, mlflow_runs
+from genre.parallel import file_lock
 
 # Two genres of the built-in corpus and an expensive front end (1-ms stride): the feature cache takes
 # seconds to build, long enough to kill the run in the middle of it.

@@ -8,9 +8,8 @@ import sys
 import pytest
 import torch
 
-from genre.build import build_callbacks, build_classifier, build_frontend, compose_config
-
 from conftest import ROOT
+from genre.build import build_callbacks, build_classifier, build_frontend, compose_config
 
 
 def test_every_module_opens_with_a_docstring_saying_its_job():

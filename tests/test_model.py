@@ -1,6 +1,6 @@
-import warnings
 import subprocess
 import sys
+import warnings
 
 import numpy as np
 import pytest

@@ -3,10 +3,8 @@ import json
 import mlflow
 import pytest
 
-from genre import replay
-
 from conftest import exit_status
-
+from genre import replay
 
 
 def test_replay_sends_kept_metrics_once_and_keeps_what_was_refused(tmp_path, capsys):

@@ -7,9 +7,8 @@ from collections import Counter
 import mlflow
 import pytest
 
-from genre.train import train
-
 from conftest import compose_config, tiny_overrides
+from genre.train import train
 
 pytestmark = pytest.mark.slow
 EPOCHS = 5

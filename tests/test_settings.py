@@ -5,11 +5,10 @@ import sys
 
 import pytest
 
+from conftest import ROOT
 from genre.build import compose_config
 from genre.errors import ConfigError
 from genre.settings import check_settings
-
-from conftest import ROOT
 
 BAD = [
     ("clips.batch_size=0", "clips.batch_size=0: must be an integer >= 1"),

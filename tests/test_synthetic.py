@@ -5,11 +5,10 @@ import pytest
 import soundfile as sf
 
 from genre.datasets import synthetic
-from genre.errors import DatasetError
-from genre.datasets.gtzan import scan_gtzan
-from genre.datasets.gtzan import GTZAN_GENRES
+from genre.datasets.gtzan import GTZAN_GENRES, scan_gtzan
 from genre.datasets.music_generator import render_track
 from genre.datasets.synthetic import ensure_corpus
+from genre.errors import DatasetError
 
 
 def test_tracks_are_deterministic_and_distinct():

@@ -26,7 +26,7 @@ def test_runs_logging_the_same_dataset_at_once_all_get_it_and_it_is_stored_once(
         runs = [client.create_run(experiment).info.run_id for _ in range(8)]
         start = threading.Barrier(len(runs))
 
-        def log(run_id, name=f"corpus-{round_}"):
+        def log(run_id, name=f"corpus-{round_}", start=start):
             logger = SimpleNamespace(experiment=MlflowClient(uri), run_id=run_id)
             start.wait()
             try:

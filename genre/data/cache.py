@@ -30,8 +30,8 @@ from tqdm import tqdm
 
 from genre.console import log_stage_done
 from genre.data.audio import excerpt_start, fix_length, load_audio
-from genre.errors import AudioDecodeError, DatasetError
 from genre.data.index import SkippedFile, Track
+from genre.errors import AudioDecodeError, DatasetError
 from genre.features import FeatureExtractor, numpy_features
 from genre.parallel import file_lock, process_map, worker_count
 from genre.waveform import SILENCE_DBFS, is_silent
@@ -190,7 +190,7 @@ def _write_audio_cache(path: Path, key: str, tracks: list[Track], sample_rate: i
         jobs = [(str(t.path), sample_rate, n_samples, int(min_seconds * sample_rate), f.filename,
                  offset + i * row_bytes, excerpt) for i, t in enumerate(tracks)]
         with process_map(_decode, jobs, num_workers, chunksize=2) as results:
-            for i, (track, reason) in enumerate(tqdm(zip(tracks, results), total=len(tracks),
+            for i, (track, reason) in enumerate(tqdm(zip(tracks, results, strict=True), total=len(tracks),
                                                      desc="audio cache", unit="track")):
                 if reason is None:
                     kept.append(i)
@@ -261,7 +261,7 @@ def _write_feature_cache(path: Path, key: str, audio: CachedTracks, extractor: F
         # Two machines with the same key but another digest computed other features (another CPU's
         # vectorised FFT or another library version): their runs cannot agree bit for bit.
         content = hashlib.sha256()
-        for (_, start, stop, _), block in tqdm(zip(jobs, results), total=len(jobs), desc="feature cache",
+        for (_, start, stop, _), block in tqdm(zip(jobs, results, strict=True), total=len(jobs), desc="feature cache",
                                                unit="batch"):
             features[start:stop] = block
             content.update(np.ascontiguousarray(block, dtype="<f4").tobytes())

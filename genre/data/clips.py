@@ -89,7 +89,7 @@ class PlanSampler(Sampler):
     def __iter__(self) -> Iterator[tuple[int, int, int]]:
         plan = self.make_plan()
         clips = plan.clip if plan.clip is not None else np.full(len(plan), -1)
-        return iter(zip(plan.position.tolist(), plan.start.tolist(), clips.tolist()))
+        return iter(zip(plan.position.tolist(), plan.start.tolist(), clips.tolist(), strict=True))
 
 
 class CachedClips(Dataset):

@@ -15,8 +15,15 @@ import pytorch_lightning as pl
 import torch
 
 from genre.data.cache import CachedTracks, band_statistics, build_audio_cache, build_feature_cache
-from genre.data.clips import (ResidentClips, ResidentRows, cached_loader, owned_positions, train_plan, window_plan,
-                              window_starts)
+from genre.data.clips import (
+    ResidentClips,
+    ResidentRows,
+    cached_loader,
+    owned_positions,
+    train_plan,
+    window_plan,
+    window_starts,
+)
 from genre.data.index import SPLITS, DatasetIndex, SkippedFile
 from genre.errors import ConfigError, DatasetError
 from genre.features import FeatureExtractor

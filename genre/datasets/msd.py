@@ -49,7 +49,7 @@ def _read_songs(path: Path) -> list[MsdTrack]:
         raise DatasetError(f"{path} is not an MSD track file (expected /metadata/songs and /analysis/songs: "
                            f"{error})") from None
     return [MsdTrack(_text(a["track_id"]), int(m["track_7digitalid"]), _text(m["artist_name"]), _text(m["title"]))
-            for m, a in zip(metadata, analysis)]
+            for m, a in zip(metadata, analysis, strict=True)]
 
 
 def read_msd_metadata(source: str | Path, track_ids: list[str] | None = None) -> dict[str, MsdTrack]:

@@ -15,7 +15,6 @@ from dataclasses import dataclass
 
 import numpy as np
 
-
 # Each of a track's drums, chord instrument and lead comes from another genre with this probability:
 # with 0.15 a cnn3 reached 92 % track accuracy (too easy to compare models); real genres overlap too.
 BORROW_PROBABILITY = 0.3

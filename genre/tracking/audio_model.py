@@ -25,7 +25,7 @@ from mlflow.models import set_model
 from mlflow.pyfunc import PythonModel
 
 try:
-    from inference import classify_waveform, min_samples   # inside a logged model: its code/ folder is on sys.path
+    from inference import classify_waveform, min_samples  # inside a logged model: its code/ folder is on sys.path
     from waveform import input_problem
 except ImportError:
     from genre.inference import classify_waveform, min_samples

@@ -39,7 +39,7 @@ def log_evaluation(client: MlflowClient, run_id: str, results: dict, genres: lis
                               ("clip", results["clip_true"], results["clip_pred"])):
         matrix = confusion_matrix(true, pred, labels=labels)
         header = "true\\predicted," + ",".join(genres)
-        rows = [f"{g}," + ",".join(str(int(v)) for v in row) for g, row in zip(genres, matrix)]
+        rows = [f"{g}," + ",".join(str(int(v)) for v in row) for g, row in zip(genres, matrix, strict=True)]
         client.log_text(run_id, "\n".join([header, *rows]) + "\n", f"{prefix}confusion_matrix_{level}.csv")
         accuracy = float(np.trace(matrix) / max(matrix.sum(), 1))
         log_figure(client, run_id, confusion_figure(matrix, genres, f"{level} accuracy {accuracy:.1%}\n{split_label}"),
@@ -158,8 +158,8 @@ def _log_model(logger: MLFlowLogger, module: GenreClassifier, data: PreparedData
     from mlflow.types.schema import Array
 
     import genre.inference
-    import genre.waveform
     import genre.tracking.audio_model
+    import genre.waveform
 
     metadata = model_metadata(module, data, cfg)
     signature = ModelSignature(Schema([ColSpec(Array(DataType.double), "waveform")]),  # float32 converts safely

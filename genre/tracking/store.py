@@ -284,7 +284,7 @@ def log_dataset_input(logger: MLFlowLogger, data) -> None:
 
     genres = data.genres
     frame = pd.DataFrame([(track_id, genres[label], split) for split in data.rows
-                          for track_id, label in zip(data.track_ids[split], data.labels[split])],
+                          for track_id, label in zip(data.track_ids[split], data.labels[split], strict=True)],
                          columns=["track_id", "genre", "split"])
     dataset = from_pandas(frame, name=data.index.name, targets="genre")
     tags = [InputTag(MLFLOW_DATASET_CONTEXT, "training"),
