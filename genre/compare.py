@@ -115,9 +115,11 @@ def _cell(group: Group, metric: str) -> str:
     mean, std, n = group.mean_std(metric)
     if not n:
         return "–"
-    scale = 100 if metric.endswith("acc") else 1
-    unit = " %" if scale == 100 else ""
-    return f"{mean * scale:.1f} ± {std * scale:.1f}{unit}" if scale == 100 else f"{mean:.3f} ± {std:.3f}"
+    if n == 1:   # one seed has no spread: none is shown, rather than a "± 0.0" that claims one
+        return f"{100 * mean:.1f} %" if metric.endswith("acc") else f"{mean:.3f}"
+    if metric.endswith("acc"):
+        return f"{100 * mean:.1f} ± {100 * std:.1f} %"
+    return f"{mean:.3f} ± {std:.3f}"
 
 
 def _distinguishing(groups: list[Group]) -> list[str]:
@@ -178,7 +180,8 @@ def bar_chart(experiment: str, reference: DictConfig | None, groups: list[Group]
     ax.set_ylabel("accuracy (%)")
     ax.set_ylim(0, 100)
     legend = "; ".join(f"protocol {i + 1}: {p}" for i, p in enumerate(protocols))
-    ax.set_title(f"{experiment}: test track accuracy (mean ± std over seeds) vs published\n{legend}", fontsize=8)
+    against = " vs published" if published else ""   # said only when published numbers are drawn
+    ax.set_title(f"{experiment}: test track accuracy (mean ± std over seeds){against}\n{legend}", fontsize=8)
     fig.tight_layout()
     return fig
 

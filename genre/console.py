@@ -24,8 +24,9 @@ SILENCED_WARNINGS = (
      "torch.export loading a program's weights read-only; they are never written to"),
 )
 
-# Lightning's INFO lines that advertise or restate a default
-SILENCED_LOG_LINES = ("Tip: For seamless cloud logging", "litlogger")
+# Lightning's INFO lines that advertise, restate a default, or list hardware a CPU user does not have
+SILENCED_LOG_LINES = ("Tip: For seamless cloud logging", "litlogger", "GPU available: False",
+                      "TPU available: False", "HPU available: False")
 
 
 class _DropLines(logging.Filter):
@@ -47,6 +48,8 @@ def quiet_console() -> None:
     mlflow_logger.handlers.clear()
     mlflow_logger.propagate = True
     logging.getLogger("alembic").setLevel(logging.WARNING)   # MLflow's store migrations, step by step
+    # "Started monitoring system metrics", "Stopping ...", "Successfully terminated ...": three lines a run
+    logging.getLogger("mlflow.system_metrics").setLevel(logging.WARNING)
 
 
 

@@ -225,6 +225,9 @@ def _train_network(cfg: DictConfig, data: PreparedData, logger, resolved: dict, 
     datamodule = build_datamodule(cfg, data)
     if trainer.is_global_zero:
         logger.experiment.set_tag(logger.run_id, "clip_path", datamodule.choose_path(trainer))
+        log.info("model %s: %.2f M parameters, clips of %d bands x %d frames, %d genres", cfg.model.name,
+                 sum(p.numel() for p in module.parameters()) / 1e6, module.frontend.n_bands, data.clip_frames,
+                 len(data.genres))
     monitor = start_system_metrics(logger, tracking_uri, cfg.logger.system_metrics_interval, resume is not None) \
         if trainer.is_global_zero and cfg.logger.get("system_metrics") else None
     try:
@@ -234,7 +237,9 @@ def _train_network(cfg: DictConfig, data: PreparedData, logger, resolved: dict, 
             trainer.fit(module, datamodule=datamodule, ckpt_path=str(resume.ckpt_path) if resume else None,
                         weights_only=True)   # plain data only (genre.build.read_checkpoint)
         fit_metrics = {k: float(v) for k, v in trainer.callback_metrics.items()}  # testing resets them
-        trainer.test(module, datamodule=datamodule, ckpt_path=checkpoint.best_model_path or None, weights_only=True)
+        # verbose=False: its table prints 16 digits; the run's last lines give the test accuracy
+        trainer.test(module, datamodule=datamodule, ckpt_path=checkpoint.best_model_path or None, weights_only=True,
+                     verbose=False)
     except Interrupted:
         _stop_launched_processes(trainer)
         raise

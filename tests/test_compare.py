@@ -49,6 +49,9 @@ def test_unrelated_runs_are_never_averaged(store):
     assert "dataset/tracks_per_genre" in header and "trainer/max_epochs" in header
     assert "paths/output_dir" not in header and "cache_workers" not in header and "optimizer/lr" not in header
     assert "48.3" not in table
+    rows = [line for line in table.splitlines() if line.startswith("| cnn3")]
+    assert rows and all("±" not in row for row in rows)       # one seed has no spread: none is shown
+    assert any("88.0 %" in row for row in rows)
 
 
 def test_replicates_are_averaged_over_distinct_seeds_and_repeats_are_flagged(store):
@@ -149,3 +152,16 @@ def test_svm_probabilities_need_no_deprecated_setting_and_work_with_few_tracks_p
         assert probabilities.shape == (len(y), 4)
         np.testing.assert_allclose(probabilities.sum(1), 1.0, rtol=1e-6)
         assert (pipeline.predict(x) == y).mean() > 0.7   # well-separated genres are learned
+
+
+def test_the_chart_says_vs_published_only_when_published_numbers_are_drawn(store):
+    from omegaconf import OmegaConf
+
+    from genre.compare import bar_chart
+
+    client, experiment = store
+    log_run(client, experiment, 1, 0.8, "/o/1")
+    groups = group_runs(runs_of(client, experiment))
+    assert "vs published" not in bar_chart("genre", None, groups).axes[0].get_title()
+    reference = OmegaConf.create({"published": [{"label": "paper", "accuracy": 60.0, "level": "track"}]})
+    assert "vs published" in bar_chart("genre", reference, groups).axes[0].get_title()

@@ -224,7 +224,8 @@ def test_console_says_what_happened_and_nothing_else(trained):
     root, cfg, metrics, out = trained
     console = out.stdout + out.stderr
     for noise in ("litlogger", "LeafSpec", "multiple `ModelCheckpoint`", "not writable", "limit_train_batches",
-                  "v_num", "Add type hints", "Downloading artifacts", "smaller than the logging interval"):
+                  "v_num", "Add type hints", "Downloading artifacts", "smaller than the logging interval",
+                  "GPU available: False", "TPU available", "FLOPs", "monitoring system metrics"):
         assert noise not in console, noise
     run, _ = run_and_client(root, metrics["run_id"])
     last = [line.split(" - ", 1)[-1] for line in out.stdout.strip().splitlines()[-3:]]
@@ -234,6 +235,8 @@ def test_console_says_what_happened_and_nothing_else(trained):
     program = last[2].split()[2]
     assert program == "mlflow" and shutil.which("mlflow") or (ROOT / program).is_file(), last[2]
     assert last[2].startswith(f"see it   {program} ui --backend-store-uri sqlite:///{root}/mlflow.db")
+    assert re.search(r"model cnn3: \d+\.\d\d M parameters, clips of 32 bands x \d+ frames, 4 genres", console)
+    assert not re.search(r"\d\.\d{10}", console)      # no 16-digit metric values
     # MLflow's own lines in the project's format
     assert "[mlflow.store.db.utils][INFO] - Creating initial MLflow database tables" in console
     assert "alembic" not in console
@@ -393,3 +396,14 @@ def test_a_long_file_is_classified_a_segment_at_a_time_as_it_would_be_whole(trai
     sf.write(str(silent), np.zeros(30 * rate), rate)
     with pytest.raises(AudioDecodeError, match="silent"):
         classify_file(model, silent, long_file_seconds=10, segment_seconds=10)
+
+
+def test_the_log_says_one_line_per_epoch(trained):
+    """train.log held no per-epoch line: someone tailing it saw nothing for the whole training."""
+    root, cfg, metrics, out = trained
+    [log] = (root / "outputs" / "runs").glob("*/train.log")
+    epochs = [line.split(" - ", 1)[-1] for line in log.read_text().splitlines() if "genre.module" in line]
+    assert len(epochs) == cfg.trainer.max_epochs
+    for number, line in enumerate(epochs, start=1):
+        assert re.fullmatch(rf"epoch {number}/{cfg.trainer.max_epochs}  train/loss \d+\.\d{{3}}  val/loss \d+\.\d{{3}}  "
+                            r"val/acc \d\.\d{3}  val/track_acc \d\.\d{3}  val/track_acc_best \d\.\d{3}", line), line
