@@ -227,6 +227,60 @@ def figure_main_command(work: Path, extra: list[str]) -> dict:
             "first_over_second": first_s / second_s, "first_run_stages_s": stages}
 
 
+def _best_of(command: list[str], cwd: Path, times: int = 3, expect: int = 0) -> float:
+    """The fastest of ``times`` wall times of ``command`` (s): start-up is noisy, its floor is the figure."""
+    best = float("inf")
+    for _ in range(times):
+        started = time.perf_counter()
+        done = subprocess.run(command, cwd=cwd, capture_output=True, text=True)
+        best = min(best, time.perf_counter() - started)
+        if done.returncode != expect:
+            raise RuntimeError(f"{' '.join(command[1:])} exited {done.returncode}: {done.stderr[-2000:]}")
+    return best
+
+
+def figure_command_line(work: Path) -> dict:
+    """9. How fast the command line answers, against a bare ``python -c "import torch, numpy"`` on the same
+    machine: a refused setting (target < 2 s), ``evaluate.py audio=`` on a 30-s song with a checkpoint
+    (target < 5 s and <= 2.5x the bare import), and a loaded checkpoint classifying a 30-s song in the
+    process (target < 0.2 s), beside ``mlflow.pyfunc.load_model`` of the logged model and its answer."""
+    import mlflow
+    import pandas as pd
+
+    from genre.models.predictor import load_predictor
+
+    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
+    root = work / "command_line"
+    root.mkdir(parents=True, exist_ok=True)
+    subprocess.run(_train_command(root, ["dataset.tracks_per_genre=4", "dataset.track_seconds=12",
+                                         "trainer.max_epochs=1", "trainer.enable_progress_bar=false",
+                                         "logger.system_metrics=false"]), cwd=work, check=True, capture_output=True)
+    [checkpoint] = root.glob("outputs/runs/*/checkpoints/best-*.ckpt")
+    song = root / "song.wav"
+    t = np.arange(30 * SAMPLE_RATE) / SAMPLE_RATE
+    sf.write(str(song), (0.3 * np.sin(2 * np.pi * 330 * t) * (1 + np.sin(2 * np.pi * 2 * t)) / 2).astype(np.float32),
+             SAMPLE_RATE)
+    bare_s = _best_of([sys.executable, "-c", "import torch, numpy"], work)
+    refusal_s = _best_of([sys.executable, "-c", "from genre.cli import train; train()", "clips.batch_size=0",
+                          f"paths.root_dir={root}"], work, expect=2)
+    evaluate_s = _best_of([sys.executable, "-c", "from genre.cli import evaluate; evaluate()",
+                           f"ckpt_path={checkpoint}", f"audio={song}", f"paths.root_dir={root}"], work)
+    predictor = load_predictor(checkpoint)
+    waveform, _ = sf.read(str(song), dtype="float32")
+    predictor.classify_waveform(waveform)                                  # warm-up
+    answer_s = min(_timed(predictor.classify_waveform, waveform)[0] for _ in range(3))
+    mlflow.set_tracking_uri(f"sqlite:///{root}/mlflow.db")
+    [run] = mlflow.search_runs(experiment_names=["genre"], output_format="list")
+    load_s, model = _timed(mlflow.pyfunc.load_model, f"runs:/{run.info.run_id}/model")
+    request = pd.DataFrame({"waveform": [waveform]})
+    model.predict(request)
+    served_s = min(_timed(model.predict, request)[0] for _ in range(3))
+    return {"bare_import_s": bare_s, "refusal_s": refusal_s, "evaluate_audio_s": evaluate_s,
+            "evaluate_over_bare_import": evaluate_s / bare_s, "checkpoint_answer_30s_song_s": answer_s,
+            "pyfunc_load_s": load_s, "pyfunc_answer_30s_song_s": served_s,
+            "targets": "refusal < 2 s; evaluate < 5 s and <= 2.5x bare import; answer < 0.2 s"}
+
+
 def figure_clip_paths(features_cache, n_frames: int, clip_frames: int, device: str | torch.device = "cpu",
                       n_tracks: int = 1000, model: str = "cnn3", batch_size: int = 32,
                       loader_workers: int | None = None, rounds: int = 2) -> dict:
@@ -309,6 +363,7 @@ def run(tracks_per_genre: int, seconds: float, n_clips: int, main_command: bool,
                 figures[f"7_gpu_clip_paths_{model}"] = figure_clip_paths(features_cache, n_frames, clip_frames,
                                                                         "cuda", paths_tracks, model)
         figures["8_cpu_clip_paths"] = figure_clip_paths(features_cache, n_frames, clip_frames, "cpu", paths_tracks)
+        figures["9_command_line"] = figure_command_line(work)
     return {"machine": {"cpus": os.cpu_count(), "platform": platform.platform(), "python": platform.python_version(),
                         "torch": torch.__version__, "torch_threads": torch.get_num_threads(),
                         "gpu": torch.cuda.get_device_name() if torch.cuda.is_available() else None},

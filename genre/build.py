@@ -17,9 +17,10 @@ from omegaconf import DictConfig, OmegaConf
 from genre import CONFIG_DIR
 from genre.data.datamodule import GenreDataModule, PreparedData, prepare
 from genre.data.index import DatasetIndex
-from genre.errors import ConfigError
 from genre.features import FeatureExtractor
+from genre.models.predictor import read_checkpoint
 from genre.module import GenreClassifier
+from genre.targets import call_target
 
 
 def compose_config(config_name: str = "train", overrides: list[str] | tuple[str, ...] = ()) -> DictConfig:
@@ -29,16 +30,6 @@ def compose_config(config_name: str = "train", overrides: list[str] | tuple[str,
 
     with initialize_config_dir(config_dir=str(CONFIG_DIR), version_base="1.3"):
         return compose(config_name=config_name, overrides=["paths.output_dir=unused", *overrides])
-
-
-def call_target(node: DictConfig, _leave_out: tuple[str, ...] = (), **extra):
-    """``node._target_(**node, **extra)`` (without the keys in ``_leave_out``), called directly: Hydra's
-    ``instantiate`` would wrap a :class:`genre.errors.GenreError` (whose message is meant for the user)
-    in its own exception."""
-    settings = OmegaConf.to_container(node, resolve=True)
-    for key in _leave_out:
-        settings.pop(key, None)
-    return hydra.utils.get_method(settings.pop("_target_"))(**settings, **extra)
 
 
 def build_index(dataset_cfg: DictConfig) -> DatasetIndex:
@@ -99,36 +90,6 @@ def build_callbacks(callbacks_cfg: DictConfig, checkpoint_dir: Path | None = Non
         extra = {"dirpath": str(checkpoint_dir)} if checkpoint_dir is not None and "dirpath" in node else {}
         built[name] = hydra.utils.instantiate(node, **extra)
     return built
-
-
-def read_checkpoint(path: str | Path) -> dict:
-    """A checkpoint written by :func:`genre.train.train`; its run information (config, genres, run id)
-    is under ``"genre"``."""
-    path = Path(path)
-    if not path.is_file():
-        raise ConfigError(f"ckpt_path={path} does not exist; name a checkpoint written by train.py "
-                          f"(outputs/runs/<date>/checkpoints/best-NN.ckpt or last.ckpt)")
-    import pickle
-
-    import torch
-
-    try:
-        # plain data only (tensors, numbers, strings, lists, dicts): unpickling anything else could run code
-        # that whoever wrote the file put in it, and a shared tracking server hands out anyone's checkpoints
-        checkpoint = torch.load(path, map_location="cpu", weights_only=True)
-    except pickle.UnpicklingError as error:
-        reason = str(error).split("\n")
-        named = next((line.strip() for line in reason if "GLOBAL" in line or "Unsupported" in line), reason[0])
-        raise ConfigError(f"ckpt_path={path} holds more than plain data ({named[:200]}); it was refused, because "
-                          f"loading it could run code written into it. train.py writes tensors and plain values "
-                          f"only: use a checkpoint of this project from a source you trust") from None
-    except (RuntimeError, EOFError, OSError) as error:
-        raise ConfigError(f"ckpt_path={path} cannot be read as a checkpoint ({type(error).__name__}: "
-                          f"{str(error).splitlines()[0][:200] if str(error) else 'truncated'}); it may be damaged "
-                          f"or cut short: use another checkpoint of the run") from None
-    if not isinstance(checkpoint, dict) or not checkpoint.get("genre"):
-        raise ConfigError(f"ckpt_path={path} was not written by genre's train.py (no run information in it)")
-    return checkpoint
 
 
 @dataclass

@@ -13,30 +13,30 @@ import logging
 import os
 import zipfile
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import h5py
-import mlflow
 import numpy as np
-import pytorch_lightning as pl
 import torch
 from omegaconf import DictConfig, OmegaConf
-from tqdm import tqdm
 
-from genre.build import LoadedClassifier, build_datamodule, build_index, load_classifier, prepare_data
 from genre.data.audio import duration_seconds, load_audio, stream_audio
-from genre.data.datamodule import PreparedData, prepare
-from genre.data.index import SPLITS, DatasetIndex
 from genre.errors import AudioDecodeError, ConfigError, DatasetError
 from genre.inference import aggregate_windows, cut_windows, min_samples
-from genre.tracking.report import log_evaluation
-from genre.tracking.store import resolve_tracking_uri
+from genre.models.predictor import Predictor, load_predictor
 from genre.waveform import input_problem
+
+if TYPE_CHECKING:   # what scores a split needs (Lightning, MLflow, the data pipeline) is imported there:
+    from genre.build import LoadedClassifier  # classifying a file needs none of it, and starts in a second
+    from genre.data.datamodule import PreparedData
+    from genre.data.index import DatasetIndex
 
 log = logging.getLogger(__name__)
 
 
 def find_checkpoint(run_id: str, tracking_uri: str) -> Path:
     """The best checkpoint of an MLflow run: its recorded path if present, else the logged artifact."""
+    import mlflow
+
     client = mlflow.MlflowClient(tracking_uri)
     try:
         run = client.get_run(run_id)
@@ -59,6 +59,9 @@ def evaluate_split(model: LoadedClassifier, split: str, cache_dir: str, dataset_
     With ``log_to_mlflow``, metrics (``evaluate/<split>/...``), confusion matrices and reports are
     added to the training run.
     """
+    from genre.build import prepare_data
+    from genre.data.index import SPLITS
+
     if split not in SPLITS:
         raise DatasetError(f"split={split!r}: choose one of {list(SPLITS)}")
     config = model.config.copy()
@@ -99,6 +102,10 @@ def evaluate_corpus(model: LoadedClassifier, dataset_cfg: DictConfig, split: str
     """Clip and track metrics of ``model`` on another corpus (``dataset=...``): ``split`` of that corpus's
     own protocol, or ``all`` its tracks. Logged to the training run as ``evaluate/<dataset>/<split>/...``
     with confusion matrices and reports."""
+    from genre.build import build_index
+    from genre.data.datamodule import prepare
+    from genre.data.index import SPLITS
+
     if split not in (*SPLITS, "all"):
         raise ConfigError(f"split={split!r}: choose one of {[*SPLITS, 'all']}")
     index = map_genres(build_index(dataset_cfg), model.module.genres, genre_map)
@@ -116,6 +123,11 @@ def score(model: LoadedClassifier, data: PreparedData, split: str, prefix: str, 
           log_to_mlflow: bool) -> dict[str, float]:
     """Test ``model`` on every window of ``split`` of ``data``; metrics named ``<prefix><metric>``, logged
     with confusion matrices and reports to the training run when asked."""
+    import mlflow
+    import pytorch_lightning as pl
+
+    from genre.build import build_datamodule
+
     datamodule = build_datamodule(model.config, data, test_split=split)
     trainer = pl.Trainer(accelerator="cpu", devices=1, logger=False, enable_checkpointing=False,
                          enable_model_summary=False)
@@ -135,6 +147,8 @@ def record_evaluation(client, model: LoadedClassifier, metrics: dict[str, float]
     import hashlib
     import json
 
+    from genre.tracking.report import log_evaluation
+
     digest = hashlib.sha256(json.dumps([label, sorted(metrics.items())]).encode()).hexdigest()[:16]
     tag = f"{prefix}recorded"
     if client.get_run(model.run_id).data.tags.get(tag) == digest:
@@ -152,7 +166,7 @@ LONG_FILE_SECONDS = 600.0   # longer files are decoded and classified a segment 
 SEGMENT_SECONDS = 120.0
 
 
-def classify_file(model: LoadedClassifier, audio_path: str | Path, long_file_seconds: float = LONG_FILE_SECONDS,
+def classify_file(model: LoadedClassifier | Predictor, audio_path: str | Path, long_file_seconds: float = LONG_FILE_SECONDS,
                   segment_seconds: float = SEGMENT_SECONDS) -> list[tuple[str, float]]:
     """Genres of one audio file of any length, best first, with their scores (probabilities).
 
@@ -160,27 +174,27 @@ def classify_file(model: LoadedClassifier, audio_path: str | Path, long_file_sec
     warning says how much, as the logged model's ``padded_seconds`` does. A file longer than
     ``long_file_seconds`` is decoded and classified ``segment_seconds`` at a time (each segment covered by
     its own windows, all windows aggregated together), so memory does not grow with its length."""
+    classifier = getattr(model, "module", model)   # a checkpoint's Predictor, or a training run's module
     duration = duration_seconds(audio_path)
     if duration is not None and duration > max(long_file_seconds, 2 * segment_seconds):
-        scores = _classify_in_segments(model, audio_path, segment_seconds)
-        return sorted(zip(model.module.genres, map(float, scores), strict=True), key=lambda pair: -pair[1])
-    rate = model.module.frontend.sample_rate
+        scores = _classify_in_segments(classifier, audio_path, segment_seconds)
+        return sorted(zip(classifier.genres, map(float, scores), strict=True), key=lambda pair: -pair[1])
+    rate = classifier.frontend.sample_rate
     waveform = load_audio(audio_path, rate)
     problem = input_problem(waveform)
     if problem:
         raise AudioDecodeError(audio_path, problem)
-    padded = min_samples(model.module.clip_frames, model.module.frontend.hop_length) - waveform.shape[0]
+    padded = min_samples(classifier.clip_frames, classifier.frontend.hop_length) - waveform.shape[0]
     if padded > 0:
         log.warning("%s lasts %.2f s, less than one clip: padded with %.2f s of silence, so the answer rests on "
                     "%.2f s of audio", audio_path, waveform.shape[0] / rate, padded / rate, waveform.shape[0] / rate)
-    scores = model.module.classify_waveform(waveform)
-    return sorted(zip(model.module.genres, map(float, scores), strict=True), key=lambda pair: -pair[1])
+    scores = classifier.classify_waveform(waveform)
+    return sorted(zip(classifier.genres, map(float, scores), strict=True), key=lambda pair: -pair[1])
 
 
-def _classify_in_segments(model: LoadedClassifier, audio_path: str | Path, segment_seconds: float) -> np.ndarray:
+def _classify_in_segments(module: Predictor, audio_path: str | Path, segment_seconds: float) -> np.ndarray:
     """Scores of a long file from consecutive segments of ``segment_seconds`` (the last one takes the
     remainder, so no segment is shorter than a clip), each segment's windows classified as they come."""
-    module = model.module
     segment = int(segment_seconds * module.frontend.sample_rate)
     shortest = min_samples(module.clip_frames, module.frontend.hop_length)
     pending, probabilities, peak = np.zeros(0, dtype=np.float32), [], 0.0
@@ -202,6 +216,10 @@ def corpus_embeddings(model: LoadedClassifier, ckpt_path: str | Path, cache_dir:
     """The learned embedding of every track of the run's corpus (all splits): ``track_id``, ``genre``,
     ``split``, ``embedding`` arrays. Computed once per checkpoint and corpus, kept beside the checkpoint
     (``<checkpoint>.embeddings-<features cache key>.npz``, written whole or not at all) and reused."""
+    import h5py
+    from tqdm import tqdm
+
+    from genre.build import prepare_data
     config = model.config.copy()
     config.paths.cache_dir = cache_dir
     if dataset_root:
@@ -248,20 +266,32 @@ def similar_tracks(model: LoadedClassifier, audio_path: str | Path, corpus: dict
             for i in nearest]
 
 
+def _print_ranking(audio: str, ranking: list[tuple[str, float]], top_k: int) -> None:
+    print(f"{audio}:")
+    for genre, score in ranking[:top_k]:
+        print(f"  {genre:<12} {score:6.1%}")
+
+
 def evaluate(cfg: DictConfig) -> dict:
     """What ``python evaluate.py`` does: load by ``ckpt_path`` or ``run_id``, then score or classify."""
     if bool(cfg.ckpt_path) == bool(cfg.run_id):
         raise ConfigError("name the model with exactly one of ckpt_path=... or run_id=...")
-    ckpt_path = cfg.ckpt_path or find_checkpoint(cfg.run_id, resolve_tracking_uri(cfg.tracking_uri,
-                                                                                  cfg.paths.root_dir))
+    if cfg.ckpt_path:
+        ckpt_path = cfg.ckpt_path
+    else:
+        from genre.tracking.store import resolve_tracking_uri
+
+        ckpt_path = find_checkpoint(cfg.run_id, resolve_tracking_uri(cfg.tracking_uri, cfg.paths.root_dir))
+    if cfg.audio and not cfg.get("similar"):   # the network and its front end only: no Lightning, no MLflow
+        ranking = classify_file(load_predictor(ckpt_path), cfg.audio)
+        _print_ranking(cfg.audio, ranking, cfg.top_k)
+        return {"ranking": ranking}
+    from genre.build import load_classifier
+
     model = load_classifier(ckpt_path)
     if cfg.audio:
         ranking = classify_file(model, cfg.audio)
-        print(f"{cfg.audio}:")
-        for genre, score in ranking[:cfg.top_k]:
-            print(f"  {genre:<12} {score:6.1%}")
-        if not cfg.get("similar"):
-            return {"ranking": ranking}
+        _print_ranking(cfg.audio, ranking, cfg.top_k)
         corpus = corpus_embeddings(model, ckpt_path, cfg.paths.cache_dir, cfg.dataset_root)
         neighbours = similar_tracks(model, cfg.audio, corpus, cfg.similar)
         print(f"tracks like it ({model.config.dataset._target_.split('.')[-2]} corpus, cosine distance of the "

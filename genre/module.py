@@ -21,6 +21,7 @@ from genre.augment import Augment
 from genre.errors import ConfigError, TrainingDiverged
 from genre.features import FeatureExtractor
 from genre.inference import aggregate_tracks, classify_waveform, waveform_clips, window_probabilities
+from genre.models.predictor import ClipClassifier, Normalize
 from genre.settings import AGGREGATIONS
 
 log = logging.getLogger(__name__)
@@ -62,34 +63,6 @@ def restore_random_states(states: dict) -> None:
     torch.set_rng_state(states["torch"])
     if "cuda" in states and torch.cuda.is_available():
         torch.cuda.set_rng_state_all(states["cuda"])
-
-
-class Normalize(nn.Module):
-    """Per-band standardisation with statistics of the training split: ``(x - mean) / std``."""
-
-    def __init__(self, n_bands: int):
-        super().__init__()
-        self.register_buffer("mean", torch.zeros(n_bands, 1))
-        self.register_buffer("std", torch.ones(n_bands, 1))
-
-    def set(self, mean: np.ndarray, std: np.ndarray) -> None:
-        self.mean.copy_(torch.as_tensor(mean).reshape(-1, 1))
-        self.std.copy_(torch.as_tensor(std).reshape(-1, 1))
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return (x - self.mean) / self.std
-
-
-class ClipClassifier(nn.Module):
-    """What MLflow stores as the model: feature clips ``(batch, 1, n_bands, n_frames)`` -> genre probabilities."""
-
-    def __init__(self, normalize: Normalize, net: nn.Module):
-        super().__init__()
-        self.normalize = normalize
-        self.net = net
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return torch.softmax(self.net(self.normalize(x)), dim=-1)
 
 
 class GenreClassifier(pl.LightningModule):

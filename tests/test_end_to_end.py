@@ -407,3 +407,28 @@ def test_the_log_says_one_line_per_epoch(trained):
     for number, line in enumerate(epochs, start=1):
         assert re.fullmatch(rf"epoch {number}/{cfg.trainer.max_epochs}  train/loss \d+\.\d{{3}}  val/loss \d+\.\d{{3}}  "
                             r"val/acc \d\.\d{3}  val/track_acc \d\.\d{3}  val/track_acc_best \d\.\d{3}", line), line
+
+
+CLASSIFY_AND_LIST_IMPORTS = """
+import sys
+from genre.cli import evaluate
+evaluate()
+print(sorted(m for m in ("pytorch_lightning", "lightning", "mlflow", "h5py", "matplotlib") if m in sys.modules))
+"""
+
+
+def test_classifying_a_file_loads_neither_lightning_nor_mlflow_and_agrees_with_the_trained_module(trained, tmp_path):
+    """evaluate.py audio= took 70 s for 0.08 s of work, 60 s of it imports: it needs the network alone."""
+    from genre.models.predictor import load_predictor
+
+    root, cfg, metrics, _ = trained
+    song = write_tone(tmp_path / "song.wav", 7.0, sample_rate=44100, frequency=523.0)
+    light = dict(classify_file(load_predictor(metrics["best_checkpoint"]), song))
+    module = dict(classify_file(load_classifier(metrics["best_checkpoint"]), song))
+    assert light.keys() == module.keys() and all(abs(light[g] - module[g]) < 1e-6 for g in GENRES)
+    out = subprocess.run([sys.executable, "-c", CLASSIFY_AND_LIST_IMPORTS, f"ckpt_path={metrics['best_checkpoint']}",
+                          f"audio={song}", f"paths.root_dir={root}"], cwd=ROOT, capture_output=True, text=True,
+                         timeout=120)
+    assert out.returncode == 0, out.stderr[-3000:]
+    lines = out.stdout.strip().splitlines()
+    assert lines[0].endswith("song.wav:") and lines[-1] == "[]"
