@@ -20,7 +20,6 @@ import tempfile
 import time
 from pathlib import Path
 
-import hydra
 import numpy as np
 import soundfile as sf
 import torch
@@ -34,6 +33,7 @@ from genre.datasets.gtzan import scan_gtzan
 from genre.datasets.synthetic import ensure_corpus
 from genre.errors import exit_on_user_error
 from genre.models.cnn3 import CNN3
+from genre.targets import build_network
 
 DEFAULTS = compose_config("train")   # the README's main command: log-mel at 100/40 ms, 10-s clips
 SAMPLE_RATE, N_MELS, CLIP_SECONDS = DEFAULTS.features.sample_rate, DEFAULTS.features.n_mels, DEFAULTS.clips.clip_seconds
@@ -302,8 +302,7 @@ def figure_clip_paths(features_cache, n_frames: int, clip_frames: int, device: s
     resident = ResidentClips(resident_rows, lambda: train_plan(owned, 1, n_frames - clip_frames, seed=0, epoch=0),
                              n_tracks, batch_size, clip_frames, evaluation=False)
     torch.manual_seed(0)
-    net = hydra.utils.instantiate(compose_config("train", [f"model={model}"]).model, input_shape=(N_MELS, clip_frames),
-                                  n_classes=10).to(device)
+    net = build_network(compose_config("train", [f"model={model}"]).model, (N_MELS, clip_frames), 10).to(device)
     optimizer = torch.optim.Adam(net.parameters())
     results = {"device": torch.cuda.get_device_name(device) if cuda else "cpu", "model": model, "tracks": n_tracks,
                "batch": batch_size, "loader_workers": workers, "precision": "16-mixed" if cuda else "32",

@@ -20,7 +20,7 @@ from genre.data.index import DatasetIndex
 from genre.features import FeatureExtractor
 from genre.models.predictor import read_checkpoint
 from genre.module import GenreClassifier
-from genre.targets import call_target
+from genre.targets import build_network, call_target
 
 
 def compose_config(config_name: str = "train", overrides: list[str] | tuple[str, ...] = ()) -> DictConfig:
@@ -70,8 +70,7 @@ def build_classifier(cfg: DictConfig, genres: list[str], clip_frames: int, front
     ``lr_scale`` multiplies ``optimizer.lr`` (``scale_lr=true``: the number of DDP processes).
     """
     frontend = frontend or build_frontend(cfg.features)
-    net = call_target(cfg.model, _leave_out=("name",), input_shape=(frontend.n_bands, clip_frames),
-                      n_classes=len(genres))   # ``name`` names the run, not an argument of the network
+    net = build_network(cfg.model, (frontend.n_bands, clip_frames), len(genres))
     optimizer = hydra.utils.instantiate(cfg.optimizer)
     if lr_scale != 1.0:
         optimizer = functools.partial(optimizer, lr=cfg.optimizer.lr * lr_scale)

@@ -102,5 +102,8 @@ def exit_on_user_error(command: Callable) -> Callable:
         except Interrupted as stop:   # SIGINT or SIGTERM (genre.signals): one line, status 130 or 143
             print(f"stopped: {stop}", file=sys.stderr)
             sys.exit(stop.status)
+        except KeyboardInterrupt:      # Ctrl-C in a command that keeps Python's own handler (compare, replay)
+            print("stopped: interrupted by SIGINT", file=sys.stderr)
+            sys.exit(130)
 
     return wrapper

@@ -15,3 +15,9 @@ def call_target(node: DictConfig, _leave_out: tuple[str, ...] = (), **extra):
     for key in _leave_out:
         settings.pop(key, None)
     return hydra.utils.get_method(settings.pop("_target_"))(**settings, **extra)
+
+
+def build_network(model_cfg: DictConfig, input_shape: tuple[int, int], n_classes: int):
+    """The network of ``model=...`` for clips of ``input_shape`` (bands, frames) and ``n_classes`` genres: the one
+    place a network is built (training, a checkpoint's predictor, the benchmark). ``name`` names the run."""
+    return call_target(model_cfg, _leave_out=("name",), input_shape=tuple(input_shape), n_classes=n_classes)

@@ -254,12 +254,13 @@ def test_mlflow_models_serve_answers_a_request_with_a_waveform(trained, tmp_path
 
     root, cfg, metrics, _ = trained
     port = free_port()
-    server = subprocess.Popen([sys.executable, "-m", "mlflow", "models", "serve", "-m", f"runs:/{metrics['run_id']}/model", "-p", str(port),
-                               "--env-manager", "local"], cwd=tmp_path, stdout=subprocess.DEVNULL,
+    # as the README writes it: the venv activated (MLflow starts uvicorn from PATH), then mlflow models serve
+    activate = Path(sys.executable).parent / "activate"
+    command = f". {activate} && mlflow models serve -m runs:/{metrics['run_id']}/model -p {port} --env-manager local"
+    server = subprocess.Popen(["bash", "-c", command], cwd=tmp_path, stdout=subprocess.DEVNULL,
                               stderr=subprocess.PIPE, text=True, start_new_session=True,
                               env={**os.environ, "MLFLOW_TRACKING_URI": f"sqlite:///{root}/mlflow.db",
-                                   # it starts uvicorn from PATH: this interpreter's
-                                   "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}"})
+                                   "PATH": "/usr/bin:/bin"})   # nothing of the venv on PATH before activation
     try:
         deadline = time.time() + 120
         while time.time() < deadline:

@@ -244,3 +244,45 @@ def test_a_read_only_working_directory_is_one_line_before_hydra_writes(read_only
     assert out.returncode == 2 and "Traceback" not in out.stderr
     assert out.stderr == (f"error: paths.root_dir: cannot write to {read_only_folder} (read-only or not yours): "
                           f"make it writable, or set paths.root_dir to a folder you can write\n")
+
+
+@pytest.fixture
+def small_disk(tmp_path):
+    """A 2-MB tmpfs: a disk that fills up (root can mount one; elsewhere the test is skipped)."""
+    import subprocess
+
+    folder = tmp_path / "small-disk"
+    folder.mkdir()
+    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=2m", "tmpfs", str(folder)], capture_output=True)
+    if mounted.returncode != 0:
+        pytest.skip(f"cannot mount a small tmpfs here: {mounted.stderr.decode().strip()}")
+    yield folder
+    subprocess.run(["umount", str(folder)], check=True)
+
+
+@pytest.mark.slow
+def test_a_cache_folder_that_fills_up_is_one_line_naming_it_and_leaves_nothing_half_written(tmp_path, small_disk):
+    from conftest import run_cli
+
+    out = run_cli("train.py", f"paths.root_dir={tmp_path}", f"paths.cache_dir={small_disk}/cache",
+                  *tiny_overrides(**{"dataset.tracks_per_genre": 10, "dataset.track_seconds": 20}))
+    assert out.returncode == 2, out.stderr[-3000:]
+    assert "Traceback" not in out.stderr
+    [line] = [line for line in out.stderr.splitlines() if line.startswith("error:")]
+    assert line.startswith("error: no space left on the disk of ") and "free some space there" in line
+    assert str(small_disk) in line, line
+    assert not [p for p in (small_disk / "cache").iterdir() if ".partial" not in p.name and p.suffix == ".h5"]
+
+
+def test_ctrl_c_in_any_command_is_one_line_and_status_130(capsys):
+    from genre.errors import exit_on_user_error
+    from genre.signals import Interrupted
+
+    def interrupted():
+        raise KeyboardInterrupt
+
+    for stop, status in ((interrupted, 130), (lambda: (_ for _ in ()).throw(Interrupted(15)), 143)):
+        with pytest.raises(SystemExit) as leaving:
+            exit_on_user_error(stop)()
+        assert leaving.value.code == status
+        assert capsys.readouterr().err.startswith("stopped: interrupted by SIG")

@@ -55,6 +55,8 @@ def test_a_run_killed_during_the_feature_cache_leaves_no_process_and_the_next_ru
         pytest.fail("the feature cache build never started")
     run.send_signal(kill)
     run.wait(timeout=30)
+    # SIGTERM in data preparation, before any run exists: the same rule as in every phase (genre.signals)
+    assert run.returncode == (143 if kill == signal.SIGTERM else -signal.SIGKILL)
     deadline = time.monotonic() + 5
     while processes_of(tmp_path) and time.monotonic() < deadline:
         time.sleep(0.1)

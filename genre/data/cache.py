@@ -77,6 +77,11 @@ def _atomic_h5(path: Path, key: str) -> Iterator[h5py.File]:
             yield f
             f.attrs["complete"] = True
         os.replace(partial, path)
+    except OSError as error:
+        if error.filename is not None:
+            raise
+        # a worker's pwrite and h5py name no file: the user is told which (a full disk: genre.errors)
+        raise OSError(error.errno, error.strerror or str(error), str(partial)) from error
     finally:
         partial.unlink(missing_ok=True)
 

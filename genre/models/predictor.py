@@ -18,7 +18,7 @@ from torch import nn
 
 from genre.errors import ConfigError
 from genre.inference import classify_waveform, waveform_clips, window_probabilities
-from genre.targets import call_target
+from genre.targets import build_network, call_target
 
 
 class Normalize(nn.Module):
@@ -120,8 +120,7 @@ def load_predictor(ckpt_path: str | Path) -> Predictor:
     info = checkpoint["genre"]
     config = OmegaConf.create(info["config"])
     frontend = call_target(config.features)
-    net = call_target(config.model, _leave_out=("name",), input_shape=(frontend.n_bands, info["clip_frames"]),
-                      n_classes=len(info["genres"]))
+    net = build_network(config.model, (frontend.n_bands, info["clip_frames"]), len(info["genres"]))
     normalize = Normalize(frontend.n_bands)
     state = checkpoint["state_dict"]
     for prefix, part in (("frontend.", frontend), ("normalize.", normalize), ("net.", net)):
