@@ -34,8 +34,9 @@ OmegaConf.register_new_resolver("unique", _unique_suffix, use_cache=True, replac
 signals.install()   # from the first moment a command runs, Hydra's composition included (genre.signals)
 
 
+@exit_on_user_error   # outside Hydra too: a sweep's launcher interrupted while its jobs run (genre.launcher)
 @hydra.main(version_base="1.3", config_path="conf", config_name="train")
-@exit_on_user_error
+@exit_on_user_error   # inside: each run, or each job of a sweep
 def train(cfg: DictConfig) -> float:
     """``python train.py ...``: one run (or, with ``-m``, one job of a sweep).
 

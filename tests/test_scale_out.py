@@ -102,6 +102,23 @@ def test_a_killed_job_of_a_parallel_sweep_is_reported_while_the_others_finish(tm
     assert status == {"1": "RUNNING", "2": "FINISHED"}      # the killed one resumable, the other complete
 
 
+def test_ctrl_c_during_a_parallel_sweep_marks_every_running_job_failed_and_exits_130(tmp_path):
+    command = [sys.executable, "train.py", "-m", "hydra/launcher=parallel", "hydra.launcher.n_jobs=2", "seed=1,2",
+               *cli_overrides(tmp_path, **{"trainer.max_epochs": 50, "callbacks.early_stopping.patience": 50,
+                                           "logger.system_metrics": "false"})]
+    sweep = subprocess.Popen(command, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                             start_new_session=True)
+    deadline = time.monotonic() + 300
+    while len(list((tmp_path / "outputs" / "multiruns").glob("*/*/checkpoints/last.ckpt"))) < 2:
+        assert sweep.poll() is None and time.monotonic() < deadline, sweep.communicate()[1][-3000:]
+        time.sleep(0.05)
+    os.killpg(sweep.pid, signal.SIGINT)                      # Ctrl-C reaches the whole process group
+    _, err = sweep.communicate(timeout=300)
+    assert sweep.returncode == 130, err[-3000:]
+    assert "Traceback" not in err
+    assert {r.info.status for r in mlflow_runs(tmp_path)} == {"FAILED"}
+
+
 def test_submitit_local_runs_the_cluster_code_path(tmp_path):
     assert_ok(run_cli("train.py", "-m", "hydra/launcher=local", "seed=1,2", *cli_overrides(tmp_path)))
     runs = mlflow_runs(tmp_path)
