@@ -33,11 +33,12 @@ def compose_config(config_name: str = "train", overrides: list[str] | tuple[str,
 
 
 def build_index(dataset_cfg: DictConfig) -> DatasetIndex:
-    """The dataset index of ``dataset=...`` (its builder in :mod:`genre.datasets`), with the excerpt
-    setting every dataset offers (``dataset.excerpt``, applied when the audio cache is built)."""
+    """The dataset index of ``dataset=...`` (its builder in :mod:`genre.datasets`), named ``dataset.name`` (a
+    thin wrapper of ``folder`` names itself), with the excerpt setting every dataset offers
+    (``dataset.excerpt``, applied when the audio cache is built)."""
     excerpt = dataset_cfg.get("excerpt", "start")
-    index = call_target(dataset_cfg, _leave_out=("excerpt",))
-    return dataclasses.replace(index, excerpt=excerpt)
+    index = call_target(dataset_cfg, _leave_out=("excerpt", "name"))
+    return dataclasses.replace(index, excerpt=excerpt, name=dataset_cfg.get("name") or index.name)
 
 
 def build_frontend(features_cfg: DictConfig) -> FeatureExtractor:

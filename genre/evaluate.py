@@ -294,7 +294,8 @@ def evaluate(cfg: DictConfig) -> dict:
         _print_ranking(cfg.audio, ranking, cfg.top_k)
         corpus = corpus_embeddings(model, ckpt_path, cfg.paths.cache_dir, cfg.dataset_root)
         neighbours = similar_tracks(model, cfg.audio, corpus, cfg.similar)
-        print(f"tracks like it ({model.config.dataset._target_.split('.')[-2]} corpus, cosine distance of the "
+        corpus_name = model.config.dataset.get("name") or model.config.dataset._target_.split(".")[-2]  # older runs
+        print(f"tracks like it ({corpus_name} corpus, cosine distance of the "
               f"learned embeddings):")
         for track_id, genre, split, distance in neighbours:
             print(f"  {distance:6.3f}  {genre:<12} {track_id}  ({split})")
@@ -303,7 +304,7 @@ def evaluate(cfg: DictConfig) -> dict:
         genre_map = OmegaConf.to_container(cfg.genre_map) if cfg.genre_map else None
         metrics = evaluate_corpus(model, cfg.dataset, cfg.split, cfg.paths.cache_dir, genre_map,
                                   cfg.clips.cache_workers, cfg.log_to_mlflow)
-        print(f"{cfg.dataset._target_.split('.')[-2]} corpus, {cfg.split}:")
+        print(f"{cfg.dataset.name} corpus, {cfg.split}:")
     else:
         metrics = evaluate_split(model, cfg.split, cfg.paths.cache_dir, cfg.dataset_root, cfg.log_to_mlflow)
         protocol = model.module.run_info.get("split_protocol", "unknown protocol")

@@ -106,7 +106,7 @@ def refuse_relaunching_ddp_in_sweeps(cfg: DictConfig) -> None:
 
 
 RESUME_MUST_MATCH = ("dataset", "features", "model", "clips.clip_seconds", "clips.aggregation")
-RESUME_MAY_DIFFER = ("root", "num_workers")  # the data may have moved; cache workers change nothing
+RESUME_MAY_DIFFER = ("root", "num_workers", "name")  # the data may have moved; workers and names change nothing
 
 
 @dataclass

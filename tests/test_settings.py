@@ -72,3 +72,18 @@ def test_every_model_option_names_its_runs_after_the_choice():
 
     for option in sorted((CONFIG_DIR / "model").glob("*.yaml")):
         assert compose_config("train", [f"model={option.stem}"]).model.name == option.stem, option.name
+
+
+def test_every_dataset_is_named_after_its_option_and_a_wrapper_names_itself(tmp_path):
+    """folder.build hard-coded the name "folder", so a thin wrapper of it could not name itself."""
+    from conftest import write_tone
+    from genre import CONFIG_DIR
+    from genre.build import build_index
+
+    for option in sorted((CONFIG_DIR / "dataset").glob("*.yaml")):
+        assert compose_config("train", [f"dataset={option.stem}"]).dataset.name == option.stem, option.name
+    for genre in ("jazz", "rock"):
+        for i in range(3):
+            write_tone(tmp_path / genre / f"{i}.wav", 1.0)
+    wrapper = compose_config("train", ["dataset=folder", f"dataset.root={tmp_path}", "dataset.name=my_collection"])
+    assert build_index(wrapper.dataset).name == "my_collection"
