@@ -100,3 +100,31 @@ def test_every_option_of_a_group_is_in_the_lists_that_name_them():
             assert missing == [], (group, missing)
     evaluate_datasets = (CONFIG_DIR / "evaluate.yaml").read_text().split("another corpus to score the model on")[1]
     assert all(p.stem in evaluate_datasets.splitlines()[0] for p in (CONFIG_DIR / "dataset").glob("*.yaml"))
+
+
+def test_every_network_front_end_and_dataset_option_meets_its_contract():
+    """The contracts (genre.models.Network, genre.features.FrontEnd, genre.datasets.DatasetBuilder) are
+    written once; every option of conf/model, conf/features and conf/dataset meets its own."""
+    import inspect
+
+    from genre import CONFIG_DIR
+    from genre.features import FrontEnd
+    from genre.models import Network
+    from genre.targets import build_network
+
+    for option in sorted(p.stem for p in (CONFIG_DIR / "features").glob("*.yaml")):
+        frontend = build_frontend(compose_config("train", [f"features={option}"]).features)
+        assert isinstance(frontend, FrontEnd), option
+        features = frontend(torch.zeros(2, frontend.sample_rate))
+        assert features.shape == (2, frontend.n_bands, frontend.n_frames(frontend.sample_rate)), option
+    for option in sorted(p.stem for p in (CONFIG_DIR / "model").glob("*.yaml")):
+        cfg = compose_config("train", [f"model={option}"])
+        if "sklearn" in cfg.model._target_:
+            continue                                   # the scikit-learn baselines: genre.classical
+        net = build_network(cfg.model, (32, 80), 4).eval()
+        assert isinstance(net, Network), option
+        x = torch.randn(3, 1, 32, 80)
+        assert torch.allclose(net(x), net.head(net.embed(x))) and net(x).shape == (3, 4), option
+    for option in sorted(p.stem for p in (CONFIG_DIR / "dataset").glob("*.yaml")):
+        builder = __import__("hydra").utils.get_method(compose_config("train", [f"dataset={option}"]).dataset._target_)
+        assert "track_seconds" in inspect.signature(builder).parameters, option

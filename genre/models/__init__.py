@@ -1,2 +1,28 @@
 """The networks, each built from ``conf/model/*.yaml`` with the input shape ``(n_bands, clip_frames)`` and
-the number of genres: ``cnn3`` (the seed project's 3-layer CNN) and ``resnet`` (short-chunk ResNet)."""
+the number of genres: ``cnn3`` (the seed project's 3-layer CNN) and ``resnet`` (short-chunk ResNet).
+
+A new network is its module here and its yaml in ``conf/model/`` (``name``, ``_target_`` and its own
+settings); :func:`genre.targets.build_network` builds it, and it must meet :class:`Network`.
+"""
+from __future__ import annotations
+
+from typing import Protocol, runtime_checkable
+
+import torch
+
+
+@runtime_checkable
+class Network(Protocol):
+    """What the trainer, the exported model, the plots and ``similar=`` need of a network.
+
+    Built as ``Net(input_shape=(n_bands, clip_frames), n_classes=n, **settings)``; it takes clips
+    ``(batch, 1, n_bands, clip_frames)`` of normalised features. ``forward(x) == head(embed(x))`` gives
+    logits ``(batch, n_classes)``; ``embed(x)`` is the learned embedding ``(batch, width)`` (t-SNE and PCA
+    plots, separation scores, the tracks like a song); ``head`` maps it to logits.
+    """
+
+    head: torch.nn.Module
+
+    def embed(self, x: torch.Tensor) -> torch.Tensor: ...
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor: ...
