@@ -43,6 +43,15 @@ RUN_LOCAL_SUFFIXES = ("/dirpath",)   # where a callback writes (checkpoints): an
 COMPARISON_TAG = "genre.kind"
 
 
+def mean_std(values) -> tuple[float, float, int]:
+    """Mean, sample standard deviation (0 for one value) and number of replicate values: the one place the
+    spread over seeds is computed (this table, ``genre.shift``)."""
+    values = np.asarray(list(values), dtype=float)
+    if not len(values):
+        return float("nan"), float("nan"), 0
+    return float(values.mean()), float(values.std(ddof=1)) if len(values) > 1 else 0.0, len(values)
+
+
 @dataclass
 class Group:
     """Runs whose every setting but the seed (and run-local ones) is the same: replicates."""
@@ -69,10 +78,7 @@ class Group:
         not replicates, so each seed counts once (the mean of its runs)."""
         per_seed = [np.mean(finite) for values in self.values.get(metric, {}).values()
                     if len(finite := [v for v in values if np.isfinite(v)])]
-        if not per_seed:
-            return float("nan"), float("nan"), 0
-        values = np.array(per_seed)
-        return float(values.mean()), float(values.std(ddof=1)) if len(values) > 1 else 0.0, len(values)
+        return mean_std(per_seed)
 
     def seeds_cell(self) -> str:
         """n, the seeds, and a warning where runs repeat a seed."""

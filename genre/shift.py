@@ -22,11 +22,24 @@ from pathlib import Path
 import mlflow
 import numpy as np
 
+from genre.compare import mean_std
 from genre.errors import exit_on_user_error
 
 RECIPES = {"plain": [], "modern": ["recipe=modern"]}
-# resnet is a short-chunk model (Won et al. 2020): it trains on 3-s clips, cnn3 on the seed project's 10 s
-MODEL_OVERRIDES = {"cnn3": [], "resnet": ["clips.clip_seconds=3"]}
+
+
+def network_settings() -> dict[str, list[str]]:
+    """Every network of conf/model with the settings it was designed with (its ``meant_for``: resnet, a
+    short-chunk model, trains on 3-s clips; cnn3 on the seed project's 10 s)."""
+    from genre import CONFIG_DIR
+    from genre.build import compose_config
+
+    networks = {}
+    for option in sorted(p.stem for p in (CONFIG_DIR / "model").glob("*.yaml")):
+        model = compose_config("train", [f"model={option}"]).model
+        if "meant_for" in model:   # the scikit-learn baselines have no network and are not compared here
+            networks[option] = list(model.meant_for)
+    return networks
 
 
 def _run(command: list[str], cwd: Path) -> None:
@@ -39,13 +52,13 @@ def measure(root: Path, models: list[str], seeds: list[int], extra: list[str]) -
     root.mkdir(parents=True, exist_ok=True)
     common = [f"paths.root_dir={root.resolve()}", "logger.experiment_name=domain_shift",
               "trainer.enable_progress_bar=false", *extra]
-    rows = []
+    rows, designed = [], network_settings()
     for model in models:
         for recipe, recipe_overrides in RECIPES.items():
             for seed in seeds:
                 start = time.perf_counter()
                 name = f"shift-{model}-{recipe}-s{seed}"
-                _run(["from genre.cli import train; train()", *common, f"model={model}", *MODEL_OVERRIDES[model],
+                _run(["from genre.cli import train; train()", *common, f"model={model}", *designed[model],
                       *recipe_overrides, f"seed={seed}", f"logger.run_name={name}"], root)
                 client = mlflow.MlflowClient(f"sqlite:///{root.resolve()}/mlflow.db")
                 experiment = client.get_experiment_by_name("domain_shift")
@@ -64,10 +77,9 @@ def measure(root: Path, models: list[str], seeds: list[int], extra: list[str]) -
         for recipe in RECIPES:
             chosen = [r for r in rows if r["model"] == model and r["recipe"] == recipe]
             a, b = np.array([r["a"] for r in chosen]), np.array([r["b"] for r in chosen])
-            std = (lambda v: float(v.std(ddof=1)) if len(v) > 1 else 0.0)
-            table.append({"model": model, "recipe": recipe, "seeds": len(chosen),
-                          "a_mean": float(a.mean()), "a_std": std(a), "b_mean": float(b.mean()), "b_std": std(b),
-                          "drop_mean": float((a - b).mean()), "drop_std": std(a - b)})
+            (a_mean, a_std, _), (b_mean, b_std, _), (drop_mean, drop_std, _) = map(mean_std, (a, b, a - b))
+            table.append({"model": model, "recipe": recipe, "seeds": len(chosen), "a_mean": a_mean, "a_std": a_std,
+                          "b_mean": b_mean, "b_std": b_std, "drop_mean": drop_mean, "drop_std": drop_std})
     return {"runs": rows, "table": table}
 
 
@@ -84,7 +96,7 @@ def markdown(result: dict) -> str:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m genre.shift", description=__doc__.split("\n")[0])
     parser.add_argument("--root", type=Path, default=Path("shift"), help="paths.root_dir of the runs")
-    parser.add_argument("--models", nargs="+", default=["cnn3", "resnet"], choices=sorted(MODEL_OVERRIDES))
+    parser.add_argument("--models", nargs="+", default=["cnn3", "resnet"], choices=sorted(network_settings()))
     parser.add_argument("--seeds", nargs="+", type=int, default=[1, 2, 3])
     parser.add_argument("--json", type=Path, help="write the runs and the table here")
     parser.add_argument("overrides", nargs="*", help="more train.py overrides for every run (after --)")

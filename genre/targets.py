@@ -19,5 +19,8 @@ def call_target(node: DictConfig, _leave_out: tuple[str, ...] = (), **extra):
 
 def build_network(model_cfg: DictConfig, input_shape: tuple[int, int], n_classes: int):
     """The network of ``model=...`` for clips of ``input_shape`` (bands, frames) and ``n_classes`` genres: the one
-    place a network is built (training, a checkpoint's predictor, the benchmark). ``name`` names the run."""
-    return call_target(model_cfg, _leave_out=("name",), input_shape=tuple(input_shape), n_classes=n_classes)
+    place a network is built (training, a checkpoint's predictor, the benchmark). ``name`` names the run and
+    ``meant_for`` lists the settings the network was designed with (``genre.shift`` applies them): neither is
+    an argument of the network."""
+    return call_target(model_cfg, _leave_out=("name", "meant_for"), input_shape=tuple(input_shape),
+                       n_classes=n_classes)

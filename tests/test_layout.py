@@ -128,3 +128,13 @@ def test_every_network_front_end_and_dataset_option_meets_its_contract():
     for option in sorted(p.stem for p in (CONFIG_DIR / "dataset").glob("*.yaml")):
         builder = __import__("hydra").utils.get_method(compose_config("train", [f"dataset={option}"]).dataset._target_)
         assert "track_seconds" in inspect.signature(builder).parameters, option
+
+
+def test_the_domain_shift_offers_every_network_with_the_settings_it_was_designed_with():
+    from genre import CONFIG_DIR
+    from genre.shift import network_settings
+
+    networks = network_settings()
+    assert networks["resnet"] == ["clips.clip_seconds=3"] and networks["cnn3"] == []
+    assert set(networks) == {p.stem for p in (CONFIG_DIR / "model").glob("*.yaml")
+                             if "sklearn" not in compose_config("train", [f"model={p.stem}"]).model._target_}
