@@ -16,7 +16,7 @@ FIGURES = {
     "6_main_command": {"first_run_s", "second_run_s"},
     "8_cpu_clip_paths": {"cache_epoch_s", "resident_epoch_s", "cache_samples_per_s", "resident_samples_per_s",
                          "resident_speedup"},
-    "9_command_line": {"bare_import_s", "refusal_s", "evaluate_audio_s", "evaluate_over_bare_import",
+    "9_command_line": {"bare_import_s", "refusal_s", "train_exit_after_last_line_s", "evaluate_audio_s", "evaluate_over_bare_import",
                        "checkpoint_answer_30s_song_s", "pyfunc_load_s", "pyfunc_answer_30s_song_s"},
 }
 
