@@ -48,13 +48,15 @@ def tsne_embedding(points: np.ndarray, seed: int = 0) -> np.ndarray:
 
 
 def _scatter_by_genre(coords: np.ndarray, labels: np.ndarray, genres: list[str], title: str) -> tuple:
-    fig, ax = plt.subplots(figsize=(7, 6))
+    fig, ax = plt.subplots(figsize=(8.5, 6))
     colours = plt.get_cmap("tab10" if len(genres) <= 10 else "tab20")
     for k, genre in enumerate(genres):
         chosen = labels == k
         ax.scatter(coords[chosen, 0], coords[chosen, 1], s=18, color=colours(k % colours.N), label=genre)
-    ax.legend(fontsize=8, markerscale=1.2, loc="best")
-    ax.set_title(title)
+    # beside the axes, not over the points
+    ax.legend(fontsize=8, markerscale=1.2, loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0)
+    ax.set_title(title, fontsize=9)
+    fig.tight_layout()
     return fig, ax
 
 

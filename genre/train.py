@@ -202,7 +202,8 @@ def _train_network(cfg: DictConfig, data: PreparedData, logger, resolved: dict, 
     # numbers the uninterrupted run did not draw at this point
     resumed = {"num_sanity_val_steps": 0} if resume else {}
     # the data module gives each process its own share of the tracks (genre.data.clips): no sampler wrapping
-    trainer: pl.Trainer = hydra.utils.instantiate(cfg.trainer, logger=logger, callbacks=list(callbacks.values()),
+    trainer: pl.Trainer = hydra.utils.instantiate(cfg.trainer, logger=logger,
+                                                  callbacks=[*callbacks.values(), *progress_bar(cfg.trainer)],
                                                   default_root_dir=str(cfg.paths.output_dir),
                                                   use_distributed_sampler=False, plugins=[AtomicCheckpointIO()],
                                                   **resumed)
@@ -261,6 +262,14 @@ def _train_network(cfg: DictConfig, data: PreparedData, logger, resolved: dict, 
                  metrics.get("test/acc", float("nan")), metrics.get("test/track_acc", float("nan")))
         _say_where(logger, cfg, tracking_uri)
     return {**metrics, "run_id": logger.run_id, "best_checkpoint": checkpoint.best_model_path}
+
+
+def progress_bar(trainer_cfg: DictConfig) -> list:
+    """tqdm's bar, whatever is installed: Lightning switches to its rich bar when ``rich`` is importable (the
+    test and sweep extras bring it), and log lines then land at the end of bar lines."""
+    from pytorch_lightning.callbacks import TQDMProgressBar
+
+    return [TQDMProgressBar()] if trainer_cfg.get("enable_progress_bar", True) else []
 
 
 def _stop_launched_processes(trainer: pl.Trainer) -> None:

@@ -138,3 +138,15 @@ def test_the_domain_shift_offers_every_network_with_the_settings_it_was_designed
     assert networks["resnet"] == ["clips.clip_seconds=3"] and networks["cnn3"] == []
     assert set(networks) == {p.stem for p in (CONFIG_DIR / "model").glob("*.yaml")
                              if "sklearn" not in compose_config("train", [f"model={p.stem}"]).model._target_}
+
+
+def test_the_progress_bar_is_tqdm_whatever_is_installed():
+    """With rich installed (the test and sweep extras bring it) Lightning switched to its rich bar, and log
+    lines landed at the end of bar lines."""
+    from pytorch_lightning.callbacks import TQDMProgressBar
+
+    from genre.train import progress_bar
+
+    [bar] = progress_bar(compose_config("train").trainer)
+    assert type(bar) is TQDMProgressBar
+    assert progress_bar(compose_config("train", ["trainer.enable_progress_bar=false"]).trainer) == []

@@ -157,3 +157,19 @@ def test_the_code_inside_a_logged_model_needs_nothing_of_this_package():
             {alias.name for node in ast.walk(tree) if isinstance(node, ast.Import) for alias in node.names}
         assert {name for name in imported if name.startswith("genre")} <= allowed, module.__name__
     assert genre.inference.AGGREGATION_METHODS == AGGREGATIONS   # settings checks what inference runs
+
+
+def test_the_legend_of_a_scatter_plot_covers_no_point():
+    """The t-SNE legend covered points."""
+    from genre.plots import pca_figure
+
+    rng = np.random.default_rng(1)
+    points = rng.uniform(-1, 1, size=(3000, 2)) * [2.0, 1.0]     # points everywhere: no free corner
+    figure = pca_figure(points, rng.integers(0, 4, 3000), ["blues", "jazz", "metal", "pop"], "PCA\nprotocol")
+    figure.canvas.draw()
+    [ax] = figure.axes
+    legend = ax.get_legend().get_window_extent()
+    plotted = ax.transData.transform(np.concatenate([c.get_offsets() for c in ax.collections]))
+    inside = (plotted[:, 0] >= legend.x0) & (plotted[:, 0] <= legend.x1) & \
+             (plotted[:, 1] >= legend.y0) & (plotted[:, 1] <= legend.y1)
+    assert not inside.any()

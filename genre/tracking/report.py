@@ -68,11 +68,12 @@ def log_training_outputs(logger: MLFlowLogger, module: GenreClassifier, data: Pr
         scores = separation_scores(points, labels)
         # through the logger: a resumed run does not log them twice, a lost server keeps them for replay
         logger.log_metrics({f"test/{name}_{score}": scores[score] for score in ("silhouette", "knn_acc")}, step=0)
-        title = (f"t-SNE of {what} ({data.index.name} test)\n"
+        split = f"{data.index.name} test split, {data.index.split_protocol}"   # every plot names its protocol
+        title = (f"t-SNE of {what}\n{split}\n"
                  f"silhouette {scores['silhouette']:.2f}, {scores['knn_k']:.0f}-NN accuracy {scores['knn_acc']:.1%}")
         log_figure(client, run_id, tsne_figure(points, labels, module.genres, title, cfg.seed), f"tsne_{name}.png")
-        log_figure(client, run_id, pca_figure(points, labels, module.genres,
-                                              f"PCA of {what} ({data.index.name} test)"), f"pca_{name}.png")
+        log_figure(client, run_id, pca_figure(points, labels, module.genres, f"PCA of {what}\n{split}"),
+                   f"pca_{name}.png")
     _log_model(logger, module, data, cfg, register_as)
 
 
