@@ -8,13 +8,15 @@ counts, progress bars): only true replicates are averaged. It reports mean and s
 distinct seeds of clip and track accuracy and of the genre separation scores (runs that repeat a seed
 are counted once, and the table says so), and puts them beside the preset's published numbers. Each
 split protocol has its own table, whose columns are exactly the settings that differ between its rows. Writes a Markdown table, an HTML page and a bar chart to
-``out_dir`` (default ``outputs/compare/<experiment>``) and logs them as artifacts of a comparison run.
+``out_dir`` (default ``outputs/compare/<experiment>``) and logs them as artifacts of a comparison run, in
+the experiment ``<experiment>-comparisons`` (the training runs' list keeps training runs only).
 """
 from __future__ import annotations
 
 import base64
 import html
 import sys
+import tempfile
 from collections import defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -200,10 +202,11 @@ def tsne_side_by_side(client: mlflow.MlflowClient, groups: list[Group], out: Pat
     if len(first_of_kind) < 2:
         return None
     fig, axes = plt.subplots(1, len(first_of_kind), figsize=(6 * len(first_of_kind), 5.5))
-    for ax, (kind, run_id) in zip(axes, sorted(first_of_kind.items()), strict=False):
-        ax.imshow(plt.imread(client.download_artifacts(run_id, "tsne_features.png", str(out))))
-        ax.set_axis_off()
-        ax.set_title(kind)
+    with tempfile.TemporaryDirectory(prefix="genre-compare-") as downloads:   # no stray copy left in ``out``
+        for ax, (kind, run_id) in zip(axes, sorted(first_of_kind.items()), strict=True):
+            ax.imshow(plt.imread(client.download_artifacts(run_id, "tsne_features.png", downloads)))
+            ax.set_axis_off()
+            ax.set_title(kind)
     fig.tight_layout()
     path = out / "tsne_features_side_by_side.png"
     fig.savefig(path, dpi=110)
@@ -265,13 +268,23 @@ def compare(cfg: DictConfig, out_dir: str | Path | None = None) -> dict:
     if side_by_side:
         images.append(side_by_side)
     (out / "comparison.html").write_text(html_page(text, images))
-    with mlflow.start_run(experiment_id=client.get_experiment_by_name(experiment).experiment_id,
-                          run_name="comparison", tags={COMPARISON_TAG: "comparison"}) as run:
+    # in an experiment of its own: the training runs' list shows training runs only
+    comparisons = f"{experiment}-comparisons"
+    if client.get_experiment_by_name(comparisons) is None:
+        location = str(client.get_experiment_by_name(experiment).artifact_location)
+        local = "://" not in location or location.startswith("file:")   # else the server's own store decides
+        client.create_experiment(comparisons, artifact_location=f"{location}-comparisons" if local else None)
+    compared = sum(len(g.run_ids) for g in groups)
+    with mlflow.start_run(experiment_id=client.get_experiment_by_name(comparisons).experiment_id,
+                          run_name=f"comparison of {compared} runs of {experiment}",
+                          tags={COMPARISON_TAG: "comparison", "compared_experiment": experiment,
+                                "mlflow.note.content": f"The comparison table of experiment {experiment}: "
+                                                       f"{compared} runs in {len(groups)} configurations."}) as run:
         for path in [out / "comparison.md", out / "comparison.html", *images]:
             mlflow.log_artifact(str(path))
-        mlflow.log_param("compared_runs", sum(len(g.run_ids) for g in groups))
+        mlflow.log_param("compared_runs", compared)
     print(text)
-    print(f"written to {out}; logged as run {run.info.run_id} in experiment {experiment}")
+    print(f"written to {out}; logged as run {run.info.run_id} in experiment {comparisons}")
     return {"out_dir": out, "groups": groups, "run_id": run.info.run_id, "markdown": text}
 
 

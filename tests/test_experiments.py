@@ -135,3 +135,8 @@ def test_comparison_report_states_protocols_and_published_numbers(compared):
     logged = {a.path for a in client.list_artifacts(result["run_id"])}
     assert {"comparison.md", "comparison.html", "comparison.png", "tsne_features_side_by_side.png"} <= logged
     assert client.get_run(result["run_id"]).data.tags["genre.kind"] == "comparison"
+    # listed apart from the training runs, and no downloaded copy of a run's plot left beside the report
+    training = client.get_experiment_by_name("mel_vs_mfcc")
+    assert client.get_run(result["run_id"]).info.experiment_id != training.experiment_id
+    assert {r.info.run_name for r in client.search_runs([training.experiment_id])} & {"comparison"} == set()
+    assert not (out / "tsne_features.png").exists()
