@@ -231,27 +231,49 @@ def corpus_embeddings(model: LoadedClassifier, ckpt_path: str | Path, cache_dir:
         try:
             with np.load(path) as saved:
                 kept = dict(saved)
-            if set(kept) == {"track_id", "genre", "split", "embedding"}:
+            if set(kept) == {"track_id", "genre", "split", "embedding", "predicted"}:
                 return kept
         except (OSError, ValueError, EOFError, zipfile.BadZipFile):   # damaged since: computed again below
             pass
         log.warning("%s is damaged: computing the corpus embeddings again", path)
-    ids, genres, splits, vectors = [], [], [], []
-    with h5py.File(data.features.path, "r") as f:
+    ids, genres, splits, vectors, predicted = [], [], [], [], []
+    module = model.module
+    with h5py.File(data.features.path, "r") as f, torch.no_grad():
         for split, rows in data.rows.items():
             for row, label, track_id in tqdm(list(zip(rows, data.labels[split], data.track_ids[split], strict=True)),
                                              desc=f"embeddings ({split})", unit="track"):
                 clips = cut_windows(torch.from_numpy(f["features"][row]), data.clip_frames)
-                vectors.append(model.module.embed_clips(clips))
+                vectors.append(module.embed_clips(clips))     # the classifier's own layer, windows, normalisation
+                scores = aggregate_windows(module.eval()(clips).softmax(-1), module.aggregation)
+                predicted.append(module.genres[int(np.argmax(scores))])
                 ids.append(track_id)
                 genres.append(data.genres[label])
                 splits.append(split)
     result = {"track_id": np.array(ids), "genre": np.array(genres), "split": np.array(splits),
-              "embedding": np.stack(vectors).astype(np.float32)}
+              "embedding": np.stack(vectors).astype(np.float32), "predicted": np.array(predicted)}
     partial = path.with_name(path.name + ".partial.npz")
     np.savez(partial, **result)
     os.replace(partial, path)
     return result
+
+
+def neighbour_agreement(corpus: dict[str, np.ndarray], k: int = 5, queries: str = "test") -> float:
+    """Share of the ``queries`` tracks (a split, or ``all``) whose ``k`` nearest training tracks (cosine,
+    learned embeddings, the track itself left out; majority genre, ties to the nearest) have the genre the
+    classifier predicts for the track: how far ``similar=`` and the classifier tell the same story."""
+    unit = corpus["embedding"] / np.maximum(np.linalg.norm(corpus["embedding"], axis=1, keepdims=True), 1e-12)
+    train = corpus["split"] == "train"
+    asked = np.ones_like(train) if queries == "all" else corpus["split"] == queries
+    agree = []
+    for i in np.flatnonzero(asked):
+        others = train.copy()
+        others[i] = False
+        distance = 1.0 - unit[others] @ unit[i]
+        nearest = corpus["genre"][others][np.argsort(distance, kind="stable")[:k]]
+        names, counts = np.unique(nearest, return_counts=True)
+        best = [g for g in nearest if g in set(names[counts == counts.max()])][0]
+        agree.append(best == corpus["predicted"][i])
+    return float(np.mean(agree)) if agree else float("nan")
 
 
 def similar_tracks(model: LoadedClassifier, audio_path: str | Path, corpus: dict[str, np.ndarray],
@@ -294,12 +316,15 @@ def evaluate(cfg: DictConfig) -> dict:
         _print_ranking(cfg.audio, ranking, cfg.top_k)
         corpus = corpus_embeddings(model, ckpt_path, cfg.paths.cache_dir, cfg.dataset_root)
         neighbours = similar_tracks(model, cfg.audio, corpus, cfg.similar)
+        agreement = neighbour_agreement(corpus, k=cfg.similar)
+        print(f"for {agreement:.0%} of the run's test tracks, their {cfg.similar} nearest training tracks have the "
+              f"genre the model predicts (how far the list below and the classifier agree)")
         corpus_name = model.config.dataset.get("name") or model.config.dataset._target_.split(".")[-2]  # older runs
         print(f"tracks like it ({corpus_name} corpus, cosine distance of the "
               f"learned embeddings):")
         for track_id, genre, split, distance in neighbours:
             print(f"  {distance:6.3f}  {genre:<12} {track_id}  ({split})")
-        return {"ranking": ranking, "similar": neighbours}
+        return {"ranking": ranking, "similar": neighbours, "neighbour_agreement": agreement}
     if cfg.get("dataset"):
         genre_map = OmegaConf.to_container(cfg.genre_map) if cfg.genre_map else None
         metrics = evaluate_corpus(model, cfg.dataset, cfg.split, cfg.paths.cache_dir, genre_map,
