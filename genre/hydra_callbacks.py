@@ -38,9 +38,15 @@ class PrepareTrackingStore(Callback):
     experiment once, so parallel jobs never race in its schema migration (docs/pitfalls.md)."""
 
     def on_multirun_start(self, config: DictConfig, **kwargs) -> None:
-        from genre.tracking.store import open_store, resolve_artifact_location, resolve_tracking_uri
+        from genre.tracking.store import (
+            close_store_connections,
+            open_store,
+            resolve_artifact_location,
+            resolve_tracking_uri,
+        )
 
         tracking_uri = resolve_tracking_uri(config.logger.tracking_uri, config.paths.root_dir)
         name = config.logger.experiment_name
         open_store(tracking_uri, name, resolve_artifact_location(config.logger.artifact_location,
                                                                  config.paths.root_dir, name, tracking_uri))
+        close_store_connections(tracking_uri)   # the jobs may be forked from this process (genre.launcher)

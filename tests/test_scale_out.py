@@ -116,7 +116,7 @@ def test_ctrl_c_during_a_parallel_sweep_marks_every_running_job_failed_and_exits
     _, err = sweep.communicate(timeout=300)
     assert sweep.returncode == 130, err[-3000:]
     assert "Traceback" not in err
-    assert {r.info.status for r in mlflow_runs(tmp_path)} == {"FAILED"}
+    assert [r.info.status for r in mlflow_runs(tmp_path)] == ["FAILED", "FAILED"], err[-3000:]
 
 
 def test_submitit_local_runs_the_cluster_code_path(tmp_path):

@@ -206,6 +206,19 @@ def open_store(tracking_uri: str, experiment_name: str, artifact_location: str |
                                 f"aside (its runs stay in the file) or set logger.tracking_uri to another store") from None
 
 
+def close_store_connections(tracking_uri: str) -> None:
+    """Close the database connections MLflow keeps pooled for ``tracking_uri``. A process about to fork the
+    jobs of a sweep (genre.launcher) must not hand them down: an SQLite connection used on both sides of a
+    fork() loses writes (seen: two jobs stopped by Ctrl-C marked their runs FAILED, and both stayed
+    RUNNING). The forked jobs open connections of their own. (MLflow caches the store per URI; its
+    ``_get_store`` is private, and the engine is the SQL store's.)"""
+    from mlflow.tracking._tracking_service.utils import _get_store
+
+    engine = getattr(_get_store(tracking_uri), "engine", None)
+    if engine is not None:
+        engine.dispose()
+
+
 def _refuse_interrupted_migration(database: Path) -> None:
     leftovers = _interrupted_migration_tables(database)
     if leftovers:
