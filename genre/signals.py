@@ -1,7 +1,8 @@
 """One rule for SIGINT (Ctrl-C) and SIGTERM (``kill``, a scheduler's pre-emption), in every phase of a command.
 
 The first of either signal raises :class:`Interrupted` wherever the command is: data preparation,
-training, testing or recording the outputs. The command unwinds in order (an open MLflow run is marked
+training, testing or recording the outputs (once it is out of the tracking store's and the locks' code,
+where a raise halfway would leave a transaction open; within 10 s at most). The command unwinds in order (an open MLflow run is marked
 FAILED, its checkpoints stay, ``last.ckpt`` resumes it), prints one line without a traceback and exits
 with ``128 + the signal's number``: 130 for SIGINT, 143 for SIGTERM. A second signal while it unwinds ends
 the process at once, as SIGKILL always does: the run is then left RUNNING, and resumable.
@@ -16,6 +17,7 @@ from __future__ import annotations
 import os
 import signal
 import threading
+import time
 
 HANDLED = (signal.SIGINT, signal.SIGTERM)
 _received: list[int] = []
@@ -37,11 +39,36 @@ class Interrupted(BaseException):
         return super().__str__() + (f": {self.detail}" if self.detail else "")
 
 
+# Code an exception must not interrupt halfway: a raise inside the tracking store's session, its connection
+# pool or a lock's bookkeeping left the pool locked and a write transaction open, so the process hung on
+# its way out and the other jobs of a sweep met "database is locked" (CI). The signal is handled as soon
+# as the main thread is out of it.
+_UNSAFE = ("sqlalchemy", "sqlite3", "mlflow.store", "mlflow.tracking", "threading", "logging")
+_DEFER_FOR_S = 10.0   # at most: a store call that never returns must not hold a stop back for ever
+_deferred_since: list[float] = []
+
+
+def _in_unsafe_code(frame) -> bool:
+    while frame is not None:
+        name = frame.f_globals.get("__name__", "")
+        if name.startswith(_UNSAFE):
+            return True
+        frame = frame.f_back
+    return False
+
+
 def _handle(signum, frame) -> None:
     if _received:                       # the second signal: end now (SIGKILL's rule: the run stays RUNNING)
         signal.signal(signum, signal.SIG_DFL)
         os.kill(os.getpid(), signum)
         return
+    if _in_unsafe_code(frame) and (not _deferred_since or time.monotonic() - _deferred_since[0] < _DEFER_FOR_S):
+        _deferred_since[:1] = _deferred_since[:1] or [time.monotonic()]
+        timer = threading.Timer(0.05, os.kill, (os.getpid(), signum))   # delivered again in a moment
+        timer.daemon = True
+        timer.start()
+        return
+    _deferred_since.clear()
     _received.append(signum)
     raise Interrupted(signum)
 

@@ -111,3 +111,23 @@ def next_run_dir(root, process, seconds=120):
         assert process.poll() is None, process.communicate()[1][-3000:]
         time.sleep(0.05)
     pytest.fail("the run made no output folder")
+
+
+def test_a_signal_inside_the_stores_code_is_handled_once_the_program_is_out_of_it(monkeypatch, handlers):
+    """A raise inside the store's session or connection pool left a transaction open: the job hung on its
+    way out and the other jobs met "database is locked" (CI). The signal waits until the code is out."""
+    import sys
+
+    from genre import signals
+
+    sent = []
+    monkeypatch.setattr(signals.os, "kill", lambda pid, signum: sent.append(signum))
+    inside = {"__name__": "sqlalchemy.orm.session"}                # a frame of the store's code
+    exec("import sys\ndef session(): return sys._getframe()\n", inside)
+    signals._handle(signal.SIGTERM, inside["session"]())          # deferred: no exception here
+    deadline = time.monotonic() + 5
+    while not sent and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert sent == [signal.SIGTERM]                               # delivered again a moment later
+    with pytest.raises(signals.Interrupted):                       # and handled where it is safe
+        signals._handle(signal.SIGTERM, sys._getframe())

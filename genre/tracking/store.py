@@ -152,7 +152,7 @@ class ResilientMLFlowLogger(MLFlowLogger):
             return
         self.ended = True
         try:
-            super().finalize(status)
+            retry_while_locked(lambda: super(ResilientMLFlowLogger, self).finalize(status), "marking the run ended")
         except Exception as error:
             log.warning("could not mark the MLflow run finished (%s)", type(error).__name__)
             if self.unsent_path is not None and self._run_id is not None:
@@ -330,6 +330,22 @@ def retry_lost_insert_race(call, what: str, attempts: int = 5):
                 raise
             log.debug("%s lost an insert race with another run (attempt %d), trying again", what, attempt)
             time.sleep(random.uniform(0.05, 0.25) * attempt)
+
+
+def retry_while_locked(call, what: str, attempts: int = 6):
+    """``call()``, again while a local sqlite store answers "database is locked".
+
+    The jobs of a parallel sweep stopped together (Ctrl-C) all mark their runs at the same moment; under
+    load one of them met the others' writes past sqlite's busy timeout, and its run stayed RUNNING. The
+    update is one transaction, rolled back on that error, so trying it again is safe."""
+    for attempt in range(1, attempts + 1):
+        try:
+            return call()
+        except MlflowException as error:
+            if attempt == attempts or "database is locked" not in str(error):
+                raise
+            log.debug("%s: the sqlite store was locked (attempt %d), trying again", what, attempt)
+            time.sleep(random.uniform(0.2, 0.6) * attempt)
 
 
 def closing_lines(run_name: str, run_id: str, experiment_id: str, output_dir: str, tracking_uri: str) -> list[str]:
