@@ -57,20 +57,37 @@ def _in_unsafe_code(frame) -> bool:
     return False
 
 
+_redelivering: list[int] = []   # a deferred signal this process sends itself again
+
+
 def _handle(signum, frame) -> None:
-    if _received:                       # the second signal: end now (SIGKILL's rule: the run stays RUNNING)
+    redelivery = signum in _redelivering
+    if redelivery:
+        _redelivering.remove(signum)
+    if _received:
+        if redelivery:                  # already stopping (interrupted() took it): nothing more to do
+            return
+        # the second signal: end now (SIGKILL's rule: the run stays RUNNING)
         signal.signal(signum, signal.SIG_DFL)
         os.kill(os.getpid(), signum)
         return
     if _in_unsafe_code(frame) and (not _deferred_since or time.monotonic() - _deferred_since[0] < _DEFER_FOR_S):
         _deferred_since[:1] = _deferred_since[:1] or [time.monotonic()]
+        _redelivering.append(signum)
         timer = threading.Timer(0.05, os.kill, (os.getpid(), signum))   # delivered again in a moment
         timer.daemon = True
         timer.start()
         return
     _deferred_since.clear()
+    raise interrupted(signum)
+
+
+def interrupted(signum: int) -> Interrupted:
+    """The :class:`Interrupted` for ``signum``, noted as the one the process is stopping for (a later
+    signal ends it at once). Also for a stop another handler saw first: Lightning's SIGTERM flag ends
+    ``fit`` with ``SIGTERMException``, a ``SystemExit`` of status 0, which genre.train turns into this."""
     _received.append(signum)
-    raise Interrupted(signum)
+    return Interrupted(signum)
 
 
 def install() -> None:

@@ -18,6 +18,7 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 from pytorch_lightning.callbacks import ModelCheckpoint
+from pytorch_lightning.utilities.exceptions import SIGTERMException
 
 from genre.build import (
     build_callbacks,
@@ -33,7 +34,7 @@ from genre.data.datamodule import PreparedData
 from genre.errors import ConfigError, refuse_unwritable
 from genre.module import GenreClassifier
 from genre.settings import check_settings
-from genre.signals import Interrupted
+from genre.signals import Interrupted, interrupted
 from genre.tracking.checkpoints import AtomicCheckpointIO
 from genre.tracking.report import log_classical_outputs, log_training_outputs
 from genre.tracking.store import (
@@ -241,6 +242,9 @@ def _train_network(cfg: DictConfig, data: PreparedData, logger, resolved: dict, 
         # verbose=False: its table prints 16 digits; the run's last lines give the test accuracy
         trainer.test(module, datamodule=datamodule, ckpt_path=checkpoint.best_model_path or None, weights_only=True,
                      verbose=False)
+    except SIGTERMException:   # Lightning's own SIGTERM flag ended the loop (status 0): the same rule applies
+        _stop_launched_processes(trainer)
+        raise interrupted(signal.SIGTERM) from None
     except Interrupted:
         _stop_launched_processes(trainer)
         raise

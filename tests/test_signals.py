@@ -20,10 +20,12 @@ def handlers():
     from genre import signals
 
     saved = {s: signal.getsignal(s) for s in signals.HANDLED}
-    signals._received.clear()
+    for state in (signals._received, signals._redelivering, signals._deferred_since):
+        state.clear()
     signals.install()
     yield
-    signals._received.clear()
+    for state in (signals._received, signals._redelivering, signals._deferred_since):
+        state.clear()
     for s, handler in saved.items():
         signal.signal(s, handler)
 
@@ -131,3 +133,31 @@ def test_a_signal_inside_the_stores_code_is_handled_once_the_program_is_out_of_i
     assert sent == [signal.SIGTERM]                               # delivered again a moment later
     with pytest.raises(signals.Interrupted):                       # and handled where it is safe
         signals._handle(signal.SIGTERM, sys._getframe())
+
+
+@pytest.mark.slow
+def test_sigterm_that_lightnings_own_flag_ends_fit_with_is_still_143_and_failed(tmp_path, monkeypatch, handlers):
+    """SIGTERM deferred out of the store's code: Lightning's flag ended fit first, with a SystemExit of
+    status 0, and the run exited 0 (CI)."""
+    import types
+
+    from genre import signals
+    from genre.module import GenreClassifier
+    from genre.signals import Interrupted
+    from genre.train import train
+
+    monkeypatch.setattr(signals.threading, "Timer", lambda *a, **k: types.SimpleNamespace(start=lambda: None))
+    logging_like = {"__name__": "logging"}                          # a frame of code a raise must not split
+    exec("import os, signal\ndef emit(): os.kill(os.getpid(), signal.SIGTERM)\n", logging_like)
+    original = GenreClassifier.on_train_epoch_end
+
+    def epoch_end(self):
+        logging_like["emit"]()                                       # deferred; Lightning's flag is set
+        return original(self)
+
+    monkeypatch.setattr(GenreClassifier, "on_train_epoch_end", epoch_end)
+    with pytest.raises(Interrupted) as stopped:
+        train(compose_config("train", tiny_overrides(**{"logger.system_metrics": "false"}), tmp_path))
+    assert stopped.value.status == 143
+    [run] = mlflow_runs(tmp_path)
+    assert run.info.status == "FAILED"
