@@ -200,7 +200,8 @@ def _peak_rss_mib(command: list[str], cwd: Path) -> tuple[float, float]:
 
 def _train_command(root: Path, overrides: list[str]) -> list[str]:
     """``python train.py`` (``genre-train``), also where the package is installed without a checkout."""
-    return [sys.executable, "-c", "from genre.cli import train; train()", f"paths.root_dir={root}", *overrides]
+    return [sys.executable, "-c", "from genre.cli import train_command; train_command()", f"paths.root_dir={root}",
+            *overrides]
 
 
 def figure_memory(work: Path, tracks_per_genre: int, seconds: float) -> dict:
@@ -264,12 +265,9 @@ def figure_command_line(work: Path) -> dict:
     os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
     root = work / "command_line"
     root.mkdir(parents=True, exist_ok=True)
-    training = [sys.executable, str(Path(__file__).resolve().parent.parent / "train.py"), f"paths.root_dir={root}",
-                "dataset.tracks_per_genre=4", "dataset.track_seconds=12", "trainer.max_epochs=1",
-                "trainer.enable_progress_bar=false", "logger.system_metrics=false"]
-    if not Path(training[1]).is_file():          # an installed package: its console script's function
-        training[1:2] = ["-c", "from genre.cli import train_command; train_command()"]
-    exit_lag_s = _exit_lag(training, work)
+    exit_lag_s = _exit_lag(_train_command(root, ["dataset.tracks_per_genre=4", "dataset.track_seconds=12",
+                                                 "trainer.max_epochs=1", "trainer.enable_progress_bar=false",
+                                                 "logger.system_metrics=false"]), work)
     [checkpoint] = root.glob("outputs/runs/*/checkpoints/best-*.ckpt")
     song = root / "song.wav"
     t = np.arange(30 * SAMPLE_RATE) / SAMPLE_RATE

@@ -20,26 +20,11 @@ from torchmetrics.functional.classification import multiclass_f1_score
 from genre.augment import Augment
 from genre.errors import ConfigError, TrainingDiverged
 from genre.features import FeatureExtractor
-from genre.inference import aggregate_tracks, classify_waveform, waveform_clips, window_probabilities
+from genre.inference import aggregate_tracks, aggregate_windows, waveform_clips, window_probabilities
 from genre.models.predictor import ClipClassifier, Normalize
 from genre.settings import AGGREGATIONS
 
 log = logging.getLogger(__name__)
-
-
-class _Mean:
-    """A running mean of tensors, kept on their device (no sync per step)."""
-
-    def __init__(self):
-        self.total, self.count = 0.0, 0
-
-    def __iadd__(self, item: tuple[torch.Tensor, int]) -> "_Mean":
-        value, count = item
-        self.total, self.count = self.total + value * count, self.count + count
-        return self
-
-    def value(self) -> float:
-        return float(self.total / self.count) if self.count else float("nan")
 
 
 def random_states() -> dict:
@@ -108,7 +93,6 @@ class GenreClassifier(pl.LightningModule):
         self.run_info = dict(run_info or {})
         self.test_results: dict | None = None
         self._outputs: list[tuple[torch.Tensor, ...]] = []
-        self._epoch_loss = _Mean()
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.net(self.normalize(x))
@@ -126,24 +110,21 @@ class GenreClassifier(pl.LightningModule):
             raise TrainingDiverged(f"training diverged: the training loss is {loss.item()} at epoch "
                                    f"{self.current_epoch}, step {self.global_step}; the run is marked FAILED. "
                                    f"Lower the learning rate (optimizer.lr={lr}) or look for damaged audio")
-        self._epoch_loss += (loss.detach(), 1)
         self.train_acc(logits, y if target is y else target.argmax(1))
         self.log("train/loss", loss, on_step=False, on_epoch=True, prog_bar=True, sync_dist=True)
         self.log("train/acc", self.train_acc, on_step=False, on_epoch=True, prog_bar=True)
         return loss
 
-    def on_train_epoch_start(self):
-        self._epoch_loss = _Mean()
-
     def on_train_epoch_end(self):
-        """One line per epoch in the console and ``train.log``: someone tailing the log sees the run move."""
+        """One line per epoch in the console and ``train.log``: someone tailing the log sees the run move. The
+        epoch's metrics (train/loss reduced over the epoch and the processes) are Lightning's by now."""
         if not self.trainer.is_global_zero:
             return
         metrics = self.trainer.callback_metrics
-        shown = "  ".join(f"{key} {float(metrics[key]):.3f}" for key in ("val/loss", "val/acc", "val/track_acc",
-                                                                          "val/track_acc_best") if key in metrics)
-        log.info("epoch %d/%s  train/loss %.3f  %s", self.current_epoch + 1, self.trainer.max_epochs,
-                 self._epoch_loss.value(), shown)
+        shown = "  ".join(f"{key} {float(metrics[key]):.3f}" for key in ("train/loss", "val/loss", "val/acc",
+                                                                          "val/track_acc", "val/track_acc_best")
+                          if key in metrics)
+        log.info("epoch %d/%s  %s", self.current_epoch + 1, self.trainer.max_epochs, shown)
 
     def _evaluate_batch(self, batch, stage: str):
         x, y, track, clip = batch
@@ -241,9 +222,7 @@ class GenreClassifier(pl.LightningModule):
         """Genre scores ``(n_genres,)`` of a whole mono waveform at the front end's sample rate: windows
         covering it, each classified, aggregated as in evaluation (:func:`genre.inference.classify_waveform`,
         the code the logged MLflow model runs)."""
-        self.eval()
-        return classify_waveform(waveform, self.frontend, lambda clips: self(clips).softmax(-1), self.clip_frames,
-                                 self.frontend.hop_length, self.aggregation, batch_size, self.normalize.mean.device)
+        return aggregate_windows(self.window_probabilities(waveform, batch_size), self.aggregation)
 
     def window_probabilities(self, waveform: np.ndarray, batch_size: int = 32) -> torch.Tensor:
         """The genre probabilities ``(n_windows, n_genres)`` of each window covering ``waveform`` (what

@@ -72,7 +72,8 @@ def _handle(signum, frame) -> None:
         os.kill(os.getpid(), signum)
         return
     if _in_unsafe_code(frame) and (not _deferred_since or time.monotonic() - _deferred_since[0] < _DEFER_FOR_S):
-        _deferred_since[:1] = _deferred_since[:1] or [time.monotonic()]
+        if not _deferred_since:
+            _deferred_since.append(time.monotonic())
         _redelivering.append(signum)
         timer = threading.Timer(0.05, os.kill, (os.getpid(), signum))   # delivered again in a moment
         timer.daemon = True

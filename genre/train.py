@@ -187,8 +187,10 @@ def train(cfg: DictConfig) -> dict:
         logger.end_run("failed")   # a failed or interrupted run never stays RUNNING (a SIGKILL leaves it so)
         if isinstance(error, Interrupted):
             error.detail = f"run {logger.run_name} (id {logger.run_id}) is marked FAILED"
-            last = Path(resume.ckpt_path.parent if resume else Path(cfg.paths.output_dir) / "checkpoints") / "last.ckpt"
-            if last.is_file():
+            last_cfg = OmegaConf.select(cfg, "callbacks.last_checkpoint")   # where the resume point is written
+            last = Path(resume.ckpt_path.parent if resume else last_cfg.dirpath) / f"{last_cfg.filename}.ckpt" \
+                if last_cfg is not None else None
+            if last is not None and last.is_file():
                 error.detail += f"; resume it with: python train.py ckpt_path={last} <the same settings>"
         raise
 

@@ -36,11 +36,16 @@ def is_silent(waveform: np.ndarray) -> bool:
     return waveform.size == 0 or float(np.abs(waveform).max()) < 10 ** (SILENCE_DBFS / 20)
 
 
+def loudest_level(waveform: np.ndarray) -> str:
+    """The loudest sample of ``waveform`` in dBFS, as a reason for silence says it."""
+    peak = float(np.abs(waveform).max()) if waveform.size else 0.0
+    return f"{20 * np.log10(peak):.0f} dBFS" if peak > 0 else "digital silence"
+
+
 def input_problem(waveform: np.ndarray) -> str | None:
     """Why a waveform given to classify is refused (:func:`waveform_problem`, or silence), or None."""
     problem = waveform_problem(waveform)
     if problem is None and is_silent(waveform):
-        peak = float(np.abs(waveform).max())
-        level = f"{20 * np.log10(peak):.0f} dBFS" if peak > 0 else "digital silence"
-        problem = f"silent (its loudest sample is {level}, below {SILENCE_DBFS:.0f} dBFS): nothing to classify"
+        problem = (f"silent (its loudest sample is {loudest_level(waveform)}, below {SILENCE_DBFS:.0f} dBFS): "
+                   f"nothing to classify")
     return problem

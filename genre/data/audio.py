@@ -30,13 +30,7 @@ def load_audio(path: str | Path, sample_rate: int) -> np.ndarray:
     non-finite, or truncated (markedly shorter than its container declares).
     """
     path = Path(path)
-    if not path.is_file():
-        raise AudioDecodeError(path, _not_a_file(path))
-    if path.stat().st_size == 0:
-        raise AudioDecodeError(path, "empty file (0 bytes)")
-    with open(path, "rb") as f:
-        head = f.read(HEAD_BYTES)
-    check_signature(path, head)
+    head = _checked_head(path)
     try:
         data, native_rate = sf.read(str(path), dtype="float32", always_2d=True)
         # a matrix-vector product: 14x faster than data.mean(axis=1) on (n, 2) arrays
@@ -66,11 +60,7 @@ def stream_audio(path: str | Path, sample_rate: int, block_seconds: float = 60.0
     signature, finite samples within reach of full scale (per block), truncation (at the end, once the
     length is known). Formats soundfile reads only; :func:`load_audio` covers the rest."""
     path = Path(path)
-    if not path.is_file():
-        raise AudioDecodeError(path, _not_a_file(path))
-    with open(path, "rb") as f:
-        head = f.read(HEAD_BYTES)
-    check_signature(path, head)
+    head = _checked_head(path)
     try:
         info = sf.info(str(path))
     except Exception as error:
@@ -128,6 +118,19 @@ def fix_length(waveform: np.ndarray, n_samples: int) -> np.ndarray:
     if waveform.shape[0] >= n_samples:
         return waveform[:n_samples]
     return np.pad(waveform, (0, n_samples - waveform.shape[0]))
+
+
+def _checked_head(path: Path) -> bytes:
+    """The first bytes of an audio file (signatures and headers), once it is known to be a non-empty file
+    whose signature matches its extension (:class:`AudioDecodeError` otherwise)."""
+    if not path.is_file():
+        raise AudioDecodeError(path, _not_a_file(path))
+    if path.stat().st_size == 0:
+        raise AudioDecodeError(path, "empty file (0 bytes)")
+    with open(path, "rb") as f:
+        head = f.read(HEAD_BYTES)
+    check_signature(path, head)
+    return head
 
 
 def _not_a_file(path: Path) -> str:

@@ -34,7 +34,7 @@ from genre.data.index import SkippedFile, Track
 from genre.errors import AudioDecodeError, DatasetError
 from genre.features import FeatureExtractor, numpy_features
 from genre.parallel import file_lock, process_map, worker_count
-from genre.waveform import SILENCE_DBFS, is_silent
+from genre.waveform import SILENCE_DBFS, is_silent, loudest_level
 
 log = logging.getLogger(__name__)
 CACHE_VERSION = 3          # 2: silent and truncated files are skipped; 3: and samples far beyond full scale
@@ -130,10 +130,8 @@ def _decode(job: tuple[str, int, int, int, str, int, str | float]) -> str | None
                 f"({min_samples / sample_rate:.2f} s)")
     excerpt = fix_length(waveform[excerpt_start(waveform.shape[0], n_samples, excerpt_at, sample_rate):], n_samples)
     if is_silent(excerpt):   # carries nothing to learn from
-        peak = float(np.abs(excerpt).max())
-        level = f"{20 * np.log10(peak):.0f} dBFS" if peak > 0 else "digital silence"
-        return (f"silent: its loudest sample over the {n_samples / sample_rate:.1f} s used is {level} "
-                f"(below {SILENCE_DBFS:.0f} dBFS)")
+        return (f"silent: its loudest sample over the {n_samples / sample_rate:.1f} s used is "
+                f"{loudest_level(excerpt)} (below {SILENCE_DBFS:.0f} dBFS)")
     _write_at(target, offset, excerpt)
     return None
 

@@ -58,8 +58,6 @@ def read_checkpoint(path: str | Path) -> dict:
                           f"(outputs/runs/<date>/checkpoints/best-NN.ckpt or last.ckpt)")
     import pickle
 
-    import torch
-
     try:
         # plain data only (tensors, numbers, strings, lists, dicts): unpickling anything else could run code
         # that whoever wrote the file put in it, and a shared tracking server hands out anyone's checkpoints
