@@ -44,6 +44,7 @@ from genre.tracking.store import (
     git_commit,
     is_tracking_server,
     log_dataset_input,
+    program_here,
     resolve_artifact_location,
     resolve_tracking_uri,
     sqlite_path,
@@ -191,7 +192,7 @@ def train(cfg: DictConfig) -> dict:
             last = Path(resume.ckpt_path.parent if resume else last_cfg.dirpath) / f"{last_cfg.filename}.ckpt" \
                 if last_cfg is not None else None
             if last is not None and last.is_file():
-                error.detail += f"; resume it with: python train.py ckpt_path={last} <the same settings>"
+                error.detail += f"; resume it with: {resume_command()} ckpt_path={last} <the same settings>"
         raise
 
 
@@ -268,6 +269,21 @@ def _train_network(cfg: DictConfig, data: PreparedData, logger, resolved: dict, 
                  metrics.get("test/acc", float("nan")), metrics.get("test/track_acc", float("nan")))
         _say_where(logger, cfg, tracking_uri)
     return {**metrics, "run_id": logger.run_id, "best_checkpoint": checkpoint.best_model_path}
+
+
+def resume_command() -> str:
+    """The command that ran this one, as typed from the working directory: ``python train.py`` (or the venv's
+    python, when it is not the one on PATH), else ``genre-train``."""
+    import sys
+
+    script = Path(sys.argv[0])
+    if script.suffix == ".py":
+        try:
+            shown = script.absolute().relative_to(Path.cwd())
+        except ValueError:
+            shown = script.absolute()
+        return f"{program_here('python')} {shown}"
+    return program_here("genre-train")
 
 
 def progress_bar(trainer_cfg: DictConfig) -> list:

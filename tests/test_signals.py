@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import re
+import shlex
 import signal
 import subprocess
 import sys
@@ -78,26 +79,29 @@ def test_sigterm_during_fit_exits_143_without_a_traceback_and_the_printed_resume
     overrides = tiny_overrides(**{"trainer.max_epochs": 200, "callbacks.early_stopping.patience": 200,
                                   "logger.system_metrics": "false"})
     command = [sys.executable, "train.py", f"paths.root_dir={tmp_path}", *overrides]
-    run = subprocess.Popen(command, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    bare = {**os.environ, "PATH": "/usr/bin:/bin"}              # a shell where the venv is not activated
+    run = subprocess.Popen(command, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=bare)
     _wait_for(next_run_dir(tmp_path, run) / "checkpoints" / "last.ckpt", run)
     run.send_signal(signal.SIGTERM)            # what a scheduler's pre-emption sends
     _, err = run.communicate(timeout=120)
     assert run.returncode == 143, err[-3000:]
     assert "Traceback" not in err
     [line] = [line for line in err.splitlines() if line.startswith("stopped:")]
-    assert re.match(r"stopped: interrupted by SIGTERM: run \S+ \(id \w+\) is marked FAILED; resume it with: "
-                    r"python train.py ckpt_path=\S+/last.ckpt <the same settings>$", line), line
+    printed = re.match(r"stopped: interrupted by SIGTERM: run \S+ \(id \w+\) is marked FAILED; resume it with: "
+                       r"(\S+ train.py ckpt_path=(\S+/last.ckpt)) <the same settings>$", line)
+    assert printed, line
     [interrupted] = mlflow_runs(tmp_path)
     assert interrupted.info.status == "FAILED"
 
     import torch
 
-    last = line.split("ckpt_path=")[1].split()[0]
-    reached = torch.load(last, map_location="cpu", weights_only=True)["epoch"]
+    reached = torch.load(printed.group(2), map_location="cpu", weights_only=True)["epoch"]
     overrides = [o for o in overrides if not o.startswith("trainer.max_epochs=")]
-    resumed = subprocess.run([sys.executable, "train.py", f"paths.root_dir={tmp_path}", *overrides,
-                              f"trainer.max_epochs={reached + 2}", f"ckpt_path={last}"], cwd=ROOT,
-                             capture_output=True, text=True, timeout=600)
+    settings = " ".join(shlex.quote(o) for o in [f"paths.root_dir={tmp_path}", *overrides,
+                                                 f"trainer.max_epochs={reached + 2}"])
+    # the printed command, as printed, in that shell; the user adds the settings the run had
+    resumed = subprocess.run(["bash", "-c", f"{printed.group(1)} {settings}"], cwd=ROOT, capture_output=True,
+                             text=True, timeout=600, env=bare)
     assert resumed.returncode == 0, resumed.stderr[-3000:]
     [finished] = mlflow_runs(tmp_path)
     assert finished.info.run_id == interrupted.info.run_id and finished.info.status == "FINISHED"

@@ -358,17 +358,26 @@ def closing_lines(run_name: str, run_id: str, experiment_id: str, output_dir: st
     return [f"run      {run_name}  (id {run_id})", f"outputs  {output_dir}", f"see it   {show}"]
 
 
-def mlflow_command() -> str:
-    """How to call the ``mlflow`` of this environment from the working directory, as the user will type it:
-    ``mlflow`` when that is the one on PATH, else its path (``.venv/bin/mlflow`` for a venv not activated)."""
+def program_here(name: str) -> str:
+    """How to call this environment's program ``name`` (``python``, ``mlflow``, ``genre-train``) from the
+    working directory, as a printed command must be typed: ``name`` when PATH finds this environment's,
+    else its path (``.venv/bin/mlflow`` for a venv not activated). Paths are compared as they are, not
+    through their links: a venv's ``python`` links to the interpreter it was made from."""
     import shutil
     import sys
 
-    beside = Path(sys.executable).parent / "mlflow"
-    on_path = shutil.which("mlflow")
-    if not beside.is_file() or (on_path and Path(on_path).resolve() == beside.resolve()):
-        return "mlflow"
+    beside = Path(sys.executable) if name == "python" else Path(sys.executable).parent / name
+    on_path = shutil.which(name)
+    if not beside.is_file() or (on_path and Path(on_path).absolute() == beside.absolute()):
+        return name
     try:
-        return str(beside.relative_to(Path.cwd()))
+        return str(beside.absolute().relative_to(Path.cwd()))
     except ValueError:
-        return str(beside)
+        return str(beside.absolute())
+
+
+def mlflow_command() -> str:
+    """The ``mlflow`` of this environment, as typed from the working directory (:func:`program_here`)."""
+    return program_here("mlflow")
+
+
