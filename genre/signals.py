@@ -2,7 +2,8 @@
 
 The first of either signal raises :class:`Interrupted` wherever the command is: data preparation,
 training, testing or recording the outputs (once it is out of the tracking store's and the locks' code,
-where a raise halfway would leave a transaction open; within 10 s at most). The command unwinds in order (an open MLflow run is marked
+where a raise halfway would leave a transaction open, within 10 s at most; and raised again where the
+program is when Python dropped it, in a finaliser). The command unwinds in order (an open MLflow run is marked
 FAILED, its checkpoints stay, ``last.ckpt`` resumes it), prints one line without a traceback and exits
 with ``128 + the signal's number``: 130 for SIGINT, 143 for SIGTERM. A second signal while it unwinds ends
 the process at once, as SIGKILL always does: the run is then left RUNNING, and resumable.
@@ -16,6 +17,7 @@ from __future__ import annotations
 
 import os
 import signal
+import sys
 import threading
 import time
 
@@ -74,13 +76,32 @@ def _handle(signum, frame) -> None:
     if _in_unsafe_code(frame) and (not _deferred_since or time.monotonic() - _deferred_since[0] < _DEFER_FOR_S):
         if not _deferred_since:
             _deferred_since.append(time.monotonic())
-        _redelivering.append(signum)
-        timer = threading.Timer(0.05, os.kill, (os.getpid(), signum))   # delivered again in a moment
-        timer.daemon = True
-        timer.start()
+        _redeliver(signum)
         return
     _deferred_since.clear()
     raise interrupted(signum)
+
+
+def _redeliver(signum: int) -> None:
+    _redelivering.append(signum)
+    timer = threading.Timer(0.05, os.kill, (os.getpid(), signum))   # delivered again in a moment
+    timer.daemon = True
+    timer.start()
+
+
+def _unraisable(unraisable) -> None:
+    """Python drops an exception raised where nothing can catch it (a ``__del__``, a weakref callback, the
+    garbage collector): a stop raised there was lost, and a run killed while its feature cache was built
+    went on and exited 0 (CI). Such a stop is raised again, a moment later, where the program is."""
+    stop = unraisable.exc_value
+    if isinstance(stop, Interrupted) and stop.signum in _received:
+        _received.remove(stop.signum)
+        _redeliver(stop.signum)
+        return
+    _previous_unraisable_hook[0](unraisable)
+
+
+_previous_unraisable_hook = [sys.unraisablehook]
 
 
 def interrupted(signum: int) -> Interrupted:
@@ -97,3 +118,6 @@ def install() -> None:
     if threading.current_thread() is threading.main_thread():
         for signum in HANDLED:
             signal.signal(signum, _handle)
+        if sys.unraisablehook is not _unraisable:
+            _previous_unraisable_hook[0] = sys.unraisablehook
+            sys.unraisablehook = _unraisable

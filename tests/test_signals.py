@@ -139,6 +139,35 @@ def test_a_signal_inside_the_stores_code_is_handled_once_the_program_is_out_of_i
         signals._handle(signal.SIGTERM, sys._getframe())
 
 
+def test_a_stop_that_lands_in_a_finaliser_is_raised_again_where_the_program_is():
+    """Python drops what a handler raises inside a ``__del__`` or a weakref callback: SIGTERM sent while a
+    run built its feature cache was lost there, and the run went on and exited 0 (CI)."""
+    program = """if True:
+        import os, signal, sys, time
+        from genre import signals
+        from genre.errors import exit_on_user_error
+
+        class Finalised:
+            def __del__(self):
+                os.kill(os.getpid(), signal.SIGTERM)
+                sum(range(10000))   # the handler runs here, where Python drops what it raises
+
+        @exit_on_user_error
+        def work():
+            Finalised()            # collected at once
+            for _ in range(100):   # the program's own work, where the stop must reach it
+                time.sleep(0.02)
+            print("finished")
+
+        signals.install()
+        work()
+    """
+    done = subprocess.run([sys.executable, "-c", program], cwd=ROOT, capture_output=True, text=True, timeout=60)
+    assert "finished" not in done.stdout
+    assert done.returncode == 143, done.stderr
+    assert done.stderr.strip() == "stopped: interrupted by SIGTERM"
+
+
 @pytest.mark.slow
 def test_sigterm_that_lightnings_own_flag_ends_fit_with_is_still_143_and_failed(tmp_path, monkeypatch, handlers):
     """SIGTERM deferred out of the store's code: Lightning's flag ended fit first, with a SystemExit of
