@@ -17,7 +17,7 @@ from omegaconf import DictConfig, OmegaConf
 from genre import CONFIG_DIR
 from genre.data.datamodule import GenreDataModule, PreparedData, prepare
 from genre.data.index import DatasetIndex
-from genre.features import FeatureExtractor
+from genre.features.spectral import FeatureExtractor
 from genre.models.predictor import read_checkpoint
 from genre.module import GenreClassifier
 from genre.targets import build_network, call_target

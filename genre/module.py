@@ -19,7 +19,7 @@ from torchmetrics.functional.classification import multiclass_f1_score
 
 from genre.augment import Augment
 from genre.errors import ConfigError, TrainingDiverged
-from genre.features import FeatureExtractor
+from genre.features.spectral import FeatureExtractor
 from genre.inference import aggregate_tracks, aggregate_windows, waveform_clips, window_probabilities
 from genre.models.predictor import ClipClassifier, Normalize
 from genre.settings import AGGREGATIONS

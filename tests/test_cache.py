@@ -11,7 +11,7 @@ from genre.data import cache
 from genre.data.audio import load_audio
 from genre.data.cache import band_statistics, build_audio_cache, build_feature_cache
 from genre.data.index import Track
-from genre.features import FeatureExtractor
+from genre.features.spectral import FeatureExtractor
 
 SR = 8000
 

@@ -5,7 +5,7 @@ import torch
 
 from genre.datasets.music_generator import render_track
 from genre.errors import FeatureError
-from genre.features import FeatureExtractor
+from genre.features.spectral import FeatureExtractor
 
 SR = 22050
 # Stated tolerance: float32 torch vs librosa on the same audio, in dB (measured: ~2e-4 dB).
@@ -39,7 +39,7 @@ def test_mfcc_matches_librosa(audio, n_mfcc):
 
 @pytest.mark.parametrize("window_ms, stride_ms, f_max", [(46.44, 23.22, None), (100, 40, 5000.0)])
 def test_stft_matches_librosa_on_the_torch_and_the_numpy_path(audio, window_ms, stride_ms, f_max):
-    from genre.features import numpy_features
+    from genre.features.spectral import numpy_features
 
     n_fft, hop = round(window_ms * SR / 1000), round(stride_ms * SR / 1000)
     extractor = FeatureExtractor("stft", SR, window_ms, stride_ms, f_max=f_max)

@@ -32,7 +32,7 @@ from genre.console import log_stage_done
 from genre.data.audio import excerpt_start, fix_length, load_audio
 from genre.data.index import SkippedFile, Track
 from genre.errors import AudioDecodeError, DatasetError
-from genre.features import FeatureExtractor, numpy_features
+from genre.features.spectral import FeatureExtractor, numpy_features
 from genre.parallel import file_lock, process_map, worker_count
 from genre.waveform import SILENCE_DBFS, is_silent, loudest_level
 
@@ -238,7 +238,7 @@ def build_feature_cache(audio: CachedTracks, extractor: FeatureExtractor, cache_
     The extractor's settings are part of the key. The dataset
     ``features`` has shape ``(n_tracks, n_bands, n_frames)``, one HDF5 chunk per track. Batches of
     ``batch_tracks`` tracks are computed by ``num_workers`` processes (default one per core) with
-    :func:`genre.features.numpy_features`, the extractor's output without torch.
+    :func:`genre.features.spectral.numpy_features`, the extractor's output without torch.
     """
     key = _digest({"version": CACHE_VERSION, "audio": audio.key, "features": extractor.settings()})
     path = Path(cache_dir) / f"features-{key}.h5"

@@ -26,7 +26,7 @@ from genre.data.clips import (
 )
 from genre.data.index import SPLITS, DatasetIndex, SkippedFile
 from genre.errors import ConfigError, DatasetError
-from genre.features import FeatureExtractor
+from genre.features.spectral import FeatureExtractor
 
 log = logging.getLogger(__name__)
 

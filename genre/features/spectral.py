@@ -1,5 +1,5 @@
-"""Feature front ends: log-mel spectrogram, MFCC and the linear-frequency log spectrogram (STFT), as
-``nn.Module``s built on torchaudio transforms.
+"""The spectral front ends: log-mel spectrogram, MFCC and the linear-frequency log spectrogram (STFT), as
+``nn.Module``s built on torchaudio transforms (``features=mel|mfcc|stft``).
 
 Both follow librosa's conventions (Slaney mel scale and filter norm, Hann window, centred frames
 with zero padding, power spectrogram, ``10*log10(max(S, 1e-10))`` without a ``top_db`` floor, DCT-II
@@ -11,8 +11,6 @@ would depend on the rest of the track. Without it, computing features once per t
 clips out of them gives the same values as computing them per clip (away from the clip edges).
 """
 from __future__ import annotations
-
-from typing import Protocol, runtime_checkable
 
 import numpy as np
 import torch
@@ -32,26 +30,6 @@ def stft_bins(n_fft: int, sample_rate: int, f_max: float) -> int:
 def ms_to_samples(milliseconds: float, sample_rate: int) -> int:
     """Convert a duration in milliseconds to a whole number of samples at ``sample_rate`` Hz."""
     return int(round(milliseconds * sample_rate / 1000.0))
-
-
-@runtime_checkable
-class FrontEnd(Protocol):
-    """What the caches, the clips, the exported model and inference need of a front end: waveforms at
-    ``sample_rate`` ``(..., n_samples)`` -> features ``(..., n_bands, n_frames)``, frames ``hop_length``
-    samples apart (centred), ``n_frames(n_samples)`` of them; ``settings()`` decide its output and key the
-    feature cache. A new one is a ``kind`` of :class:`FeatureExtractor` or a module of its own, with its yaml
-    in ``conf/features/``."""
-
-    kind: str
-    sample_rate: int
-    hop_length: int
-    n_bands: int
-
-    def __call__(self, waveform: torch.Tensor) -> torch.Tensor: ...
-
-    def n_frames(self, n_samples: int) -> int: ...
-
-    def settings(self) -> dict: ...
 
 
 class FeatureExtractor(nn.Module):
