@@ -4,7 +4,7 @@ One run, top to bottom: ``train.py`` (:mod:`genre.cli`) -> :func:`genre.train.tr
 every object from the composed config (:mod:`genre.build`): the dataset index
 (:mod:`genre.datasets`), the data pipeline (:mod:`genre.data`: audio cache, feature cache, clips), the
 feature front end (:mod:`genre.features`), the network (:mod:`genre.models`) inside the
-LightningModule (:mod:`genre.module`), and the MLflow run (:mod:`genre.tracking`).
+LightningModule (:mod:`genre.models.module`), and the MLflow run (:mod:`genre.tracking`).
 """
 from pathlib import Path
 

@@ -1,6 +1,6 @@
 """Augmentation of training batches, on the device the batch is on (``augment=...``, off by default).
 
-Applied in :meth:`genre.module.GenreClassifier.training_step` to the cached features before their
+Applied in :meth:`genre.models.module.GenreClassifier.training_step` to the cached features before their
 normalisation, so the level operations work in dB: a random gain (a dB offset), a random spectral tilt
 and random band gains (an EQ on the log spectrum), additive noise at a random SNR (added in power),
 mixup, then SpecAugment's time and frequency masks. Every draw comes from a generator seeded with

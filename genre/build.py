@@ -18,8 +18,8 @@ from genre import CONFIG_DIR
 from genre.data.datamodule import GenreDataModule, PreparedData, prepare
 from genre.data.index import DatasetIndex
 from genre.features.spectral import FeatureExtractor
+from genre.models.module import GenreClassifier
 from genre.models.predictor import read_checkpoint
-from genre.module import GenreClassifier
 from genre.targets import build_network, call_target
 
 

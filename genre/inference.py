@@ -2,7 +2,7 @@
 
 This file imports only numpy and torch, never the rest of ``genre``: it travels inside every logged
 MLflow model (as its code), so the model classifies audio where this package is not installed, with
-the very code ``evaluate.py audio=`` runs (:meth:`genre.module.GenreClassifier.classify_waveform`).
+the very code ``evaluate.py audio=`` runs (:meth:`genre.models.module.GenreClassifier.classify_waveform`).
 """
 from __future__ import annotations
 

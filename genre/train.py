@@ -29,10 +29,10 @@ from genre.build import (
     prepare_data,
     read_checkpoint,
 )
-from genre.classical import fit_and_score, is_classical
 from genre.data.datamodule import PreparedData
 from genre.errors import ConfigError, refuse_unwritable
-from genre.module import GenreClassifier
+from genre.models.classical import fit_and_score, is_classical
+from genre.models.module import GenreClassifier
 from genre.settings import check_settings
 from genre.signals import Interrupted, interrupted
 from genre.tracking.checkpoints import AtomicCheckpointIO
@@ -305,7 +305,7 @@ def _stop_launched_processes(trainer: pl.Trainer) -> None:
 
 
 def _train_classical(cfg: DictConfig, data: PreparedData, logger, resolved: dict, tracking_uri: str) -> dict:
-    """A scikit-learn baseline (:mod:`genre.classical`) on the same data and split, as an ordinary run."""
+    """A scikit-learn baseline (:mod:`genre.models.classical`) on the same data and split, as an ordinary run."""
     pipeline, metrics, test_results = fit_and_score(cfg.model, data, cfg.seed)
     logger.log_hyperparams({k: v for k, v in resolved.items() if k != "reference"})
     log_dataset_input(logger, data)

@@ -102,7 +102,7 @@ def test_modern_recipe_trains_resnet_and_a_model_trained_on_a_is_scored_on_b(tmp
     params = run.data.params
     assert params["augment/mixup_alpha"] == "0.2" and params["augment/noise_snr_db"] == "[10.0, 40.0]"
     assert params["label_smoothing"] == "0.1" and params["optimizer/_target_"] == "torch.optim.AdamW"
-    assert params["scheduler/_target_"] == "genre.recipes.warmup_cosine"
+    assert params["scheduler/_target_"] == "genre.models.schedules.warmup_cosine"
     # train on a, test on b: the same test compositions, other timbres, scored into the same run
     dataset = [o for o in tiny if o.startswith("dataset.")]
     scored = evaluate(compose_config("evaluate", [f"run_id={metrics['run_id']}", "dataset=synthetic",

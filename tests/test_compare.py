@@ -93,8 +93,8 @@ def test_classical_baselines_run_like_any_model_and_share_the_table(tmp_path):
 
     from conftest import compose_config, tiny_overrides
     from genre.build import compose_config as compose
-    from genre.classical import track_statistics
     from genre.compare import compare
+    from genre.models.classical import track_statistics
     from genre.train import train
 
     def overrides(model):   # the network's sizes only for the network
@@ -137,7 +137,7 @@ def test_svm_probabilities_need_no_deprecated_setting_and_work_with_few_tracks_p
     import numpy as np
     from omegaconf import OmegaConf
 
-    from genre.classical import build_estimator, fit_estimator
+    from genre.models.classical import build_estimator, fit_estimator
 
     cfg = OmegaConf.load(__import__("genre").__path__[0] + "/conf/model/svm.yaml")
     rng = np.random.default_rng(0)

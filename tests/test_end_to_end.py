@@ -403,7 +403,7 @@ def test_the_log_says_one_line_per_epoch(trained):
     """train.log held no per-epoch line: someone tailing it saw nothing for the whole training."""
     root, cfg, metrics, out = trained
     [log] = (root / "outputs" / "runs").glob("*/train.log")
-    epochs = [line.split(" - ", 1)[-1] for line in log.read_text().splitlines() if "genre.module" in line]
+    epochs = [line.split(" - ", 1)[-1] for line in log.read_text().splitlines() if "genre.models.module" in line]
     assert len(epochs) == cfg.trainer.max_epochs
     for number, line in enumerate(epochs, start=1):
         assert re.fullmatch(rf"epoch {number}/{cfg.trainer.max_epochs}  train/loss \d+\.\d{{3}}  val/loss \d+\.\d{{3}}  "

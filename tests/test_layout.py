@@ -120,7 +120,7 @@ def test_every_network_front_end_and_dataset_option_meets_its_contract():
     for option in sorted(p.stem for p in (CONFIG_DIR / "model").glob("*.yaml")):
         cfg = compose_config("train", [f"model={option}"])
         if "sklearn" in cfg.model._target_:
-            continue                                   # the scikit-learn baselines: genre.classical
+            continue                                   # the scikit-learn baselines: genre.models.classical
         net = build_network(cfg.model, (32, 80), 4).eval()
         assert isinstance(net, Network), option
         x = torch.randn(3, 1, 32, 80)

@@ -8,7 +8,7 @@ import torch
 
 from genre.data.clips import window_starts
 from genre.models.cnn3 import CNN3
-from genre.module import aggregate_tracks
+from genre.models.module import aggregate_tracks
 
 
 @pytest.mark.parametrize("input_shape", [(128, 251), (13, 251), (40, 1001), (96, 130), (5, 20), (1, 8)])

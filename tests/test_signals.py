@@ -53,7 +53,7 @@ def _signal_self_in(monkeypatch, owner, name: str, signum: int):
 def test_a_signal_in_any_phase_marks_the_run_failed_and_stops_with_128_plus_its_number(
         tmp_path, monkeypatch, handlers, phase, name, signum):
     import genre.train
-    from genre.module import GenreClassifier
+    from genre.models.module import GenreClassifier
     from genre.signals import Interrupted
     from genre.train import train
 
@@ -175,7 +175,7 @@ def test_sigterm_that_lightnings_own_flag_ends_fit_with_is_still_143_and_failed(
     import types
 
     from genre import signals
-    from genre.module import GenreClassifier
+    from genre.models.module import GenreClassifier
     from genre.signals import Interrupted
     from genre.train import train
 

@@ -1,5 +1,11 @@
-"""The networks, each built from ``conf/model/*.yaml`` with the input shape ``(n_bands, clip_frames)`` and
-the number of genres: ``cnn3`` (the seed project's 3-layer CNN) and ``resnet`` (short-chunk ResNet).
+"""What learns: the networks, the Lightning module that trains them, the classical baselines, the schedules.
+
+- The networks, each built from ``conf/model/*.yaml`` with the input shape ``(n_bands, clip_frames)`` and
+  the number of genres: ``cnn3`` (the seed project's 3-layer CNN) and ``resnet`` (short-chunk ResNet).
+- :mod:`genre.models.module`: the LightningModule (normalisation, loss, metrics, track aggregation).
+- :mod:`genre.models.classical`: the scikit-learn baselines (``model=svm|logreg|knn|tree|naive_bayes``).
+- :mod:`genre.models.schedules`: learning-rate schedules that need the run's length in steps.
+- :mod:`genre.models.predictor`: a checkpoint as a function of audio.
 
 A new network is its module here and its yaml in ``conf/model/`` (``name``, ``_target_`` and its own
 settings); :func:`genre.targets.build_network` builds it, and it must meet :class:`Network`.

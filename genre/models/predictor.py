@@ -4,7 +4,7 @@ loads from a checkpoint to classify a file in about the time torch takes to impo
 :func:`read_checkpoint` reads a checkpoint as plain data only; :func:`load_predictor` rebuilds the front
 end, the normalisation and the network from the run's config inside it, with the trained weights. The
 prediction itself is :mod:`genre.inference`'s, the code the logged MLflow model and
-:class:`genre.module.GenreClassifier` run, so all three agree to the last bit.
+:class:`genre.models.module.GenreClassifier` run, so all three agree to the last bit.
 """
 from __future__ import annotations
 

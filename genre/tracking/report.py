@@ -20,7 +20,7 @@ from sklearn.metrics import classification_report, confusion_matrix
 
 from genre.data.datamodule import PreparedData
 from genre.data.index import skipped_csv
-from genre.module import GenreClassifier
+from genre.models.module import GenreClassifier
 from genre.plots import confusion_figure, pca_figure, tsne_figure
 from genre.separation import separation_scores
 

@@ -1,6 +1,6 @@
 """Learning-rate schedules that need the run's length in steps (``scheduler=onecycle|warmup_cosine``).
 
-:meth:`genre.module.GenreClassifier.configure_optimizers` passes ``total_steps`` (Lightning's estimate of
+:meth:`genre.models.module.GenreClassifier.configure_optimizers` passes ``total_steps`` (Lightning's estimate of
 the optimizer steps of the whole fit) to a schedule that takes it, and steps such a schedule every
 batch; the others (``scheduler=cosine``) step once per epoch.
 """

@@ -194,7 +194,7 @@ class GenreClassifier(pl.LightningModule):
         if self.scheduler_factory is None:
             return optimizer
         target = getattr(self.scheduler_factory, "func", self.scheduler_factory)
-        if "total_steps" in inspect.signature(target).parameters:   # genre.recipes: stepped per batch
+        if "total_steps" in inspect.signature(target).parameters:   # genre.models.schedules: stepped per batch
             scheduler = self.scheduler_factory(optimizer=optimizer,
                                                total_steps=int(self.trainer.estimated_stepping_batches))
             return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
