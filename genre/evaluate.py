@@ -20,10 +20,10 @@ import torch
 from omegaconf import DictConfig, OmegaConf
 
 from genre.data.audio import duration_seconds, load_audio, stream_audio
+from genre.data.waveform import input_problem
 from genre.errors import AudioDecodeError, ConfigError, DatasetError
-from genre.inference import aggregate_windows, cut_windows, min_samples
+from genre.models.inference import aggregate_windows, cut_windows, min_samples
 from genre.models.predictor import Predictor, load_predictor
-from genre.waveform import input_problem
 
 if TYPE_CHECKING:   # what scores a split needs (Lightning, MLflow, the data pipeline) is imported there:
     from genre.build import LoadedClassifier  # classifying a file needs none of it, and starts in a second

@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from conftest import compose_config, tiny_overrides
-from genre.augment import Augment
+from genre.data.augment import Augment
 from genre.errors import ConfigError
 
 

@@ -93,7 +93,7 @@ def test_windows_cover_every_frame_with_whole_clips(n_frames, clip_frames):
 
 
 def test_tsne_maps_small_and_degenerate_sets_without_crashing():
-    from genre.plots import tsne_embedding
+    from genre.tracking.plots import tsne_embedding
 
     rng = np.random.default_rng(0)
     for points in (rng.normal(size=(3, 40)), np.ones((5, 40)), rng.normal(size=(2, 4)), rng.normal(size=(60, 300))):
@@ -102,7 +102,7 @@ def test_tsne_maps_small_and_degenerate_sets_without_crashing():
 
 
 def test_pca_axes_say_how_much_variance_they_explain():
-    from genre.plots import pca_figure, pca_projection
+    from genre.tracking.plots import pca_figure, pca_projection
 
     rng = np.random.default_rng(0)
     # variance 9 along one direction, 1 along another, nothing else: PC 1 explains 90 %, PC 2 10 %
@@ -126,7 +126,7 @@ def test_pca_axes_say_how_much_variance_they_explain():
 
 
 def test_separation_scores_tell_separated_from_mixed_genres():
-    from genre.separation import separation_scores
+    from genre.tracking.separation import separation_scores
 
     rng = np.random.default_rng(0)
     labels = np.repeat(np.arange(3), 20)
@@ -144,24 +144,24 @@ def test_the_code_inside_a_logged_model_needs_nothing_of_this_package():
     import ast
     from pathlib import Path
 
-    import genre.inference
+    import genre.data.waveform
+    import genre.models.inference
     import genre.tracking.audio_model
-    import genre.waveform
     from genre.settings import AGGREGATIONS
 
     # the files a logged model carries as its code (genre.tracking.report.log_audio_model)
-    for module, allowed in ((genre.waveform, set()), (genre.inference, {"genre.waveform"}),
-                            (genre.tracking.audio_model, {"genre.inference", "genre.waveform"})):
+    for module, allowed in ((genre.data.waveform, set()), (genre.models.inference, {"genre.data.waveform"}),
+                            (genre.tracking.audio_model, {"genre.models.inference", "genre.data.waveform"})):
         tree = ast.parse(Path(module.__file__).read_text())
         imported = {node.module for node in ast.walk(tree) if isinstance(node, ast.ImportFrom)} | \
             {alias.name for node in ast.walk(tree) if isinstance(node, ast.Import) for alias in node.names}
         assert {name for name in imported if name.startswith("genre")} <= allowed, module.__name__
-    assert genre.inference.AGGREGATION_METHODS == AGGREGATIONS   # settings checks what inference runs
+    assert genre.models.inference.AGGREGATION_METHODS == AGGREGATIONS   # settings checks what inference runs
 
 
 def test_the_legend_of_a_scatter_plot_covers_no_point():
     """The t-SNE legend covered points."""
-    from genre.plots import pca_figure
+    from genre.tracking.plots import pca_figure
 
     rng = np.random.default_rng(1)
     points = rng.uniform(-1, 1, size=(3000, 2)) * [2.0, 1.0]     # points everywhere: no free corner

@@ -15,8 +15,8 @@ import soundfile as sf
 import soxr
 
 from genre.data.containers import HEAD_BYTES, check_complete, check_signature
+from genre.data.waveform import waveform_problem
 from genre.errors import AudioDecodeError
-from genre.waveform import waveform_problem
 
 AUDIO_EXTENSIONS = (".wav", ".au", ".mp3", ".flac", ".ogg")
 

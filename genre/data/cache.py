@@ -31,10 +31,10 @@ from tqdm import tqdm
 from genre.console import log_stage_done
 from genre.data.audio import excerpt_start, fix_length, load_audio
 from genre.data.index import SkippedFile, Track
+from genre.data.waveform import SILENCE_DBFS, is_silent, loudest_level
 from genre.errors import AudioDecodeError, DatasetError
 from genre.features.spectral import FeatureExtractor, numpy_features
 from genre.parallel import file_lock, process_map, worker_count
-from genre.waveform import SILENCE_DBFS, is_silent, loudest_level
 
 log = logging.getLogger(__name__)
 CACHE_VERSION = 3          # 2: silent and truncated files are skipped; 3: and samples far beyond full scale
@@ -289,7 +289,7 @@ def band_statistics(features: CachedTracks, rows: list[int], chunk: int = 64) ->
             total_sq = block_sq if total_sq is None else total_sq + block_sq
             count += block.shape[0] * block.shape[2]
     if not (np.isfinite(total).all() and np.isfinite(total_sq).all()):
-        # the audio check keeps such tracks out (genre.inference.waveform_problem); a front end that still
+        # the audio check keeps such tracks out (genre.models.inference.waveform_problem); a front end that still
         # overflows must not hand every loss a NaN
         raise DatasetError(f"the features in {features.path} are not finite for some training tracks (NaN or "
                            f"infinite values): their audio overflows the front end; remove the cache file and "

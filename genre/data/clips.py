@@ -27,7 +27,7 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset, Sampler
 
-from genre.inference import window_starts
+from genre.models.inference import window_starts
 
 
 def owned_positions(n_tracks: int, rank: int = 0, world_size: int = 1) -> np.ndarray:

@@ -17,10 +17,10 @@ from torchmetrics import MaxMetric
 from torchmetrics.classification import MulticlassAccuracy
 from torchmetrics.functional.classification import multiclass_f1_score
 
-from genre.augment import Augment
+from genre.data.augment import Augment
 from genre.errors import ConfigError, TrainingDiverged
 from genre.features.spectral import FeatureExtractor
-from genre.inference import aggregate_tracks, aggregate_windows, waveform_clips, window_probabilities
+from genre.models.inference import aggregate_tracks, aggregate_windows, waveform_clips, window_probabilities
 from genre.models.predictor import ClipClassifier, Normalize
 from genre.settings import AGGREGATIONS
 
@@ -67,7 +67,7 @@ class GenreClassifier(pl.LightningModule):
         """``optimizer(params)`` and ``scheduler(optimizer)`` build them (``_partial_`` config nodes);
         ``band_mean``/``band_std`` ``(n_bands,)`` are the training split's statistics; ``run_info``
         (config, genres, run id, split protocol) is saved into every checkpoint; ``augment`` changes training
-        batches (:mod:`genre.augment`); ``label_smoothing`` softens the training loss's targets."""
+        batches (:mod:`genre.data.augment`); ``label_smoothing`` softens the training loss's targets."""
         super().__init__()
         if aggregation not in AGGREGATIONS:
             raise ConfigError(f"clips.aggregation={aggregation!r}: choose one of {AGGREGATIONS}")
@@ -220,7 +220,7 @@ class GenreClassifier(pl.LightningModule):
 
     def classify_waveform(self, waveform: np.ndarray, batch_size: int = 32) -> np.ndarray:
         """Genre scores ``(n_genres,)`` of a whole mono waveform at the front end's sample rate: windows
-        covering it, each classified, aggregated as in evaluation (:func:`genre.inference.classify_waveform`,
+        covering it, each classified, aggregated as in evaluation (:func:`genre.models.inference.classify_waveform`,
         the code the logged MLflow model runs)."""
         return aggregate_windows(self.window_probabilities(waveform, batch_size), self.aggregation)
 

@@ -3,7 +3,7 @@ loads from a checkpoint to classify a file in about the time torch takes to impo
 
 :func:`read_checkpoint` reads a checkpoint as plain data only; :func:`load_predictor` rebuilds the front
 end, the normalisation and the network from the run's config inside it, with the trained weights. The
-prediction itself is :mod:`genre.inference`'s, the code the logged MLflow model and
+prediction itself is :mod:`genre.models.inference`'s, the code the logged MLflow model and
 :class:`genre.models.module.GenreClassifier` run, so all three agree to the last bit.
 """
 from __future__ import annotations
@@ -17,7 +17,7 @@ from omegaconf import DictConfig, OmegaConf
 from torch import nn
 
 from genre.errors import ConfigError
-from genre.inference import classify_waveform, waveform_clips, window_probabilities
+from genre.models.inference import classify_waveform, waveform_clips, window_probabilities
 from genre.targets import build_network, call_target
 
 

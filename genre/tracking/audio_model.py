@@ -1,6 +1,6 @@
 """The MLflow model a run logs: mono float32 waveforms in, a probability per genre and the top genre out.
 
-Logged as an MLflow *model from code*: this file and ``genre/inference.py`` are copied into the model,
+Logged as an MLflow *model from code*: this file and ``genre/models/inference.py`` are copied into the model,
 beside the front end and the clip classifier as ``torch.export`` programs, so that
 
     model = mlflow.pyfunc.load_model("runs:/<run id>/model")
@@ -28,8 +28,8 @@ try:
     from inference import classify_waveform, min_samples  # inside a logged model: its code/ folder is on sys.path
     from waveform import input_problem
 except ImportError:
-    from genre.inference import classify_waveform, min_samples
-    from genre.waveform import input_problem
+    from genre.data.waveform import input_problem
+    from genre.models.inference import classify_waveform, min_samples
 
 
 def waveforms_of(model_input) -> list[np.ndarray]:

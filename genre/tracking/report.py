@@ -21,8 +21,8 @@ from sklearn.metrics import classification_report, confusion_matrix
 from genre.data.datamodule import PreparedData
 from genre.data.index import skipped_csv
 from genre.models.module import GenreClassifier
-from genre.plots import confusion_figure, pca_figure, tsne_figure
-from genre.separation import separation_scores
+from genre.tracking.plots import confusion_figure, pca_figure, tsne_figure
+from genre.tracking.separation import separation_scores
 
 
 def log_figure(client: MlflowClient, run_id: str, figure: plt.Figure, artifact_file: str) -> None:
@@ -113,7 +113,7 @@ def export_programs(module: GenreClassifier, folder: Path) -> dict[str, str]:
     """The front end (waveform of any length -> features) and the clip classifier (any number of clips ->
     probabilities, normalisation included) as ``torch.export`` programs in ``folder``: they load with
     torch alone."""
-    from genre.inference import min_samples
+    from genre.models.inference import min_samples
 
     folder.mkdir(parents=True, exist_ok=True)
     frontend, classifier = module.frontend.cpu().eval(), module.export().cpu()
@@ -158,9 +158,9 @@ def _log_model(logger: MLFlowLogger, module: GenreClassifier, data: PreparedData
     from mlflow.types import ColSpec, DataType, Schema
     from mlflow.types.schema import Array
 
-    import genre.inference
+    import genre.data.waveform
+    import genre.models.inference
     import genre.tracking.audio_model
-    import genre.waveform
 
     metadata = model_metadata(module, data, cfg)
     signature = ModelSignature(Schema([ColSpec(Array(DataType.double), "waveform")]),  # float32 converts safely
@@ -174,8 +174,8 @@ def _log_model(logger: MLFlowLogger, module: GenreClassifier, data: PreparedData
         artifacts["metadata"] = str(Path(tmp) / "metadata.json")   # not model_config: MLflow logs that as params
         Path(artifacts["metadata"]).write_text(json.dumps(metadata, indent=1))
         mlflow.pyfunc.log_model(
-            name="model", python_model=genre.tracking.audio_model.__file__, code_paths=[genre.inference.__file__,
-                                                                                    genre.waveform.__file__],
+            name="model", python_model=genre.tracking.audio_model.__file__, code_paths=[genre.models.inference.__file__,
+                                                                                    genre.data.waveform.__file__],
             artifacts=artifacts, metadata=metadata,
             signature=signature, input_example=example, registered_model_name=register_as,
             pip_requirements=[f"torch=={version('torch')}", f"numpy=={version('numpy')}",

@@ -9,7 +9,7 @@ import numpy as np
 from sklearn.decomposition import PCA
 from sklearn.manifold import TSNE
 
-from genre.separation import standardized
+from genre.tracking.separation import standardized
 
 
 def confusion_figure(matrix: np.ndarray, genres: list[str], title: str) -> plt.Figure:
