@@ -2,7 +2,7 @@
 (``python evaluate.py``: :func:`evaluate_command`),
 ``genre-compare``, ``genre-replay``, ``genre-bench`` and ``genre-download-previews``.
 
-Every command leaves the same way: a :class:`genre.errors.GenreError` (bad input or settings) prints
+Every command leaves the same way: a :class:`genre.runtime.errors.GenreError` (bad input or settings) prints
 ``error: <message>`` on stderr and exits with status 2, without a traceback; anything else is a bug
 and keeps its traceback. The Hydra commands read the configuration shipped inside the package
 (``genre/conf``, which the checkout's top-level ``conf/`` links to), so an installed package runs
@@ -16,10 +16,10 @@ import sys
 import hydra
 from omegaconf import DictConfig, OmegaConf
 
-from genre import signals
-from genre.console import quiet_console
-from genre.errors import ConfigError, exit_on_user_error
-from genre.settings import check_settings
+from genre.runtime import signals
+from genre.runtime.console import quiet_console
+from genre.runtime.errors import ConfigError, exit_on_user_error
+from genre.runtime.settings import check_settings
 
 
 def _unique_suffix() -> str:
@@ -32,10 +32,10 @@ def _unique_suffix() -> str:
 
 
 OmegaConf.register_new_resolver("unique", _unique_suffix, use_cache=True, replace=True)
-signals.install()   # from the first moment a command runs, Hydra's composition included (genre.signals)
+signals.install()   # from the first moment a command runs, Hydra's composition included (genre.runtime.signals)
 
 
-@exit_on_user_error   # outside Hydra too: a sweep's launcher interrupted while its jobs run (genre.launcher)
+@exit_on_user_error   # outside Hydra too: a sweep's launcher interrupted while its jobs run (genre.runtime.launcher)
 @hydra.main(version_base="1.3", config_path="conf", config_name="train")
 @exit_on_user_error   # inside: each run, or each job of a sweep
 def train(cfg: DictConfig) -> float:

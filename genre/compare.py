@@ -29,8 +29,8 @@ import mlflow
 import numpy as np
 from omegaconf import DictConfig, OmegaConf
 
-from genre.build import compose_config
-from genre.errors import ConfigError, exit_on_user_error
+from genre.runtime.build import compose_config
+from genre.runtime.errors import ConfigError, exit_on_user_error
 from genre.tracking.store import resolve_tracking_uri
 
 METRICS = (("test/acc", "clip acc"), ("test/track_acc", "track acc"),

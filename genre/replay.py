@@ -21,7 +21,7 @@ import sys
 import time
 from pathlib import Path
 
-from genre.errors import ConfigError, exit_on_user_error
+from genre.runtime.errors import ConfigError, exit_on_user_error
 
 MLFLOW_STATUS = {"success": "FINISHED", "finished": "FINISHED", "failed": "FAILED", "killed": "KILLED"}
 

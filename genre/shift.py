@@ -23,7 +23,7 @@ import mlflow
 import numpy as np
 
 from genre.compare import mean_std
-from genre.errors import exit_on_user_error
+from genre.runtime.errors import exit_on_user_error
 
 RECIPES = {"plain": [], "modern": ["recipe=modern"]}
 
@@ -32,7 +32,7 @@ def network_settings() -> dict[str, list[str]]:
     """Every network of conf/model with the settings it was designed with (its ``meant_for``: resnet, a
     short-chunk model, trains on 3-s clips; cnn3 on the seed project's 10 s)."""
     from genre import CONFIG_DIR
-    from genre.build import compose_config
+    from genre.runtime.build import compose_config
 
     networks = {}
     for option in sorted(p.stem for p in (CONFIG_DIR / "model").glob("*.yaml")):

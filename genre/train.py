@@ -1,6 +1,6 @@
 """``train(cfg)``: one run from a composed config, top to bottom: check the settings and the tracking
 store, prepare the data (:mod:`genre.data`), open the MLflow run, build the trainer and the module
-(:mod:`genre.build`), fit, test the best checkpoint, record the outputs (:mod:`genre.tracking.report`).
+(:mod:`genre.runtime.build`), fit, test the best checkpoint, record the outputs (:mod:`genre.tracking.report`).
 ``train.py`` at the top level (``genre-train``) is its command line."""
 from __future__ import annotations
 
@@ -20,7 +20,10 @@ from omegaconf import DictConfig, OmegaConf
 from pytorch_lightning.callbacks import ModelCheckpoint
 from pytorch_lightning.utilities.exceptions import SIGTERMException
 
-from genre.build import (
+from genre.data.datamodule import PreparedData
+from genre.models.classical import fit_and_score, is_classical
+from genre.models.module import GenreClassifier
+from genre.runtime.build import (
     build_callbacks,
     build_classifier,
     build_datamodule,
@@ -29,12 +32,9 @@ from genre.build import (
     prepare_data,
     read_checkpoint,
 )
-from genre.data.datamodule import PreparedData
-from genre.errors import ConfigError, refuse_unwritable
-from genre.models.classical import fit_and_score, is_classical
-from genre.models.module import GenreClassifier
-from genre.settings import check_settings
-from genre.signals import Interrupted, interrupted
+from genre.runtime.errors import ConfigError, refuse_unwritable
+from genre.runtime.settings import check_settings
+from genre.runtime.signals import Interrupted, interrupted
 from genre.tracking.checkpoints import AtomicCheckpointIO
 from genre.tracking.report import log_classical_outputs, log_training_outputs
 from genre.tracking.store import (
@@ -240,7 +240,7 @@ def _train_network(cfg: DictConfig, data: PreparedData, logger, resolved: dict, 
             if resume:  # it continues in its own checkpoint folder, on purpose
                 warnings.filterwarnings("ignore", r"Checkpoint directory .* exists and is not empty")
             trainer.fit(module, datamodule=datamodule, ckpt_path=str(resume.ckpt_path) if resume else None,
-                        weights_only=True)   # plain data only (genre.build.read_checkpoint)
+                        weights_only=True)   # plain data only (genre.runtime.build.read_checkpoint)
         fit_metrics = {k: float(v) for k, v in trainer.callback_metrics.items()}  # testing resets them
         # verbose=False: its table prints 16 digits; the run's last lines give the test accuracy
         trainer.test(module, datamodule=datamodule, ckpt_path=checkpoint.best_model_path or None, weights_only=True,

@@ -68,7 +68,7 @@ def mlflow_runs(root: Path, experiment: str = "genre"):
 
 def exit_status(main, argv: list[str]) -> int:
     """The exit status of a command's ``main(argv)``: its return value, or the status it leaves with
-    (a user error leaves through :func:`genre.errors.exit_on_user_error` with status 2)."""
+    (a user error leaves through :func:`genre.runtime.errors.exit_on_user_error` with status 2)."""
     try:
         return main(argv)
     except SystemExit as leaving:

@@ -7,7 +7,7 @@ import torch
 
 from conftest import compose_config, tiny_overrides
 from genre.data.augment import Augment
-from genre.errors import ConfigError
+from genre.runtime.errors import ConfigError
 
 
 def batch(n=16, bands=32, frames=60):

@@ -5,7 +5,7 @@ import sys
 import pytest
 
 from conftest import ROOT, compose_config, tiny_overrides
-from genre.errors import DatasetError, GenreError
+from genre.runtime.errors import DatasetError, GenreError
 from genre.train import train
 
 
@@ -53,8 +53,8 @@ def test_command_line_prints_the_message_not_a_traceback(tmp_path):
 def test_a_checkpoint_that_is_missing_or_not_genres_is_named(tmp_path):
     import torch
 
-    from genre.build import load_classifier
-    from genre.errors import ConfigError
+    from genre.runtime.build import load_classifier
+    from genre.runtime.errors import ConfigError
 
     with pytest.raises(ConfigError, match=r"ckpt_path=.*nothing.ckpt does not exist"):
         load_classifier(tmp_path / "nothing.ckpt")

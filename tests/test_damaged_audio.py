@@ -13,7 +13,7 @@ from genre.data.audio import load_audio
 from genre.data.cache import build_audio_cache
 from genre.data.index import Track
 from genre.datasets import folder
-from genre.errors import AudioDecodeError
+from genre.runtime.errors import AudioDecodeError
 
 SR = 8000
 
@@ -109,7 +109,7 @@ def test_an_id3_comment_saying_info_does_not_make_a_complete_mp3_truncated(tmp_p
 def test_a_directory_a_dangling_or_looping_link_and_a_url_are_each_named_for_what_they_are(tmp_path):
     """All three said "file not found"."""
     from genre.data.audio import load_audio
-    from genre.errors import AudioDecodeError
+    from genre.runtime.errors import AudioDecodeError
 
     (tmp_path / "loop").symlink_to(tmp_path / "loop")
     (tmp_path / "gone").symlink_to(tmp_path / "nowhere.wav")

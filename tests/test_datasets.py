@@ -7,7 +7,7 @@ import pytest
 from conftest import write_tone
 from genre.datasets import fma, folder, gtzan
 from genre.datasets.gtzan import GTZAN_GENRES, gtzan_filtered_lists
-from genre.errors import DatasetError
+from genre.runtime.errors import DatasetError
 
 # FORMATS.md: per genre (train/valid/test) of the fault-filtered split
 FILTERED_COUNTS = {"blues": (46, 23, 31), "classical": (48, 20, 31), "country": (45, 23, 30),
@@ -238,7 +238,7 @@ def test_fma_artist_split_from_tracks_csv(tmp_path):
 
 def test_a_root_with_spaces_dashes_and_equals_signs_works_quoted_as_the_readme_says(tmp_path):
     """``python train.py dataset=folder "dataset.root='/data/My Music – 2024=best'"``"""
-    from genre.build import build_index, compose_config
+    from genre.runtime.build import build_index, compose_config
 
     root = tmp_path / "My Music – 2024=best"
     for genre in ("jazz", "rock"):

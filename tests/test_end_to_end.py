@@ -15,9 +15,9 @@ import numpy as np
 import pytest
 
 from conftest import ROOT, compose_config, run_cli, tiny_overrides, write_tone
-from genre.build import load_classifier
 from genre.datasets.synthetic import ensure_corpus
 from genre.evaluate import classify_file, evaluate, similar_tracks
+from genre.runtime.build import load_classifier
 
 pytestmark = pytest.mark.slow
 GENRES = ["classical", "disco", "metal", "reggae"]
@@ -174,7 +174,7 @@ def test_score_the_model_on_another_corpus_with_a_genre_mapping(trained, tmp_pat
     text = open(report).read()
     assert "all-tracks(folder)" in text and " 16" in text        # 4 genres x 4 tracks scored, jazz left out
 
-    from genre.errors import ConfigError
+    from genre.runtime.errors import ConfigError
     with pytest.raises(ConfigError, match="polka"):
         evaluate(compose_config("evaluate", [o for o in overrides if not o.startswith("genre_map")]
                                 + ["genre_map={Disco: polka}"], root))
@@ -320,7 +320,7 @@ def test_the_logged_model_and_evaluate_refuse_what_is_not_music_and_say_what_the
     import pandas
     from mlflow.exceptions import MlflowException
 
-    from genre.errors import AudioDecodeError
+    from genre.runtime.errors import AudioDecodeError
 
     root, cfg, metrics, _ = trained
     mlflow.set_tracking_uri(f"sqlite:///{root}/mlflow.db")
@@ -378,7 +378,7 @@ def test_a_long_file_is_classified_a_segment_at_a_time_as_it_would_be_whole(trai
     """A 3-hour WAV decoded whole peaked at 7.7 GB: long files are decoded and classified in segments."""
     import soundfile as sf
 
-    from genre.errors import AudioDecodeError
+    from genre.runtime.errors import AudioDecodeError
 
     root, cfg, metrics, _ = trained
     model = load_classifier(metrics["best_checkpoint"])

@@ -4,8 +4,8 @@ import pytest
 import torch
 
 from genre.datasets.music_generator import render_track
-from genre.errors import FeatureError
 from genre.features.spectral import FeatureExtractor
+from genre.runtime.errors import FeatureError
 
 SR = 22050
 # Stated tolerance: float32 torch vs librosa on the same audio, in dB (measured: ~2e-4 dB).

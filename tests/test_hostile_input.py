@@ -30,8 +30,8 @@ def _hostile_checkpoint(tmp_path):
 
 
 def test_a_checkpoint_holding_code_is_refused_for_evaluation_and_for_resume_and_runs_nothing(tmp_path):
-    from genre.errors import ConfigError
     from genre.evaluate import evaluate
+    from genre.runtime.errors import ConfigError
     from genre.train import train
 
     path, marker = _hostile_checkpoint(tmp_path)
@@ -46,8 +46,8 @@ def test_a_checkpoint_holding_code_is_refused_for_evaluation_and_for_resume_and_
 def test_a_truncated_checkpoint_is_named_not_a_traceback(tmp_path):
     import torch
 
-    from genre.build import read_checkpoint
-    from genre.errors import ConfigError
+    from genre.runtime.build import read_checkpoint
+    from genre.runtime.errors import ConfigError
 
     whole = tmp_path / "whole.ckpt"
     torch.save({"genre": {"run_id": "x"}, "state_dict": {"w": torch.zeros(10_000)}}, whole)
@@ -71,9 +71,9 @@ def test_a_float_wav_with_absurd_samples_is_skipped_and_reported_and_refused_by_
     import numpy as np
     import soundfile as sf
 
-    from genre.build import build_frontend, prepare_data
     from genre.data.audio import load_audio
-    from genre.errors import AudioDecodeError
+    from genre.runtime.build import build_frontend, prepare_data
+    from genre.runtime.errors import AudioDecodeError
 
     corpus = _folder_corpus(tmp_path / "music")
     wave = 0.3 * np.sin(np.linspace(0, 2000, 22050 * 4)).astype(np.float32)
@@ -96,7 +96,7 @@ def test_band_statistics_refuse_non_finite_features(tmp_path):
     import numpy as np
 
     from genre.data.cache import CachedTracks, band_statistics
-    from genre.errors import DatasetError
+    from genre.runtime.errors import DatasetError
 
     path = tmp_path / "features-x.h5"
     rows = np.ones((3, 4, 5), dtype=np.float32)
@@ -111,7 +111,7 @@ def test_band_statistics_refuse_non_finite_features(tmp_path):
 
 def test_a_run_whose_loss_becomes_nan_stops_says_so_and_is_failed(tmp_path):
     from conftest import mlflow_runs
-    from genre.errors import TrainingDiverged
+    from genre.runtime.errors import TrainingDiverged
     from genre.train import train
 
     cfg = compose_config("train", tiny_overrides(**{"optimizer.lr": 1e12, "trainer.max_epochs": 3,
@@ -180,7 +180,7 @@ def test_a_checkpoint_is_written_whole_or_not_at_all(tmp_path, monkeypatch):
 def test_a_full_or_read_only_disk_is_one_line_naming_the_folder(capsys):
     import errno
 
-    from genre.errors import exit_on_user_error
+    from genre.runtime.errors import exit_on_user_error
 
     def fills(path):
         raise OSError(errno.ENOSPC, "No space left on device", path)
@@ -221,7 +221,7 @@ def read_only_folder(tmp_path):
 
 
 def test_a_read_only_store_cache_or_output_folder_is_refused_before_any_work(tmp_path, read_only_folder):
-    from genre.errors import ConfigError
+    from genre.runtime.errors import ConfigError
     from genre.train import train
 
     for setting, value in (("logger.tracking_uri", f"sqlite:///{read_only_folder}/mlflow.db"),
@@ -275,8 +275,8 @@ def test_a_cache_folder_that_fills_up_is_one_line_naming_it_and_leaves_nothing_h
 
 
 def test_ctrl_c_in_any_command_is_one_line_and_status_130(capsys):
-    from genre.errors import exit_on_user_error
-    from genre.signals import Interrupted
+    from genre.runtime.errors import exit_on_user_error
+    from genre.runtime.signals import Interrupted
 
     def interrupted():
         raise KeyboardInterrupt

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from conftest import ROOT, mlflow_runs
-from genre.parallel import file_lock
+from genre.runtime.parallel import file_lock
 
 # Two genres of the built-in corpus and an expensive front end (1-ms stride): the feature cache takes
 # seconds to build, long enough to kill the run in the middle of it.
@@ -55,7 +55,7 @@ def test_a_run_killed_during_the_feature_cache_leaves_no_process_and_the_next_ru
         pytest.fail("the feature cache build never started")
     run.send_signal(kill)
     run.wait(timeout=30)
-    # SIGTERM in data preparation, before any run exists: the same rule as in every phase (genre.signals)
+    # SIGTERM in data preparation, before any run exists: the same rule as in every phase (genre.runtime.signals)
     assert run.returncode == (143 if kill == signal.SIGTERM else -signal.SIGKILL)
     deadline = time.monotonic() + 5
     while processes_of(tmp_path) and time.monotonic() < deadline:
@@ -74,7 +74,7 @@ def test_a_run_killed_during_the_feature_cache_leaves_no_process_and_the_next_ru
 def test_a_run_waiting_for_a_lock_names_the_lock_and_its_holder_and_keeps_saying_so(tmp_path, caplog):
     lock = tmp_path / "cache" / "features-abc.lock"
     holder = subprocess.Popen([sys.executable, "-c", "import sys, time; from pathlib import Path; "
-                               "from genre.parallel import file_lock\n"
+                               "from genre.runtime.parallel import file_lock\n"
                                "with file_lock(Path(sys.argv[1])):\n    print('held', flush=True); time.sleep(60)",
                                str(lock)], stdout=subprocess.PIPE, text=True)
     try:
@@ -85,7 +85,7 @@ def test_a_run_waiting_for_a_lock_names_the_lock_and_its_holder_and_keeps_saying
             with file_lock(lock, report_every_s=0.3):
                 acquired.set()
 
-        with caplog.at_level(logging.WARNING, logger="genre.parallel"):
+        with caplog.at_level(logging.WARNING, logger="genre.runtime.parallel"):
             waiter = threading.Thread(target=wait_for_it)
             waiter.start()
             time.sleep(1.2)

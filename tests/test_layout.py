@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from conftest import ROOT
-from genre.build import build_callbacks, build_classifier, build_frontend, compose_config
+from genre.runtime.build import build_callbacks, build_classifier, build_frontend, compose_config
 
 
 def test_every_module_opens_with_a_docstring_saying_its_job():
@@ -110,7 +110,7 @@ def test_every_network_front_end_and_dataset_option_meets_its_contract():
     from genre import CONFIG_DIR
     from genre.features import FrontEnd
     from genre.models import Network
-    from genre.targets import build_network
+    from genre.runtime.targets import build_network
 
     for option in sorted(p.stem for p in (CONFIG_DIR / "features").glob("*.yaml")):
         frontend = build_frontend(compose_config("train", [f"features={option}"]).features)

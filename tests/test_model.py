@@ -147,7 +147,7 @@ def test_the_code_inside_a_logged_model_needs_nothing_of_this_package():
     import genre.data.waveform
     import genre.models.inference
     import genre.tracking.audio_model
-    from genre.settings import AGGREGATIONS
+    from genre.runtime.settings import AGGREGATIONS
 
     # the files a logged model carries as its code (genre.tracking.report.log_audio_model)
     for module, allowed in ((genre.data.waveform, set()), (genre.models.inference, {"genre.data.waveform"}),

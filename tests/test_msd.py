@@ -21,7 +21,7 @@ from genre.datasets import msd as msd_dataset
 from genre.datasets import sevendigital
 from genre.datasets.msd import msd_track_path, read_genre_labels, read_msd_metadata, select_tracks
 from genre.datasets.music_generator import render_track
-from genre.errors import DatasetError
+from genre.runtime.errors import DatasetError
 
 KEY, SECRET = "test-consumer-key", "s3cret/with+odd&chars"
 GENRES = {"Rock": "rock", "Jazz": "jazz", "Electronic": "disco"}   # label -> synthetic style of its audio

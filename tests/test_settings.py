@@ -6,9 +6,9 @@ import sys
 import pytest
 
 from conftest import ROOT
-from genre.build import compose_config
-from genre.errors import ConfigError
-from genre.settings import check_settings
+from genre.runtime.build import compose_config
+from genre.runtime.errors import ConfigError
+from genre.runtime.settings import check_settings
 
 BAD = [
     ("clips.batch_size=0", "clips.batch_size=0: must be an integer >= 1"),
@@ -52,7 +52,7 @@ def test_the_shipped_configurations_pass():
 
 
 def test_the_check_needs_no_torch_mlflow_or_lightning():
-    probe = ("import sys\nfrom genre.settings import check_settings\nfrom genre.cli import train\n"
+    probe = ("import sys\nfrom genre.runtime.settings import check_settings\nfrom genre.cli import train\n"
              "print(sorted(m for m in ('torch', 'mlflow', 'pytorch_lightning', 'librosa', 'h5py') if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", probe], cwd=ROOT, capture_output=True, text=True, timeout=120)
     assert out.stdout.strip() == "[]", out.stderr
@@ -78,7 +78,7 @@ def test_every_dataset_is_named_after_its_option_and_a_wrapper_names_itself(tmp_
     """folder.build hard-coded the name "folder", so a thin wrapper of it could not name itself."""
     from conftest import write_tone
     from genre import CONFIG_DIR
-    from genre.build import build_index
+    from genre.runtime.build import build_index
 
     for option in sorted((CONFIG_DIR / "dataset").glob("*.yaml")):
         assert compose_config("train", [f"dataset={option.stem}"]).dataset.name == option.stem, option.name

@@ -17,8 +17,8 @@ from conftest import ROOT, compose_config, mlflow_runs, tiny_overrides
 
 @pytest.fixture
 def handlers():
-    """The commands' handlers (genre.signals), as train.py installs them, restored afterwards."""
-    from genre import signals
+    """The commands' handlers (genre.runtime.signals), as train.py installs them, restored afterwards."""
+    from genre.runtime import signals
 
     saved = {s: signal.getsignal(s) for s in signals.HANDLED}
     for state in (signals._received, signals._redelivering, signals._deferred_since):
@@ -54,7 +54,7 @@ def test_a_signal_in_any_phase_marks_the_run_failed_and_stops_with_128_plus_its_
         tmp_path, monkeypatch, handlers, phase, name, signum):
     import genre.train
     from genre.models.module import GenreClassifier
-    from genre.signals import Interrupted
+    from genre.runtime.signals import Interrupted
     from genre.train import train
 
     _signal_self_in(monkeypatch, genre.train if phase == "outputs" else GenreClassifier, name, signum)
@@ -124,7 +124,7 @@ def test_a_signal_inside_the_stores_code_is_handled_once_the_program_is_out_of_i
     way out and the other jobs met "database is locked" (CI). The signal waits until the code is out."""
     import sys
 
-    from genre import signals
+    from genre.runtime import signals
 
     sent = []
     monkeypatch.setattr(signals.os, "kill", lambda pid, signum: sent.append(signum))
@@ -144,8 +144,8 @@ def test_a_stop_that_lands_in_a_finaliser_is_raised_again_where_the_program_is()
     run built its feature cache was lost there, and the run went on and exited 0 (CI)."""
     program = """if True:
         import os, signal, sys, time
-        from genre import signals
-        from genre.errors import exit_on_user_error
+        from genre.runtime import signals
+        from genre.runtime.errors import exit_on_user_error
 
         class Finalised:
             def __del__(self):
@@ -174,9 +174,9 @@ def test_sigterm_that_lightnings_own_flag_ends_fit_with_is_still_143_and_failed(
     status 0, and the run exited 0 (CI)."""
     import types
 
-    from genre import signals
     from genre.models.module import GenreClassifier
-    from genre.signals import Interrupted
+    from genre.runtime import signals
+    from genre.runtime.signals import Interrupted
     from genre.train import train
 
     monkeypatch.setattr(signals.threading, "Timer", lambda *a, **k: types.SimpleNamespace(start=lambda: None))

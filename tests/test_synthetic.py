@@ -8,7 +8,7 @@ from genre.datasets import synthetic
 from genre.datasets.gtzan import GTZAN_GENRES, scan_gtzan
 from genre.datasets.music_generator import render_track
 from genre.datasets.synthetic import ensure_corpus
-from genre.errors import DatasetError
+from genre.runtime.errors import DatasetError
 
 
 def test_tracks_are_deterministic_and_distinct():

@@ -16,7 +16,7 @@ import soxr
 
 from genre.data.containers import HEAD_BYTES, check_complete, check_signature
 from genre.data.waveform import waveform_problem
-from genre.errors import AudioDecodeError
+from genre.runtime.errors import AudioDecodeError
 
 AUDIO_EXTENSIONS = (".wav", ".au", ".mp3", ".flac", ".ogg")
 

@@ -13,7 +13,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from genre.errors import ConfigError
+from genre.runtime.errors import ConfigError
 
 LEVEL_OPERATIONS = ("gain_db", "tilt_db", "band_gain_db", "noise_snr_db")   # need dB features (mel, stft)
 

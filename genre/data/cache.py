@@ -28,13 +28,13 @@ import h5py
 import numpy as np
 from tqdm import tqdm
 
-from genre.console import log_stage_done
 from genre.data.audio import excerpt_start, fix_length, load_audio
 from genre.data.index import SkippedFile, Track
 from genre.data.waveform import SILENCE_DBFS, is_silent, loudest_level
-from genre.errors import AudioDecodeError, DatasetError
 from genre.features.spectral import FeatureExtractor, numpy_features
-from genre.parallel import file_lock, process_map, worker_count
+from genre.runtime.console import log_stage_done
+from genre.runtime.errors import AudioDecodeError, DatasetError
+from genre.runtime.parallel import file_lock, process_map, worker_count
 
 log = logging.getLogger(__name__)
 CACHE_VERSION = 3          # 2: silent and truncated files are skipped; 3: and samples far beyond full scale
@@ -80,7 +80,7 @@ def _atomic_h5(path: Path, key: str) -> Iterator[h5py.File]:
     except OSError as error:
         if error.filename is not None:
             raise
-        # a worker's pwrite and h5py name no file: the user is told which (a full disk: genre.errors)
+        # a worker's pwrite and h5py name no file: the user is told which (a full disk: genre.runtime.errors)
         raise OSError(error.errno, error.strerror or str(error), str(partial)) from error
     finally:
         partial.unlink(missing_ok=True)

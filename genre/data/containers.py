@@ -14,7 +14,7 @@ from pathlib import Path
 
 import soundfile as sf
 
-from genre.errors import AudioDecodeError
+from genre.runtime.errors import AudioDecodeError
 
 HEAD_BYTES = 65536   # read once per file: signatures and headers are all within it
 # What each extension's container starts with: a file without it is not what its name says (random

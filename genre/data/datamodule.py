@@ -25,8 +25,8 @@ from genre.data.clips import (
     window_starts,
 )
 from genre.data.index import SPLITS, DatasetIndex, SkippedFile
-from genre.errors import ConfigError, DatasetError
 from genre.features.spectral import FeatureExtractor
+from genre.runtime.errors import ConfigError, DatasetError
 
 log = logging.getLogger(__name__)
 

@@ -10,7 +10,7 @@ import io
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from genre.errors import DatasetError
+from genre.runtime.errors import DatasetError
 
 SPLITS = ("train", "val", "test")
 

@@ -8,7 +8,7 @@ from collections import defaultdict
 import numpy as np
 
 from genre.data.index import Track
-from genre.errors import DatasetError
+from genre.runtime.errors import DatasetError
 
 
 def _shuffled_by_genre(tracks: list[Track], seed: int) -> list[list[Track]]:

@@ -10,7 +10,7 @@ from pathlib import Path
 
 from genre.data.index import DatasetIndex, Track, select_genres
 from genre.data.splits import apply_split
-from genre.errors import DatasetError
+from genre.runtime.errors import DatasetError
 
 log = logging.getLogger(__name__)
 

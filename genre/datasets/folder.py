@@ -7,7 +7,7 @@ from pathlib import Path
 from genre.data.audio import AUDIO_EXTENSIONS
 from genre.data.index import DatasetIndex, SkippedFile, Track, inside_root, select_genres
 from genre.data.splits import apply_split
-from genre.errors import DatasetError
+from genre.runtime.errors import DatasetError
 
 log = logging.getLogger(__name__)
 

@@ -10,7 +10,7 @@ from pathlib import Path
 
 from genre.data.index import DatasetIndex, SkippedFile, Track, select_genres
 from genre.data.splits import apply_split, from_lists
-from genre.errors import DatasetError
+from genre.runtime.errors import DatasetError
 
 log = logging.getLogger(__name__)
 GTZAN_GENRES = ("blues", "classical", "country", "disco", "hiphop",

@@ -21,7 +21,7 @@ import logging
 from pathlib import Path
 
 from genre.data.index import DatasetIndex, SkippedFile, Track, inside_root, select_genres
-from genre.errors import DatasetError
+from genre.runtime.errors import DatasetError
 
 log = logging.getLogger(__name__)
 

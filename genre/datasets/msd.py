@@ -16,7 +16,7 @@ import numpy as np
 
 from genre.data.index import DatasetIndex, SkippedFile, Track, check_genres
 from genre.data.splits import apply_split
-from genre.errors import DatasetError
+from genre.runtime.errors import DatasetError
 
 MSD_TRACK_ID = re.compile(r"^TR[A-Z0-9]{16}$")
 MSD_SOURCE_HINT = ("the MSD and its 10,000-track MillionSongSubset are distributed by LabROSA (Columbia); "

@@ -32,7 +32,7 @@ from tqdm import tqdm
 
 from genre.data.containers import HEAD_BYTES, check_signature
 from genre.datasets.msd import MSD_TRACK_ID, read_genre_labels, read_msd_metadata, select_tracks
-from genre.errors import AudioDecodeError, DatasetError, GenreError, exit_on_user_error
+from genre.runtime.errors import AudioDecodeError, DatasetError, GenreError, exit_on_user_error
 
 log = logging.getLogger(__name__)
 DEFAULT_BASE_URL = "http://previews.7digital.com"

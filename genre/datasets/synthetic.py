@@ -16,13 +16,13 @@ from pathlib import Path
 import soundfile as sf
 from tqdm import tqdm
 
-from genre.console import log_stage_done
 from genre.data.index import DatasetIndex, check_genres, select_genres
 from genre.data.splits import apply_split
 from genre.datasets.gtzan import GTZAN_GENRES, scan_gtzan
 from genre.datasets.music_generator import STYLES, TIMBRE_SETS, render_track
-from genre.errors import DatasetError
-from genre.parallel import file_lock, process_map, worker_count
+from genre.runtime.console import log_stage_done
+from genre.runtime.errors import DatasetError
+from genre.runtime.parallel import file_lock, process_map, worker_count
 
 log = logging.getLogger(__name__)
 CORPUS_VERSION = 2

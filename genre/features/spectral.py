@@ -17,7 +17,7 @@ import torch
 import torchaudio
 from torch import nn
 
-from genre.errors import FeatureError
+from genre.runtime.errors import FeatureError
 
 AMIN = 1e-10  # power floor before the logarithm (librosa.power_to_db's amin)
 

@@ -22,7 +22,7 @@ from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
 from genre.data.datamodule import PreparedData
-from genre.errors import ConfigError
+from genre.runtime.errors import ConfigError
 
 log = logging.getLogger(__name__)
 

@@ -1,5 +1,5 @@
 """The LightningModule: normalisation, loss, optimizer, clip and track metrics, track aggregation, inference
-on audio. Built from the config in one step by :func:`genre.build.build_classifier`."""
+on audio. Built from the config in one step by :func:`genre.runtime.build.build_classifier`."""
 from __future__ import annotations
 
 import inspect
@@ -18,11 +18,11 @@ from torchmetrics.classification import MulticlassAccuracy
 from torchmetrics.functional.classification import multiclass_f1_score
 
 from genre.data.augment import Augment
-from genre.errors import ConfigError, TrainingDiverged
 from genre.features.spectral import FeatureExtractor
 from genre.models.inference import aggregate_tracks, aggregate_windows, waveform_clips, window_probabilities
 from genre.models.predictor import ClipClassifier, Normalize
-from genre.settings import AGGREGATIONS
+from genre.runtime.errors import ConfigError, TrainingDiverged
+from genre.runtime.settings import AGGREGATIONS
 
 log = logging.getLogger(__name__)
 

@@ -16,9 +16,9 @@ import torch
 from omegaconf import DictConfig, OmegaConf
 from torch import nn
 
-from genre.errors import ConfigError
 from genre.models.inference import classify_waveform, waveform_clips, window_probabilities
-from genre.targets import build_network, call_target
+from genre.runtime.errors import ConfigError
+from genre.runtime.targets import build_network, call_target
 
 
 class Normalize(nn.Module):

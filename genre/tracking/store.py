@@ -23,9 +23,9 @@ from mlflow.exceptions import MlflowException
 from pytorch_lightning.loggers import MLFlowLogger
 from pytorch_lightning.utilities import rank_zero_only
 
-from genre.errors import ConfigError, TrackingError
-from genre.parallel import file_lock
 from genre.replay import metrics_line, status_line
+from genre.runtime.errors import ConfigError, TrackingError
+from genre.runtime.parallel import file_lock
 
 log = logging.getLogger(__name__)
 
@@ -208,7 +208,7 @@ def open_store(tracking_uri: str, experiment_name: str, artifact_location: str |
 
 def close_store_connections(tracking_uri: str) -> None:
     """Close the database connections MLflow keeps pooled for ``tracking_uri``. A process about to fork the
-    jobs of a sweep (genre.launcher) must not hand them down: an SQLite connection used on both sides of a
+    jobs of a sweep (genre.runtime.launcher) must not hand them down: an SQLite connection used on both sides of a
     fork() loses writes (seen: two jobs stopped by Ctrl-C marked their runs FAILED, and both stayed
     RUNNING). The forked jobs open connections of their own. (MLflow caches the store per URI; its
     ``_get_store`` is private, and the engine is the SQL store's.)"""

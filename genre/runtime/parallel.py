@@ -64,7 +64,7 @@ def _start_worker(parent_pid: int) -> None:
         ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
     if os.getppid() != parent_pid:   # the parent died before the line above took effect
         os._exit(1)
-    # Ctrl-C reaches the whole process group: the parent alone handles it (genre.signals) and stops the pool;
+    # Ctrl-C reaches the whole process group: the parent alone handles it (genre.runtime.signals) and stops the pool;
     # the handler a fork inherited would raise in the middle of a job and send the exception back
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_DFL)

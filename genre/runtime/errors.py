@@ -13,7 +13,7 @@ import sys
 from pathlib import Path
 from typing import Callable
 
-from genre.signals import Interrupted
+from genre.runtime.signals import Interrupted
 
 USER_ERROR_STATUS = 2
 
@@ -83,7 +83,7 @@ def refuse_unwritable(folder: str | Path, setting: str) -> None:
 
 def exit_on_user_error(command: Callable) -> Callable:
     """Every command's way out: a :class:`GenreError` becomes ``error: <message>`` on stderr and exit
-    status 2, and SIGINT or SIGTERM (:mod:`genre.signals`) ``stopped: ...`` and status 130 or 143, without a
+    status 2, and SIGINT or SIGTERM (:mod:`genre.runtime.signals`) ``stopped: ...`` and status 130 or 143, without a
     traceback; anything else is a bug and keeps its traceback."""
 
     @functools.wraps(command)
@@ -99,7 +99,7 @@ def exit_on_user_error(command: Callable) -> Callable:
                 raise
             print(f"error: {message}", file=sys.stderr)
             sys.exit(USER_ERROR_STATUS)
-        except Interrupted as stop:   # SIGINT or SIGTERM (genre.signals): one line, status 130 or 143
+        except Interrupted as stop:   # SIGINT or SIGTERM (genre.runtime.signals): one line, status 130 or 143
             print(f"stopped: {stop}", file=sys.stderr)
             sys.exit(stop.status)
         except KeyboardInterrupt:      # Ctrl-C in a command that keeps Python's own handler (compare, replay)

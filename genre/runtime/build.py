@@ -20,7 +20,7 @@ from genre.data.index import DatasetIndex
 from genre.features.spectral import FeatureExtractor
 from genre.models.module import GenreClassifier
 from genre.models.predictor import read_checkpoint
-from genre.targets import build_network, call_target
+from genre.runtime.targets import build_network, call_target
 
 
 def compose_config(config_name: str = "train", overrides: list[str] | tuple[str, ...] = ()) -> DictConfig:

@@ -11,7 +11,7 @@ import sys
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig
 
-from genre.errors import ConfigError, refuse_unwritable
+from genre.runtime.errors import ConfigError, refuse_unwritable
 
 
 class RefuseUnwritableFolders(Callback):
@@ -49,4 +49,4 @@ class PrepareTrackingStore(Callback):
         name = config.logger.experiment_name
         open_store(tracking_uri, name, resolve_artifact_location(config.logger.artifact_location,
                                                                  config.paths.root_dir, name, tracking_uri))
-        close_store_connections(tracking_uri)   # the jobs may be forked from this process (genre.launcher)
+        close_store_connections(tracking_uri)   # the jobs may be forked from this process (genre.runtime.launcher)

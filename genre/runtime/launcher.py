@@ -5,7 +5,7 @@ ended the whole sweep with ``TerminatedWorkerError``, the healthy jobs with it, 
 RUNNING. Here every job is a process forked for it alone: a job that dies is reported with its reason
 (killed by which signal, or its exit status) and the sweep goes on; at the end Hydra reports the
 failed jobs and the command exits non-zero. A job killed outright leaves its MLflow run RUNNING and
-resumable from its ``last.ckpt``; one stopped by SIGINT or SIGTERM marks it FAILED (genre.signals).
+resumable from its ``last.ckpt``; one stopped by SIGINT or SIGTERM marks it FAILED (genre.runtime.signals).
 
 Forked, not spawned: the task function and Hydra's context are inherited as they are, never pickled
 (``genre.cli.train`` is a Hydra wrapper that pickle cannot name), and only the job's result comes

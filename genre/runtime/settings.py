@@ -1,7 +1,7 @@
 """Every setting checked right after composition, before any import of torch, data or MLflow.
 
 A rule names a setting, what it must be, and checks it; :func:`check_settings` runs them all and
-raises one :class:`genre.errors.ConfigError` that lists every broken setting with its allowed range,
+raises one :class:`genre.runtime.errors.ConfigError` that lists every broken setting with its allowed range,
 so ``python train.py clips.batch_size=0`` fails in a second, before anything is generated, decoded or
 logged. Settings that only the dataset or the feature front end can judge (a genre the data lacks, a
 window longer than a clip) are checked by them, still before any work.
@@ -12,7 +12,7 @@ from typing import Any, Callable
 
 from omegaconf import DictConfig, OmegaConf
 
-from genre.errors import ConfigError
+from genre.runtime.errors import ConfigError
 
 AGGREGATIONS = ("mean", "vote")   # clips -> track: mean of probabilities, or majority vote
 
