@@ -137,6 +137,8 @@ def _distinguishing(groups: list[Group]) -> list[str]:
 
 
 def markdown(experiment: str, reference: DictConfig | None, groups: list[Group]) -> str:
+    """The comparison as Markdown, one table per split protocol (by hand: pandas' ``to_markdown`` needs
+    ``tabulate``, which nothing else here needs, and the cells are formatted per metric anyway)."""
     lines = [f"# Comparison: {experiment}", ""]
     if reference:
         lines += [f"{reference.title}.", ""]

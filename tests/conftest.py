@@ -3,9 +3,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
-import pytest
 import soundfile as sf
-from hydra import compose, initialize_config_dir
 
 ROOT = Path(__file__).resolve().parent.parent
 CONF = ROOT / "conf"
@@ -13,23 +11,27 @@ CONF = ROOT / "conf"
 
 def compose_config(config_name: str, overrides: list[str], root: Path):
     """The config ``python <config_name>.py <overrides>`` would get, with every path under ``root``."""
-    paths = [f"paths.root_dir={root}", f"paths.output_dir={root}/output"]
-    with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
-        return compose(config_name=config_name, overrides=paths + list(overrides))
+    from genre.runtime.build import compose_config as compose
+
+    return compose(config_name, [f"paths.root_dir={root}", f"paths.output_dir={root}/output", *overrides])
 
 
 def tiny_overrides(**extra) -> list[str]:
-    """A run small enough for a test: 4 genres x 6 tracks x 6 s, 3-s clips, few epochs."""
-    settings = {
-        "dataset.tracks_per_genre": 6, "dataset.track_seconds": 6.0,
-        "dataset.genres": "[classical,disco,metal,reggae]",
-        "clips.clip_seconds": 3.0, "clips.batch_size": 8, "clips.cache_workers": 1,
-        "features.n_mels": 32, "model.channels": "[4,8,8]", "model.hidden": 16,
-        "trainer.max_epochs": 3, "trainer.enable_progress_bar": False,
-        "trainer.enable_model_summary": False,
-    }
+    """A run small enough for a test: ``debug=tiny`` (conf/debug/tiny.yaml: 4 genres x 6 tracks x 6 s, 3-s
+    clips, a tiny network, 3 epochs) written out as ``key=value`` overrides, so that a test can leave some out
+    or change them (``extra``)."""
+    from omegaconf import OmegaConf
+
+    def flat(node, prefix=""):
+        for key, value in node.items():
+            if isinstance(value, dict):
+                yield from flat(value, f"{prefix}{key}.")
+            else:
+                yield f"{prefix}{key}", value
+
+    settings = dict(flat(OmegaConf.to_container(OmegaConf.load(CONF / "debug" / "tiny.yaml"))))
     settings.update(extra)
-    return [f"{k}={v}" for k, v in settings.items()]
+    return [f"{k}=[{','.join(map(str, v))}]" if isinstance(v, list) else f"{k}={v}" for k, v in settings.items()]
 
 
 def write_tone(path: Path, seconds: float, sample_rate: int = 22050, frequency: float = 440.0,
@@ -41,11 +43,6 @@ def write_tone(path: Path, seconds: float, sample_rate: int = 22050, frequency: 
     path.parent.mkdir(parents=True, exist_ok=True)
     sf.write(str(path), data, sample_rate, **kwargs)
     return path
-
-
-@pytest.fixture
-def tmp_root(tmp_path: Path) -> Path:
-    return tmp_path
 
 
 def run_cli(*args: str, timeout: int = 600, env: dict | None = None):

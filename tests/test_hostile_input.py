@@ -109,6 +109,7 @@ def test_band_statistics_refuse_non_finite_features(tmp_path):
         band_statistics(cached, [0, 1, 2])
 
 
+@pytest.mark.slow   # a whole training command
 def test_a_run_whose_loss_becomes_nan_stops_says_so_and_is_failed(tmp_path):
     from conftest import mlflow_runs
     from genre.runtime.errors import TrainingDiverged

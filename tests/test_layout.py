@@ -102,6 +102,23 @@ def test_every_option_of_a_group_is_in_the_lists_that_name_them():
     assert all(p.stem in evaluate_datasets.splitlines()[0] for p in (CONFIG_DIR / "dataset").glob("*.yaml"))
 
 
+def test_debug_tiny_is_the_run_the_tests_start_from():
+    """``python train.py debug=tiny`` gives users the run the tests use (one place: conf/debug/tiny.yaml)."""
+    from omegaconf import OmegaConf
+
+    from conftest import tiny_overrides
+
+    def settings(overrides):
+        cfg = compose_config("train", overrides)
+        return {k: v for k, v in OmegaConf.to_container(cfg, resolve=True).items() if k != "hydra"}
+
+    tiny = settings(["debug=tiny"])
+    assert tiny == settings(tiny_overrides())
+    assert tiny != settings([])
+    assert tiny["trainer"]["max_epochs"] == 3 and tiny["model"]["channels"] == [4, 8, 8]
+    assert settings(["debug=tiny", "model=resnet"])["model"]["channels"] == [4, 8, 8]
+
+
 def test_every_network_front_end_and_dataset_option_meets_its_contract():
     """The contracts (genre.models.Network, genre.features.FrontEnd, genre.datasets.DatasetBuilder) are
     written once; every option of conf/model, conf/features and conf/dataset meets its own."""

@@ -6,7 +6,6 @@ checks) before a Trainer exists, so bad input stops a run before its first epoch
 from __future__ import annotations
 
 import logging
-import os
 from dataclasses import dataclass
 
 import h5py
@@ -117,7 +116,9 @@ def device_memory(device: torch.device, processes_sharing: int = 1) -> int:
     ``processes_sharing`` processes (DDP on the CPU)."""
     if device.type == "cuda":
         return torch.cuda.get_device_properties(device).total_memory
-    return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") // max(1, processes_sharing)
+    import psutil
+
+    return psutil.virtual_memory().total // max(1, processes_sharing)
 
 
 def choose_resident(setting, needed: int, budget: int) -> bool:

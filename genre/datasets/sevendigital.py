@@ -49,7 +49,10 @@ def _percent(text: str) -> str:
 
 
 def oauth_signature(method: str, url: str, params: dict[str, str], consumer_secret: str) -> str:
-    """HMAC-SHA1 signature of a request (RFC 5849 section 3.4) with no token secret (two-legged)."""
+    """HMAC-SHA1 signature of a request (RFC 5849 section 3.4) with no token secret (two-legged).
+
+    Seven lines of the standard library rather than ``oauthlib``, which is not otherwise installed; the
+    test checks them against a signature computed independently."""
     parts = urllib.parse.urlsplit(url)
     base_url = f"{parts.scheme.lower()}://{parts.netloc.lower()}{parts.path}"
     normalized = "&".join(f"{k}={v}" for k, v in sorted((_percent(k), _percent(v)) for k, v in params.items()))
@@ -159,7 +162,10 @@ class Downloader:
         partial.write_bytes(body)
 
     def fetch(self, track_id: str, digital_id: int) -> tuple[str, str]:
-        """Download one preview; returns ``(status, reason)``, status one of fetched/missing/failed."""
+        """Download one preview; returns ``(status, reason)``, status one of fetched/missing/failed.
+
+        The retries are this loop rather than urllib3's ``Retry``: each failure is sorted into what the
+        report says of it (no preview, a refused key, a body that is not MP3, failed after N attempts)."""
         target = self.out_dir / f"{track_id}.mp3"
         partial = self.out_dir / f".{track_id}.mp3.part"
         last_error = ""

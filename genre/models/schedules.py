@@ -22,7 +22,10 @@ def one_cycle(optimizer: torch.optim.Optimizer, total_steps: int, warmup_share: 
 
 def warmup_cosine(optimizer: torch.optim.Optimizer, total_steps: int, warmup_share: float = 0.05,
                   floor: float = 0.01) -> torch.optim.lr_scheduler.LRScheduler:
-    """A linear warm-up over ``warmup_share`` of the steps, then cosine decay to ``floor`` x the rate."""
+    """A linear warm-up over ``warmup_share`` of the steps, then cosine decay to ``floor`` x the rate.
+
+    By hand (a ``LambdaLR``), not ``SequentialLR(LinearLR, CosineAnnealingLR)``: that one's ``eta_min`` is one
+    absolute rate for every parameter group, where the floor here is a share of each group's own rate."""
     warmup = max(1, int(warmup_share * total_steps))
 
     def factor(step: int) -> float:

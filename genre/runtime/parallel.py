@@ -79,6 +79,8 @@ def file_lock(path: Path, report_every_s: float = 10.0, poll_s: float = 0.2) -> 
     instead of building it twice (or racing to rename it into place). A process that waits says which
     lock it waits for and which process holds it, every ``report_every_s`` seconds, never silently.
     The lock is the kernel's (``flock``): it is released when its holder exits, however it exits.
+    By hand rather than ``filelock``'s (installed with torch), which cannot say who holds a lock: a run
+    that waits silently for a killed or stuck one looks hung.
     """
     import fcntl
 
