@@ -50,9 +50,9 @@ def train(cfg: DictConfig) -> float:
         _remove_empty_run_dir(cfg)
         raise
     quiet_console()
-    from genre.train import train as train_run
+    from genre.train import train_checked
 
-    metrics = train_run(cfg)
+    metrics = train_checked(cfg)
     return metrics.get("val/track_acc_best", float("nan"))  # the objective of sweeps
 
 

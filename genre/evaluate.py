@@ -126,19 +126,21 @@ def score(model: LoadedClassifier, data: PreparedData, split: str, prefix: str, 
     import mlflow
     import pytorch_lightning as pl
 
+    from genre.models.module import tested
     from genre.runtime.build import build_datamodule
 
     datamodule = build_datamodule(model.config, data, test_split=split)
     trainer = pl.Trainer(accelerator="cpu", devices=1, logger=False, enable_checkpointing=False,
                          enable_model_summary=False)
-    [raw] = trainer.test(model.module, datamodule=datamodule, verbose=False)
-    metrics = {key.replace("test/", prefix, 1): float(v) for key, v in raw.items()}
+    raw, results = tested(trainer, model.module, datamodule=datamodule, verbose=False)
+    metrics = {key.replace("test/", prefix, 1): v for key, v in raw.items()}
     if log_to_mlflow and model.run_id and model.tracking_uri:
-        record_evaluation(mlflow.MlflowClient(model.tracking_uri), model, metrics, prefix, label)
+        record_evaluation(mlflow.MlflowClient(model.tracking_uri), model, results, metrics, prefix, label)
     return metrics
 
 
-def record_evaluation(client, model: LoadedClassifier, metrics: dict[str, float], prefix: str, label: str) -> None:
+def record_evaluation(client, model: LoadedClassifier, results, metrics: dict[str, float], prefix: str,
+                      label: str) -> None:
     """Add an evaluation to the training run, once: scoring the same thing again records nothing new.
 
     The artifacts go first, then the metrics, then a tag with the evaluation's digest that says it is
@@ -154,7 +156,7 @@ def record_evaluation(client, model: LoadedClassifier, metrics: dict[str, float]
     if client.get_run(model.run_id).data.tags.get(tag) == digest:
         log.info("this evaluation is already recorded in run %s (%s): nothing logged again", model.run_id, tag)
         return
-    log_evaluation(client, model.run_id, model.module.test_results, model.module.genres, label, prefix=prefix)
+    log_evaluation(client, model.run_id, results, model.module.genres, label, prefix=prefix)
     for key, value in metrics.items():
         history = client.get_metric_history(model.run_id, key)
         if not history or history[-1].value != value:      # another evaluation: the next step

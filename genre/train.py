@@ -22,7 +22,8 @@ from pytorch_lightning.utilities.exceptions import SIGTERMException
 
 from genre.data.datamodule import PreparedData
 from genre.models.classical import fit_and_score, is_classical
-from genre.models.module import GenreClassifier
+from genre.models.module import GenreClassifier, tested
+from genre.models.results import TestResults
 from genre.runtime.build import (
     build_callbacks,
     build_classifier,
@@ -160,6 +161,12 @@ def train(cfg: DictConfig) -> dict:
     ``run_id`` and ``best_checkpoint``.
     """
     check_settings(cfg)                              # cheap, complete, before anything else
+    return train_checked(cfg)
+
+
+def train_checked(cfg: DictConfig) -> dict:
+    """:func:`train` for a config whose settings were checked already (``train.py`` checks them before it
+    imports this module, so that a bad one is refused before torch is imported)."""
     refuse_relaunching_ddp_in_sweeps(cfg)
     if is_classical(cfg.model) and cfg.get("ckpt_path"):
         raise ConfigError(f"model={cfg.model.name} fits in seconds and writes no checkpoint: drop ckpt_path")
@@ -243,8 +250,8 @@ def _train_network(cfg: DictConfig, data: PreparedData, logger, resolved: dict, 
                         weights_only=True)   # plain data only (genre.runtime.build.read_checkpoint)
         fit_metrics = {k: float(v) for k, v in trainer.callback_metrics.items()}  # testing resets them
         # verbose=False: its table prints 16 digits; the run's last lines give the test accuracy
-        trainer.test(module, datamodule=datamodule, ckpt_path=checkpoint.best_model_path or None, weights_only=True,
-                     verbose=False)
+        _, test_results = tested(trainer, module, datamodule=datamodule, ckpt_path=checkpoint.best_model_path or None,
+                                 weights_only=True, verbose=False)
     except SIGTERMException:   # Lightning's own SIGTERM flag ended the loop (status 0): the same rule applies
         _stop_launched_processes(trainer)
         raise interrupted(signal.SIGTERM) from None
@@ -258,7 +265,7 @@ def _train_network(cfg: DictConfig, data: PreparedData, logger, resolved: dict, 
     metrics = {**fit_metrics, **{k: float(v) for k, v in trainer.callback_metrics.items()}}
     if trainer.is_global_zero:
         try:
-            _record_outputs(cfg, module, data, logger, checkpoint)
+            _record_outputs(cfg, module, data, logger, checkpoint, test_results)
         except Exception as error:  # a tracking server gone mid-run: the trained model must not be lost with it
             if not is_tracking_server(tracking_uri):
                 raise
@@ -327,12 +334,12 @@ def _say_where(logger, cfg: DictConfig, tracking_uri: str) -> None:
 
 
 def _record_outputs(cfg: DictConfig, module: GenreClassifier, data: PreparedData, logger,
-                    checkpoint: ModelCheckpoint) -> None:
+                    checkpoint: ModelCheckpoint, test_results: TestResults | None) -> None:
     """Tag the best checkpoint, upload it, and log plots, reports and the model (rank 0)."""
-    if module.test_results is None:  # ddp_spawn tested in other processes: collect the outputs here
-        pl.Trainer(accelerator="cpu", devices=1, logger=False, enable_progress_bar=False).test(
-            module, datamodule=build_datamodule(cfg, data), ckpt_path=checkpoint.best_model_path,
-            verbose=False, weights_only=True)
+    if test_results is None:  # ddp_spawn tested in other processes: test again here, for the outputs
+        _, test_results = tested(pl.Trainer(accelerator="cpu", devices=1, logger=False, enable_progress_bar=False),
+                                 module, datamodule=build_datamodule(cfg, data), ckpt_path=checkpoint.best_model_path,
+                                 verbose=False, weights_only=True)
     logger.experiment.set_tag(logger.run_id, "best_checkpoint", str(Path(checkpoint.best_model_path).resolve()))
     logger.experiment.log_artifact(logger.run_id, checkpoint.best_model_path, "checkpoints")
-    log_training_outputs(logger, module, data, cfg, cfg.logger.get("register_model"))
+    log_training_outputs(logger, module, test_results, data, cfg, cfg.logger.get("register_model"))

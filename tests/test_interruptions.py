@@ -118,6 +118,7 @@ def test_two_first_runs_at_once_both_finish_in_one_store(tmp_path):
     assert not [t for t in tables if t.startswith("_alembic_tmp")]
 
 
+@pytest.mark.slow   # a whole training command
 def test_a_store_left_broken_stops_the_run_before_any_work(tmp_path):
     database = tmp_path / "mlflow.db"
     with sqlite3.connect(database) as connection:   # what an interrupted schema migration leaves
@@ -130,6 +131,7 @@ def test_a_store_left_broken_stops_the_run_before_any_work(tmp_path):
     assert not (tmp_path / "cache").exists() and not (tmp_path / "data").exists()
 
 
+@pytest.mark.slow   # a whole training command
 def test_a_run_is_finished_only_once_its_outputs_are_recorded(tmp_path, monkeypatch):
     # Lightning ends the MLflow run when fit ends; the test, plots, reports and model come after. A run
     # killed in between must not show FINISHED without them, and one whose outputs failed shows FAILED.
@@ -141,10 +143,10 @@ def test_a_run_is_finished_only_once_its_outputs_are_recorded(tmp_path, monkeypa
     record = training._record_outputs
     seen = {}
 
-    def record_and_look(cfg, module, data, logger, checkpoint):
+    def record_and_look(cfg, module, data, logger, *rest):
         seen["during outputs"] = mlflow.MlflowClient(f"sqlite:///{tmp_path}/mlflow.db").get_run(
             logger.run_id).info.status
-        record(cfg, module, data, logger, checkpoint)
+        record(cfg, module, data, logger, *rest)
 
     monkeypatch.setattr(training, "_record_outputs", record_and_look)
     cfg = compose_config("train", tiny_overrides(**{"trainer.max_epochs": 1}), tmp_path)

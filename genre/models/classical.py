@@ -22,6 +22,7 @@ from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
 from genre.data.datamodule import PreparedData
+from genre.models.results import TestResults
 from genre.runtime.errors import ConfigError
 
 log = logging.getLogger(__name__)
@@ -70,11 +71,11 @@ def fit_estimator(pipeline, x: np.ndarray, y: np.ndarray):
     return pipeline.fit(x, y)
 
 
-def fit_and_score(model_cfg: DictConfig, data: PreparedData, seed: int) -> tuple[object, dict[str, float], dict]:
+def fit_and_score(model_cfg: DictConfig, data: PreparedData, seed: int) -> tuple[object, dict[str, float], TestResults]:
     """Fit on the training tracks, score validation and test tracks.
 
-    Returns the fitted pipeline, the metrics under the names deep runs use, and the test results in the
-    form :func:`genre.tracking.report.log_evaluation` takes, with the test tracks' ``statistics``.
+    Returns the fitted pipeline, the metrics under the names deep runs use, and what it predicted of the
+    test tracks (a track is its own clip here), with their ``statistics``.
     """
     pipeline = build_estimator(model_cfg, seed)
     x_train, y_train = track_statistics(data, "train"), np.asarray(data.labels["train"])
@@ -88,9 +89,9 @@ def fit_and_score(model_cfg: DictConfig, data: PreparedData, seed: int) -> tuple
         accuracy = float((predicted == truth).mean())
         metrics.update({f"{split}/acc": accuracy, f"{split}/track_acc": accuracy,
                         f"{split}/loss": float(log_loss(truth, pipeline.predict_proba(statistics), labels=labels))})
-        results[split] = {"track_true": truth, "track_pred": predicted, "clip_true": truth, "clip_pred": predicted,
-                          "statistics": statistics}
+        results[split] = TestResults(clip_true=truth, clip_pred=predicted, track_true=truth, track_pred=predicted,
+                                     statistics=statistics)
     metrics["val/track_acc_best"] = metrics["val/track_acc"]
-    metrics["test/macro_f1"] = float(f1_score(results["test"]["track_true"], results["test"]["track_pred"],
+    metrics["test/macro_f1"] = float(f1_score(results["test"].track_true, results["test"].track_pred,
                                               labels=labels, average="macro", zero_division=0))
     return pipeline, metrics, results["test"]

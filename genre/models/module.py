@@ -21,6 +21,7 @@ from genre.data.augment import Augment
 from genre.features.spectral import FeatureExtractor
 from genre.models.inference import aggregate_tracks, aggregate_windows, waveform_clips, window_probabilities
 from genre.models.predictor import ClipClassifier, Normalize
+from genre.models.results import TestResults
 from genre.runtime.errors import ConfigError, TrainingDiverged
 from genre.runtime.settings import AGGREGATIONS
 
@@ -55,8 +56,8 @@ class GenreClassifier(pl.LightningModule):
 
     Logged metrics: ``train/loss``, ``train/acc``; ``val/loss``, ``val/acc`` (clip), ``val/track_acc``,
     ``val/track_acc_best``; ``test/loss``, ``test/acc``, ``test/track_acc``, ``test/macro_f1`` (track
-    level). After ``trainer.test``, :attr:`test_results` holds the per-clip and per-track predictions,
-    and the per-track embeddings for the reports and plots.
+    level). :func:`tested` runs ``trainer.test`` and returns the per-clip and per-track predictions and the
+    per-track embeddings (:class:`~genre.models.results.TestResults`) for the reports and plots.
     """
 
     def __init__(self, net: nn.Module, frontend: FeatureExtractor, genres: list[str], clip_frames: int,
@@ -91,7 +92,7 @@ class GenreClassifier(pl.LightningModule):
         self.val_track_acc_best = MaxMetric()
         self.val_track_acc_best.persistent(True)   # in checkpoints: a resumed run keeps its best so far
         self.run_info = dict(run_info or {})
-        self.test_results: dict | None = None
+        self._tested: TestResults | None = None   # what the last test predicted, until test() returns it
         self._outputs: list[tuple[torch.Tensor, ...]] = []
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -187,7 +188,9 @@ class GenreClassifier(pl.LightningModule):
         self.log("test/track_acc", results["track_acc"])
         self.log("test/macro_f1", f1.mean())
         # per genre: a table and the classification report (genre.tracking.report), not ten one-dot charts
-        self.test_results = results
+        self._tested = TestResults(clip_true=results["clip_true"], clip_pred=results["clip_pred"],
+                                   track_true=results["track_true"], track_pred=results["track_pred"],
+                                   track_scores=results["track_scores"], track_embedding=results["track_embedding"])
 
     def configure_optimizers(self):
         optimizer = self.optimizer_factory(params=self.parameters())
@@ -243,3 +246,12 @@ class GenreClassifier(pl.LightningModule):
         """The learned embedding of a whole mono waveform: its windows (as :meth:`classify_waveform`), embedded."""
         return self.embed_clips(waveform_clips(waveform, self.frontend, self.clip_frames, self.frontend.hop_length,
                                                self.normalize.mean.device))
+
+
+def tested(trainer: pl.Trainer, module: GenreClassifier, **test_kwargs) -> tuple[dict[str, float], TestResults | None]:
+    """``trainer.test(module, **test_kwargs)``: its metrics, and the predictions it made (``None`` where the
+    test ran in other processes, under ``ddp_spawn``)."""
+    module._tested = None
+    [raw] = trainer.test(module, **test_kwargs)
+    results, module._tested = module._tested, None
+    return {key: float(value) for key, value in raw.items()}, results

@@ -21,6 +21,7 @@ from sklearn.metrics import classification_report, confusion_matrix
 from genre.data.datamodule import PreparedData
 from genre.data.index import skipped_csv
 from genre.models.module import GenreClassifier
+from genre.models.results import TestResults
 from genre.tracking.plots import confusion_figure, pca_figure, tsne_figure
 from genre.tracking.separation import separation_scores
 
@@ -30,13 +31,13 @@ def log_figure(client: MlflowClient, run_id: str, figure: plt.Figure, artifact_f
     plt.close(figure)
 
 
-def log_evaluation(client: MlflowClient, run_id: str, results: dict, genres: list[str], split_label: str,
+def log_evaluation(client: MlflowClient, run_id: str, results: TestResults, genres: list[str], split_label: str,
                    prefix: str = "") -> None:
-    """Confusion matrices (PNG with genre names, CSV counts) and classification reports of a test:
-    ``results`` holds ``track_true``, ``track_pred``, ``clip_true`` and ``clip_pred`` (genre indices)."""
+    """Confusion matrices (PNG with genre names, CSV counts) and classification reports of a test, per track
+    and per clip."""
     labels = list(range(len(genres)))
-    for level, true, pred in (("track", results["track_true"], results["track_pred"]),
-                              ("clip", results["clip_true"], results["clip_pred"])):
+    for level, true, pred in (("track", results.track_true, results.track_pred),
+                              ("clip", results.clip_true, results.clip_pred)):
         matrix = confusion_matrix(true, pred, labels=labels)
         header = "true\\predicted," + ",".join(genres)
         rows = [f"{g}," + ",".join(str(int(v)) for v in row) for g, row in zip(genres, matrix, strict=True)]
@@ -55,15 +56,14 @@ def log_evaluation(client: MlflowClient, run_id: str, results: dict, genres: lis
                         f"{prefix}classification_report_{level}.txt")
 
 
-def log_training_outputs(logger: MLFlowLogger, module: GenreClassifier, data: PreparedData, cfg: DictConfig,
-                         register_as: str | None = None) -> None:
-    """Everything a run records besides metrics and params (call on rank 0 after testing)."""
+def log_training_outputs(logger: MLFlowLogger, module: GenreClassifier, results: TestResults, data: PreparedData,
+                         cfg: DictConfig, register_as: str | None = None) -> None:
+    """Everything a run records besides metrics and params (call on rank 0 with what its test predicted)."""
     client, run_id = logger.experiment, logger.run_id
-    _log_config_evaluation_and_skipped(client, run_id, module.test_results, data, cfg)
-    results = module.test_results
+    _log_config_evaluation_and_skipped(client, run_id, results, data, cfg)
     inputs = _input_features(data, module)
     for name, points, labels, what in (
-            ("embeddings", results["track_embedding"], results["track_true"], "learned track embeddings"),
+            ("embeddings", results.track_embedding, results.track_true, "learned track embeddings"),
             ("features", inputs, np.asarray(data.labels["test"]), f"input {module.frontend.kind} features")):
         scores = separation_scores(points, labels)
         # through the logger: a resumed run does not log them twice, a lost server keeps them for replay
@@ -74,10 +74,10 @@ def log_training_outputs(logger: MLFlowLogger, module: GenreClassifier, data: Pr
         log_figure(client, run_id, tsne_figure(points, labels, module.genres, title, cfg.seed), f"tsne_{name}.png")
         log_figure(client, run_id, pca_figure(points, labels, module.genres, f"PCA of {what}\n{split}"),
                    f"pca_{name}.png")
-    _log_model(logger, module, data, cfg, register_as)
+    _log_model(logger, module, results, data, cfg, register_as)
 
 
-def _log_config_evaluation_and_skipped(client: MlflowClient, run_id: str, test_results: dict, data: PreparedData,
+def _log_config_evaluation_and_skipped(client: MlflowClient, run_id: str, test_results: TestResults, data: PreparedData,
                                        cfg: DictConfig) -> None:
     """What every run records, network or classical: its config, its test confusion matrices and reports,
     and the files it left out."""
@@ -94,17 +94,15 @@ def _input_features(data: PreparedData, module: GenreClassifier) -> np.ndarray:
         return module.normalize(clips).flatten(1).cpu().numpy()
 
 
-def model_metadata(module: GenreClassifier, data: PreparedData, cfg: DictConfig) -> dict:
+def model_metadata(module: GenreClassifier, results: TestResults, data: PreparedData, cfg: DictConfig) -> dict:
     """What the logged model needs to run (genres, clip length, hop, aggregation) and what a user needs
     to trust it: sample rate, feature settings, clip length, dataset, split protocol, test accuracy."""
-    results = module.test_results or {}
     return {"genres": list(module.genres), "sample_rate": module.frontend.sample_rate,
             "features": module.frontend.settings(),
             "clip_seconds": float(cfg.clips.clip_seconds), "clip_frames": int(module.clip_frames),
             "hop_length": int(module.frontend.hop_length), "aggregation": module.aggregation,
             "dataset": data.index.name, "split_protocol": data.index.split_protocol,
-            "test_clip_accuracy": float(results["acc"]) if "acc" in results else None,
-            "test_track_accuracy": float(results["track_acc"]) if "track_acc" in results else None,
+            "test_clip_accuracy": results.acc, "test_track_accuracy": results.track_acc,
             "input": "mono float32 waveform at sample_rate, any length",
             "output": "genre (top genre) and one probability per genre"}
 
@@ -145,8 +143,8 @@ def fail_pending_models(client: MlflowClient, run_id: str) -> list[str]:
     return [m.model_id for m in pending]
 
 
-def _log_model(logger: MLFlowLogger, module: GenreClassifier, data: PreparedData, cfg: DictConfig,
-               register_as: str | None = None) -> None:
+def _log_model(logger: MLFlowLogger, module: GenreClassifier, results: TestResults, data: PreparedData,
+               cfg: DictConfig, register_as: str | None = None) -> None:
     """The run's model: waveforms in, genres out (:mod:`genre.tracking.audio_model`), registered in the
     model registry as ``register_as`` when given. A model an interrupted attempt left PENDING is marked
     FAILED first."""
@@ -162,7 +160,7 @@ def _log_model(logger: MLFlowLogger, module: GenreClassifier, data: PreparedData
     import genre.models.inference
     import genre.tracking.audio_model
 
-    metadata = model_metadata(module, data, cfg)
+    metadata = model_metadata(module, results, data, cfg)
     signature = ModelSignature(Schema([ColSpec(Array(DataType.double), "waveform")]),  # float32 converts safely
                                Schema([ColSpec(DataType.string, "genre"),
                                        *[ColSpec(DataType.double, g) for g in metadata["genres"]],
@@ -186,7 +184,7 @@ SKOPS_TRUSTED_TYPES = ["sklearn.tree._tree.Tree", "sklearn.calibration._Calibrat
                        "sklearn.calibration._SigmoidCalibration"]
 
 
-def log_classical_outputs(logger: MLFlowLogger, pipeline, test_results: dict, data: PreparedData,
+def log_classical_outputs(logger: MLFlowLogger, pipeline, test_results: TestResults, data: PreparedData,
                           cfg: DictConfig) -> None:
     """What a classical baseline's run records: its config, confusion matrices and reports, skipped
     files, and the fitted scikit-learn pipeline (per-track band statistics in, genre indices out)."""
@@ -194,7 +192,7 @@ def log_classical_outputs(logger: MLFlowLogger, pipeline, test_results: dict, da
 
     client, run_id = logger.experiment, logger.run_id
     _log_config_evaluation_and_skipped(client, run_id, test_results, data, cfg)
-    example = test_results["statistics"][:2]
+    example = test_results.statistics[:2]
     with mlflow.start_run(run_id=run_id):
         # skops (MLflow's safe format) refuses to load scikit-learn's internal types unless they are named as
         # trusted: a tree's node arrays, the svm's calibration (this run wrote them itself)
