@@ -119,13 +119,12 @@ def figure_feature_extraction(audio_cache, work: Path) -> tuple:
     """3. The feature cache of the whole corpus: torchaudio (batched, all threads, in this process) vs
     the numpy path (librosa's STFT) in one process and in one process per core, as the cache uses it
     on a CPU; parity in dB within 80 dB of the peak. Returns the (parallel-built) cache and the figure."""
-    import h5py
+    from genre.data.cache import open_rows
 
     extractor = build_frontend(DEFAULTS.features)
 
     def torch_path():
-        with h5py.File(audio_cache.path, "r") as f, torch.inference_mode():
-            data = f["audio"]
+        with open_rows(audio_cache.path) as data, torch.inference_mode():
             return np.concatenate([extractor(torch.from_numpy(data[i:i + 8])).numpy()
                                    for i in range(0, len(audio_cache.track_ids), 8)])
     torch_s, ours = _timed(torch_path)
@@ -133,8 +132,8 @@ def figure_feature_extraction(audio_cache, work: Path) -> tuple:
     workers = os.cpu_count() or 1
     parallel_s, cache = _timed(build_feature_cache, audio_cache, extractor, work / "features_all",
                                num_workers=workers)
-    with h5py.File(cache.path, "r") as f:
-        stored = f["features"][()]
+    with open_rows(cache.path) as features:
+        stored = features[()]
     loud = ours > ours.max() - 80
     return cache, {"tracks": len(audio_cache.track_ids), "torchaudio_s": torch_s, "numpy_one_process_s": one_s,
             "numpy_parallel_s": parallel_s, "workers": workers,

@@ -218,9 +218,9 @@ def corpus_embeddings(model: LoadedClassifier, ckpt_path: str | Path, cache_dir:
     """The learned embedding of every track of the run's corpus (all splits): ``track_id``, ``genre``,
     ``split``, ``embedding`` arrays. Computed once per checkpoint and corpus, kept beside the checkpoint
     (``<checkpoint>.embeddings-<features cache key>.npz``, written whole or not at all) and reused."""
-    import h5py
     from tqdm import tqdm
 
+    from genre.data.cache import open_rows
     from genre.runtime.build import prepare_data
     config = model.config.copy()
     config.paths.cache_dir = cache_dir
@@ -240,11 +240,11 @@ def corpus_embeddings(model: LoadedClassifier, ckpt_path: str | Path, cache_dir:
         log.warning("%s is damaged: computing the corpus embeddings again", path)
     ids, genres, splits, vectors, predicted = [], [], [], [], []
     module = model.module
-    with h5py.File(data.features.path, "r") as f, torch.no_grad():
+    with open_rows(data.features.path) as features, torch.no_grad():
         for split, rows in data.rows.items():
             for row, label, track_id in tqdm(list(zip(rows, data.labels[split], data.track_ids[split], strict=True)),
                                              desc=f"embeddings ({split})", unit="track"):
-                clips = cut_windows(torch.from_numpy(f["features"][row]), data.clip_frames)
+                clips = cut_windows(torch.from_numpy(features[row]), data.clip_frames)
                 vectors.append(module.embed_clips(clips))     # the classifier's own layer, windows, normalisation
                 scores = aggregate_windows(module.eval()(clips).softmax(-1), module.aggregation)
                 predicted.append(module.genres[int(np.argmax(scores))])

@@ -25,6 +25,21 @@ def test_no_comment_points_outside_the_repository():
     assert cited == [] and (ROOT / "docs" / "pitfalls.md").is_file()
 
 
+def test_the_caches_layout_is_known_in_one_module_and_the_top_holds_only_commands():
+    """The HDF5 layout of the caches was known in 6 files; commands and components were mixed at the top."""
+    def imports(path):
+        tree = ast.parse(path.read_text())
+        return {alias.name.split(".")[0] for node in ast.walk(tree) if isinstance(node, (ast.Import, ast.ImportFrom))
+                for alias in (node.names if isinstance(node, ast.Import) else [ast.alias(node.module or "")])}
+
+    package = ROOT / "genre"
+    opening_hdf5 = sorted(str(p.relative_to(package)) for p in package.rglob("*.py") if "h5py" in imports(p))
+    # the caches, and MSD's own metadata files (its summary HDF5), which are not a cache
+    assert opening_hdf5 == ["data/cache.py", "datasets/msd.py"]
+    top = sorted(p.stem for p in package.glob("*.py"))
+    assert top == ["__init__", "bench", "cli", "compare", "evaluate", "replay", "shift", "train"]
+
+
 def test_feature_groups_share_one_description():
     mel, mfcc = compose_config("train").features, compose_config("train", ["features=mfcc"]).features
     assert mfcc.kind == "mfcc" and {k: v for k, v in mfcc.items() if k != "kind"} == \

@@ -11,6 +11,9 @@ modification time; sample rate; length; feature settings; format version): a cha
 setting makes a new cache. Each cache is written to a ``.partial-<pid>.h5`` file and renamed into
 place only after its last row and its ``complete`` flag are written, so an interrupted build leaves
 nothing that a later run would trust.
+
+This module is the one that knows the files' layout: the others read rows through :func:`open_rows`,
+:func:`read_rows` and :func:`row_blocks` (a whole track's features, a clip of them, a block of tracks).
 """
 from __future__ import annotations
 
@@ -22,7 +25,7 @@ import time
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator
+from typing import Iterator, Sequence
 
 import h5py
 import numpy as np
@@ -103,6 +106,42 @@ class CachedTracks:
             skipped = [SkippedFile(**item) for item in json.loads(f.attrs.get("skipped", "[]"))]
             digest = str(f.attrs.get("content_digest", ""))
         return cls(path, key, ids, skipped, digest)
+
+
+def _rows_name(path: str | Path) -> str:
+    """The HDF5 dataset that holds a cache's rows: ``audio`` (waveforms) or ``features``, as its name says."""
+    name = Path(path).name.split("-", 1)[0]
+    if name not in ("audio", "features"):
+        raise ValueError(f"{path} is not an audio or feature cache (audio-<key>.h5, features-<key>.h5)")
+    return name
+
+
+@contextmanager
+def open_rows(path: str | Path) -> Iterator[h5py.Dataset]:
+    """The rows of a cache, ``(n_tracks, n_samples)`` or ``(n_tracks, n_bands, n_frames)``, open for reading
+    while the block runs: row ``i`` is the cache's ``track_ids[i]``; ``rows[i, :, a:b]`` reads a clip."""
+    with h5py.File(path, "r") as f:
+        yield f[_rows_name(path)]
+
+
+def open_rows_here(path: str | Path) -> h5py.Dataset:
+    """The rows of a cache, opened in this process for a reader that keeps them (a DataLoader worker:
+    h5py handles must not cross a fork, so each process opens its own)."""
+    return h5py.File(path, "r")[_rows_name(path)]
+
+
+def read_rows(path: str | Path, rows: Sequence[int]) -> np.ndarray:
+    """Rows of a cache in the order given (repeats allowed: h5py reads increasing indices only)."""
+    unique, inverse = np.unique(np.asarray(rows, dtype=np.int64), return_inverse=True)
+    with open_rows(path) as data:
+        return data[unique.tolist()][inverse]
+
+
+def row_blocks(path: str | Path, rows: Sequence[int], chunk: int = 64) -> Iterator[tuple[int, np.ndarray]]:
+    """``(begin, block)``: the rows ``rows[begin:begin + chunk]`` of a cache, in order, ``chunk`` at a time,
+    so that no more than a block is held in memory."""
+    for begin in range(0, len(rows), chunk):
+        yield begin, read_rows(path, rows[begin:begin + chunk])
 
 
 def _file_identity(track: Track) -> tuple[str, int, int] | tuple[str, None, None]:
@@ -279,15 +318,12 @@ def band_statistics(features: CachedTracks, rows: list[int], chunk: int = 64) ->
     """Per-band mean and standard deviation over every frame of the given rows (the training split)."""
     total = total_sq = None
     count = 0
-    rows = sorted(rows)
-    with h5py.File(features.path, "r") as f:
-        data = f["features"]
-        for start in range(0, len(rows), chunk):
-            block = data[rows[start:start + chunk]].astype(np.float64)  # (n, bands, frames)
-            block_sum, block_sq = block.sum(axis=(0, 2)), (block ** 2).sum(axis=(0, 2))
-            total = block_sum if total is None else total + block_sum
-            total_sq = block_sq if total_sq is None else total_sq + block_sq
-            count += block.shape[0] * block.shape[2]
+    for _, block in row_blocks(features.path, sorted(rows), chunk):
+        block = block.astype(np.float64)  # (n, bands, frames)
+        block_sum, block_sq = block.sum(axis=(0, 2)), (block ** 2).sum(axis=(0, 2))
+        total = block_sum if total is None else total + block_sum
+        total_sq = block_sq if total_sq is None else total_sq + block_sq
+        count += block.shape[0] * block.shape[2]
     if not (np.isfinite(total).all() and np.isfinite(total_sq).all()):
         # the audio check keeps such tracks out (genre.models.inference.waveform_problem); a front end that still
         # overflows must not hand every loss a NaN

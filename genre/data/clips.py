@@ -22,11 +22,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Callable, Iterator
 
-import h5py
 import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset, Sampler
 
+from genre.data.cache import open_rows, open_rows_here, row_blocks
 from genre.models.inference import window_starts
 
 
@@ -111,7 +111,7 @@ class CachedClips(Dataset):
     def __getitem__(self, item: tuple[int, int, int]):
         position, start, clip = item
         if self._features is None:
-            self._features = h5py.File(self.path, "r")["features"]
+            self._features = open_rows_here(self.path)
         x = torch.from_numpy(self._features[self.rows[position], :, start:start + self.clip_frames]).unsqueeze(0)
         if self.evaluation:
             return x, self.labels[position], position, clip
@@ -137,14 +137,12 @@ def load_rows(path: str, rows: list[int], device: torch.device, dtype: torch.dty
               chunk: int = 256) -> torch.Tensor:
     """Feature rows ``(len(rows), n_bands, n_frames)`` of the HDF5 cache as one tensor on ``device``, in
     the order given; read ``chunk`` rows at a time, so the host never holds more than a chunk."""
-    with h5py.File(path, "r") as f:
-        features = f["features"]
-        out = torch.empty((len(rows), *features.shape[1:]), dtype=dtype, device=device)
-        for begin in range(0, len(rows), chunk):
-            part = np.asarray(rows[begin:begin + chunk], dtype=np.int64)
-            unique, inverse = np.unique(part, return_inverse=True)  # h5py reads increasing indices only
-            out[begin:begin + len(part)] = torch.from_numpy(features[unique.tolist()][inverse]).to(device, dtype)
-        return out
+    with open_rows(path) as features:
+        shape = features.shape[1:]
+    out = torch.empty((len(rows), *shape), dtype=dtype, device=device)
+    for begin, block in row_blocks(path, rows, chunk):
+        out[begin:begin + len(block)] = torch.from_numpy(block).to(device, dtype)
+    return out
 
 
 class ResidentRows:

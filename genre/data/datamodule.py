@@ -8,12 +8,11 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 
-import h5py
 import numpy as np
 import pytorch_lightning as pl
 import torch
 
-from genre.data.cache import CachedTracks, band_statistics, build_audio_cache, build_feature_cache
+from genre.data.cache import CachedTracks, band_statistics, build_audio_cache, build_feature_cache, open_rows
 from genre.data.clips import (
     ResidentClips,
     ResidentRows,
@@ -57,8 +56,8 @@ class PreparedData:
         """One clip from the middle of each track of ``split``, ``(n_tracks, n_bands, clip_frames)``, as cached
         (not normalised)."""
         start = (self.n_frames - self.clip_frames) // 2
-        with h5py.File(self.features.path, "r") as f:
-            return np.stack([f["features"][row, :, start:start + self.clip_frames] for row in self.rows[split]])
+        with open_rows(self.features.path) as features:
+            return np.stack([features[row, :, start:start + self.clip_frames] for row in self.rows[split]])
 
 
 def prepare(index: DatasetIndex, extractor: FeatureExtractor, clip_seconds: float, cache_dir: str,

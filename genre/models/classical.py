@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import logging
 
-import h5py
 import hydra
 import numpy as np
 from omegaconf import DictConfig
@@ -21,6 +20,7 @@ from sklearn.metrics import f1_score, log_loss
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
+from genre.data.cache import row_blocks
 from genre.data.datamodule import PreparedData
 from genre.models.results import TestResults
 from genre.runtime.errors import ConfigError
@@ -37,11 +37,9 @@ def track_statistics(data: PreparedData, split: str, chunk: int = 64) -> np.ndar
     """Mean and standard deviation of each band over each track of ``split``: ``(n_tracks, 2 * n_bands)``."""
     rows = data.rows[split]
     out = np.empty((len(rows), 2 * data.n_bands), dtype=np.float64)
-    with h5py.File(data.features.path, "r") as f:
-        features = f["features"]
-        for start in range(0, len(rows), chunk):
-            block = np.stack([features[row] for row in rows[start:start + chunk]]).astype(np.float64)
-            out[start:start + len(block)] = np.concatenate([block.mean(axis=2), block.std(axis=2)], axis=1)
+    for start, block in row_blocks(data.features.path, rows, chunk):
+        block = block.astype(np.float64)
+        out[start:start + len(block)] = np.concatenate([block.mean(axis=2), block.std(axis=2)], axis=1)
     return out
 
 
