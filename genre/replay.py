@@ -15,26 +15,13 @@ The tracking URI is never written to the file (it may hold credentials): pass it
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
 import time
 from pathlib import Path
 
 from genre.runtime.errors import ConfigError, exit_on_user_error
-
-MLFLOW_STATUS = {"success": "FINISHED", "finished": "FINISHED", "failed": "FAILED", "killed": "KILLED"}
-
-
-def metrics_line(run_id: str, step: int | None, metrics: dict[str, float]) -> str:
-    """One line of ``unsent_metrics.jsonl``: a metrics call the tracking server refused."""
-    return json.dumps({"run_id": run_id, "step": step, "timestamp": int(time.time() * 1000),
-                       "metrics": {k: float(v) for k, v in metrics.items()}}) + "\n"
-
-
-def status_line(run_id: str, status: str) -> str:
-    """The last line of ``unsent_metrics.jsonl`` when the run could not be marked finished."""
-    return json.dumps({"run_id": run_id, "status": MLFLOW_STATUS.get(status.lower(), status.upper())}) + "\n"
+from genre.tracking.unsent import read_line
 
 
 def replay(path: Path, tracking_uri: str) -> tuple[int, int, list[int]]:
@@ -63,7 +50,7 @@ def replay(path: Path, tracking_uri: str) -> tuple[int, int, list[int]]:
     marked: set[str] = set()   # runs whose final status was set (a file may hold several status lines)
     torn: list[int] = []
     for number, line in enumerate(lines):
-        record = _record(line)
+        record = read_line(line)
         if record is None:
             torn.append(number + 1)
             continue
@@ -84,17 +71,6 @@ def replay(path: Path, tracking_uri: str) -> tuple[int, int, list[int]]:
             raise
     os.replace(path, path.with_name(path.name.replace(".jsonl", ".sent.jsonl")))
     return sent, len(marked), torn
-
-
-def _record(line: str) -> dict | None:
-    """The record one line holds, or None when the line is not a whole one."""
-    try:
-        record = json.loads(line)
-    except ValueError:
-        return None
-    whole = isinstance(record, dict) and isinstance(record.get("run_id"), str) and (
-        "status" in record or isinstance(record.get("metrics"), dict))
-    return record if whole else None
 
 
 def _keep(path: Path, lines: list[str]) -> None:

@@ -3,6 +3,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
+import pytest
 import soundfile as sf
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -79,3 +80,28 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
+
+
+# system metrics are sampled while the run trains (a second or two here): often
+SHARED_RUN_SETTINGS = {"logger.system_metrics_interval": 0.05, "clips.train_clips_per_track": 4, "logger.register_model": "genre-tiny"}
+
+
+@pytest.fixture(scope="session")
+def trained(tmp_path_factory):
+    """One tiny run per pytest session, ``python train.py ...`` as a user runs it, shared by the tests that
+    only read a run: its root, its config, its metrics (with ``run_id`` and ``best_checkpoint``) and what the
+    console said."""
+    import mlflow
+
+    from genre.datasets.synthetic import ensure_corpus
+
+    root = tmp_path_factory.mktemp("run")
+    cfg = compose_config("train", tiny_overrides(**SHARED_RUN_SETTINGS), root)
+    corpus = ensure_corpus(cfg.dataset.root, 6, 6.0, 22050, 0, num_workers=2)
+    # a user's copy has a damaged file: it must be skipped, counted and reported, not crash the run
+    (corpus / "genres" / "metal" / "metal.00004.au").write_bytes(b"\x00not audio" * 50)
+    out = run_cli("train.py", f"paths.root_dir={root}", *tiny_overrides(**SHARED_RUN_SETTINGS))
+    assert out.returncode == 0, out.stderr[-3000:]
+    [run] = mlflow.MlflowClient(f"sqlite:///{root}/mlflow.db").search_runs(["1"])
+    metrics = {**run.data.metrics, "run_id": run.info.run_id, "best_checkpoint": run.data.tags["best_checkpoint"]}
+    return root, cfg, metrics, out

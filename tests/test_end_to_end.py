@@ -23,25 +23,6 @@ pytestmark = pytest.mark.slow
 GENRES = ["classical", "disco", "metal", "reggae"]
 
 
-# system metrics are sampled while the run trains (a second or two here): often
-EXTRA = {"logger.system_metrics_interval": 0.05, "clips.train_clips_per_track": 4, "logger.register_model": "genre-tiny"}
-
-
-@pytest.fixture(scope="module")
-def trained(tmp_path_factory):
-    """``python train.py ...`` as a user runs it: the MLflow run, and what the console said."""
-    root = tmp_path_factory.mktemp("run")
-    cfg = compose_config("train", tiny_overrides(**EXTRA), root)
-    corpus = ensure_corpus(cfg.dataset.root, 6, 6.0, 22050, 0, num_workers=2)
-    # a user's copy has a damaged file: it must be skipped, counted and reported, not crash the run
-    (corpus / "genres" / "metal" / "metal.00004.au").write_bytes(b"\x00not audio" * 50)
-    out = run_cli("train.py", f"paths.root_dir={root}", *tiny_overrides(**EXTRA))
-    assert out.returncode == 0, out.stderr[-3000:]
-    [run] = mlflow.MlflowClient(f"sqlite:///{root}/mlflow.db").search_runs(["1"])
-    metrics = {**run.data.metrics, "run_id": run.info.run_id, "best_checkpoint": run.data.tags["best_checkpoint"]}
-    return root, cfg, metrics, out
-
-
 def run_and_client(root, run_id):
     mlflow.set_tracking_uri(f"sqlite:///{root}/mlflow.db")
     return mlflow.get_run(run_id), mlflow.MlflowClient()

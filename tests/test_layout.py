@@ -40,6 +40,43 @@ def test_the_caches_layout_is_known_in_one_module_and_the_top_holds_only_command
     assert top == ["__init__", "bench", "cli", "compare", "evaluate", "replay", "shift", "train"]
 
 
+def test_no_module_of_genre_imports_itself_through_others():
+    """genre.tracking.store imported genre.replay, which imported the store back (lazily): an import circle.
+    Every import counts, also those inside functions."""
+    package = ROOT / "genre"
+    modules = {".".join(p.relative_to(ROOT).with_suffix("").parts).removesuffix(".__init__"): p
+               for p in package.rglob("*.py") if "plugins" not in p.parts}
+    graph = {}
+    for name, path in modules.items():
+        named = set()
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ImportFrom) and node.module:
+                named |= {node.module, *(f"{node.module}.{alias.name}" for alias in node.names)}
+            elif isinstance(node, ast.Import):
+                named |= {alias.name for alias in node.names}
+        graph[name] = {m for m in named if m in modules and m != name}
+
+    def circle_from(start):
+        path, seen = [start], set()
+
+        def walk(node):
+            for nxt in sorted(graph[node]):
+                if nxt == start:
+                    return path + [start]
+                if nxt not in seen:
+                    seen.add(nxt)
+                    path.append(nxt)
+                    found = walk(nxt)
+                    if found:
+                        return found
+                    path.pop()
+            return None
+        return walk(start)
+
+    circles = [circle for circle in map(circle_from, sorted(graph)) if circle]
+    assert circles == [], " -> ".join(circles[0])
+
+
 def test_feature_groups_share_one_description():
     mel, mfcc = compose_config("train").features, compose_config("train", ["features=mfcc"]).features
     assert mfcc.kind == "mfcc" and {k: v for k, v in mfcc.items() if k != "kind"} == \

@@ -5,6 +5,7 @@ import pytest
 
 from conftest import exit_status
 from genre import replay
+from genre.tracking import unsent
 
 
 def test_replay_sends_kept_metrics_once_and_keeps_what_was_refused(tmp_path, capsys):
@@ -14,11 +15,11 @@ def test_replay_sends_kept_metrics_once_and_keeps_what_was_refused(tmp_path, cap
     run_id = client.create_run(experiment).info.run_id
     client.log_metric(run_id, "val/acc", 0.5, step=0)             # epoch 0 reached the store
     kept = tmp_path / "unsent_metrics.jsonl"
-    kept.write_text(replay.metrics_line(run_id, 0, {"val/acc": 0.5})   # stored, but its answer was lost
-                    + replay.metrics_line(run_id, 1, {"val/acc": 0.6, "train/loss": 1.5})
-                    + replay.metrics_line(run_id, 2, {"val/acc": 0.7})
-                    + replay.metrics_line("0" * 32, 3, {"val/acc": 0.9})     # a run the store does not know
-                    + replay.status_line(run_id, "success"))
+    kept.write_text(unsent.metrics_line(run_id, 0, {"val/acc": 0.5})   # stored, but its answer was lost
+                    + unsent.metrics_line(run_id, 1, {"val/acc": 0.6, "train/loss": 1.5})
+                    + unsent.metrics_line(run_id, 2, {"val/acc": 0.7})
+                    + unsent.metrics_line("0" * 32, 3, {"val/acc": 0.9})     # a run the store does not know
+                    + unsent.status_line(run_id, "success"))
     with pytest.raises(mlflow.exceptions.MlflowException):
         replay.replay(kept, uri)
     left = kept.read_text().splitlines()
@@ -48,8 +49,8 @@ def test_replay_counts_runs_not_status_lines(tmp_path, capsys):
     experiment = client.create_experiment("genre", artifact_location=str(tmp_path / "artifacts"))
     run_id = client.create_run(experiment).info.run_id
     kept = tmp_path / "unsent_metrics.jsonl"
-    kept.write_text(replay.status_line(run_id, "failed") + replay.metrics_line(run_id, 4, {"val/acc": 0.7})
-                    + replay.status_line(run_id, "success"))
+    kept.write_text(unsent.status_line(run_id, "failed") + unsent.metrics_line(run_id, 4, {"val/acc": 0.7})
+                    + unsent.status_line(run_id, "success"))
     assert exit_status(replay.main, [str(kept), "--tracking-uri", uri]) == 0
     assert "set the final status of 1 run(s)" in capsys.readouterr().out
     assert client.get_run(run_id).info.status == "FINISHED"
@@ -60,10 +61,10 @@ def test_a_line_cut_short_by_a_kill_is_skipped_and_reported_and_the_rest_is_sent
     client = mlflow.MlflowClient(uri)
     experiment = client.create_experiment("genre", artifact_location=str(tmp_path / "artifacts"))
     run_id = client.create_run(experiment).info.run_id
-    torn = replay.metrics_line(run_id, 2, {"val/acc": 0.8})[:25]
+    torn = unsent.metrics_line(run_id, 2, {"val/acc": 0.8})[:25]
     kept = tmp_path / "unsent_metrics.jsonl"
-    kept.write_text(replay.metrics_line(run_id, 1, {"val/acc": 0.6}) + torn + "\n"
-                    + replay.metrics_line(run_id, 3, {"val/acc": 0.9}) + replay.status_line(run_id, "success"))
+    kept.write_text(unsent.metrics_line(run_id, 1, {"val/acc": 0.6}) + torn + "\n"
+                    + unsent.metrics_line(run_id, 3, {"val/acc": 0.9}) + unsent.status_line(run_id, "success"))
     assert exit_status(replay.main, [str(kept), "--tracking-uri", uri]) == 0
     out = capsys.readouterr()
     assert "skipped 1 line(s)" in out.err and "line 2" in out.err and "sent 2 metric values" in out.out

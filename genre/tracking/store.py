@@ -23,9 +23,9 @@ from mlflow.exceptions import MlflowException
 from pytorch_lightning.loggers import MLFlowLogger
 from pytorch_lightning.utilities import rank_zero_only
 
-from genre.replay import metrics_line, status_line
 from genre.runtime.errors import ConfigError, TrackingError
 from genre.runtime.parallel import file_lock
+from genre.tracking.unsent import metrics_line, status_line
 
 log = logging.getLogger(__name__)
 
