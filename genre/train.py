@@ -33,23 +33,20 @@ from genre.runtime.build import (
     prepare_data,
     read_checkpoint,
 )
+from genre.runtime.console import program_here
 from genre.runtime.errors import ConfigError, refuse_unwritable
 from genre.runtime.settings import check_settings
 from genre.runtime.signals import Interrupted, interrupted
 from genre.tracking.checkpoints import AtomicCheckpointIO
+from genre.tracking.logger import closing_lines, create_logger, log_dataset_input, start_system_metrics
 from genre.tracking.report import log_classical_outputs, log_training_outputs
 from genre.tracking.store import (
     check_store,
-    closing_lines,
-    create_logger,
     git_commit,
     is_tracking_server,
-    log_dataset_input,
-    program_here,
     resolve_artifact_location,
     resolve_tracking_uri,
     sqlite_path,
-    start_system_metrics,
 )
 
 log = logging.getLogger(__name__)

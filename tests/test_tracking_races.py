@@ -6,7 +6,8 @@ from types import SimpleNamespace
 import pytest
 from mlflow import MlflowClient
 
-from genre.tracking.store import _ensure_experiment, log_dataset_input
+from genre.tracking.logger import log_dataset_input
+from genre.tracking.store import _ensure_experiment
 
 
 def corpus(name: str):

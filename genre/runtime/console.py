@@ -1,5 +1,5 @@
 """A console that says what happened: third-party noise silenced by name, and MLflow's log lines in the
-project's format (the lines that end a run: :func:`genre.tracking.store.closing_lines`).
+project's format (the lines that end a run: :func:`genre.tracking.logger.closing_lines`).
 
 Each silenced message is named here with why it means nothing to a user of this project; anything
 else still shows. Called by the commands (:mod:`genre.cli`) before torch, Lightning or MLflow load.
@@ -11,6 +11,7 @@ import os
 import re
 import time
 import warnings
+from pathlib import Path
 
 # (category, start of the message, why it is noise here)
 SILENCED_WARNINGS = (
@@ -65,3 +66,21 @@ def log_stage_done(logger: logging.Logger, stage: str, tracks: int, done: str, s
     if processes is not None:
         line += f" ({processes} processes)"
     logger.info(line + (f" into {where}" if where else ""))
+
+
+def program_here(name: str) -> str:
+    """How to call this environment's program ``name`` (``python``, ``mlflow``, ``genre-train``) from the
+    working directory, as a printed command must be typed: ``name`` when PATH finds this environment's,
+    else its path (``.venv/bin/mlflow`` for a venv not activated). Paths are compared as they are, not
+    through their links: a venv's ``python`` links to the interpreter it was made from."""
+    import shutil
+    import sys
+
+    beside = Path(sys.executable) if name == "python" else Path(sys.executable).parent / name
+    on_path = shutil.which(name)
+    if not beside.is_file() or (on_path and Path(on_path).absolute() == beside.absolute()):
+        return name
+    try:
+        return str(beside.absolute().relative_to(Path.cwd()))
+    except ValueError:
+        return str(beside.absolute())
