@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import inspect
 import logging
-import random
 from typing import Callable
 
 import numpy as np
@@ -24,31 +23,9 @@ from genre.models.predictor import ClipClassifier, Normalize
 from genre.models.results import TestResults
 from genre.runtime.errors import ConfigError, TrainingDiverged
 from genre.runtime.settings import AGGREGATIONS
+from genre.tracking.checkpoints import random_states, restore_random_states
 
 log = logging.getLogger(__name__)
-
-
-def random_states() -> dict:
-    """The state of every generator a training epoch draws from: Python's, NumPy's and torch's (the
-    shuffle order, the training crops, dropout, and the DataLoader workers' seeds all come from these).
-    Plain lists and tensors only: Lightning loads checkpoints with ``weights_only=True``."""
-    kind, keys, position, has_gauss, cached = np.random.get_state()
-    states = {"python": random.getstate(), "numpy": [kind, keys.tolist(), position, has_gauss, cached],
-              "torch": torch.get_rng_state()}
-    if torch.cuda.is_available():
-        states["cuda"] = torch.cuda.get_rng_state_all()
-    return states
-
-
-def restore_random_states(states: dict) -> None:
-    """Put back what :func:`random_states` took: the run draws what it would have drawn had it not stopped."""
-    version, internal, gauss = states["python"]
-    random.setstate((version, tuple(internal), gauss))
-    kind, keys, position, has_gauss, cached = states["numpy"]
-    np.random.set_state((kind, np.asarray(keys, dtype=np.uint32), position, has_gauss, cached))
-    torch.set_rng_state(states["torch"])
-    if "cuda" in states and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all(states["cuda"])
 
 
 class GenreClassifier(pl.LightningModule):

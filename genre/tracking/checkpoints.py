@@ -1,4 +1,4 @@
-"""Checkpoints written whole or not at all.
+"""Checkpoints written whole or not at all, and the random states they carry.
 
 Lightning writes a checkpoint straight under its final name: a full disk (or a kill) halfway left a
 truncated ``best-00.ckpt`` (5.2 of 25.3 MB) that looked like any other. Here the bytes go to a hidden
@@ -8,8 +8,11 @@ within a folder is atomic on POSIX file systems), so a checkpoint under its fina
 from __future__ import annotations
 
 import os
+import random
 from pathlib import Path
 
+import numpy as np
+import torch
 from pytorch_lightning.plugins.io import TorchCheckpointIO
 
 
@@ -27,3 +30,26 @@ class AtomicCheckpointIO(TorchCheckpointIO):
         except BaseException:
             partial.unlink(missing_ok=True)
             raise
+
+
+def random_states() -> dict:
+    """The state of every generator a training epoch draws from: Python's, NumPy's and torch's (the
+    shuffle order, the training crops, dropout, and the DataLoader workers' seeds all come from these).
+    Plain lists and tensors only: Lightning loads checkpoints with ``weights_only=True``."""
+    kind, keys, position, has_gauss, cached = np.random.get_state()
+    states = {"python": random.getstate(), "numpy": [kind, keys.tolist(), position, has_gauss, cached],
+              "torch": torch.get_rng_state()}
+    if torch.cuda.is_available():
+        states["cuda"] = torch.cuda.get_rng_state_all()
+    return states
+
+
+def restore_random_states(states: dict) -> None:
+    """Put back what :func:`random_states` took: the run draws what it would have drawn had it not stopped."""
+    version, internal, gauss = states["python"]
+    random.setstate((version, tuple(internal), gauss))
+    kind, keys, position, has_gauss, cached = states["numpy"]
+    np.random.set_state((kind, np.asarray(keys, dtype=np.uint32), position, has_gauss, cached))
+    torch.set_rng_state(states["torch"])
+    if "cuda" in states and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(states["cuda"])
