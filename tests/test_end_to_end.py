@@ -201,6 +201,24 @@ HEADLINE_TEST_METRICS = ("test/acc", "test/track_acc", "test/macro_f1", "test/lo
                          "test/embeddings_knn_acc", "test/features_silhouette", "test/features_knn_acc")
 
 
+def test_the_logged_model_shows_what_it_scored_and_the_run_logs_each_test_metric_once(trained):
+    """The logged model's page had no test accuracy: MLflow 3 links metrics to a logged model."""
+    root, _, metrics, _ = trained
+    run, client = run_and_client(root, metrics["run_id"])
+    [model] = client.search_logged_models(experiment_ids=[run.info.experiment_id])
+    linked = {m.key: m.value for m in model.metrics}
+    # every test metric that has a value (a score the tiny test split cannot give is NaN: on the run alone,
+    # since MLflow would show it as 0.0 on the model)
+    assert sorted(linked) == sorted(k for k in HEADLINE_TEST_METRICS if np.isfinite(run.data.metrics[k]))
+    assert {"test/acc", "test/track_acc", "test/macro_f1"} <= set(linked)
+    assert {key: run.data.metrics[key] for key in linked} == linked
+    history = {key: [(m.step, m.value) for m in client.get_metric_history(run.info.run_id, key)]
+               for key in HEADLINE_TEST_METRICS}
+    assert all(len(values) == 1 for values in history.values()), history                      # logged once
+    [version] = client.search_model_versions("name = 'genre-tiny'")
+    assert version.source.endswith(model.model_id)   # the registered version opens on this model and its metrics
+
+
 def test_console_says_what_happened_and_nothing_else(trained):
     root, cfg, metrics, out = trained
     console = out.stdout + out.stderr

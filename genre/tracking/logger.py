@@ -3,6 +3,8 @@ dataset input, and the lines that end a run."""
 from __future__ import annotations
 
 import logging
+import math
+import time
 from pathlib import Path
 
 import mlflow
@@ -22,6 +24,7 @@ from genre.tracking.store import (
 from genre.tracking.unsent import metrics_line, status_line
 
 log = logging.getLogger(__name__)
+HELD_PREFIX = "test/"   # metrics that wait for the model they describe (ResilientMLFlowLogger.send_test_metrics)
 
 
 class ResilientMLFlowLogger(MLFlowLogger):
@@ -39,6 +42,7 @@ class ResilientMLFlowLogger(MLFlowLogger):
         self.unsent = 0
         self.already_logged: set[tuple[str, int]] = set()   # (metric, step) the run has
         self.ended = False
+        self.held: list[tuple[dict[str, float], int | None]] = []   # the test's metrics, until the model is logged
 
     def skip_what_the_run_has(self) -> None:
         """A resumed run repeats the epochs after its last checkpoint; a kill may have come after such an
@@ -56,13 +60,42 @@ class ResilientMLFlowLogger(MLFlowLogger):
     @rank_zero_only
     def log_metrics(self, metrics, step=None):
         """Log what the run does not have at ``step`` yet: each metric once per step (Lightning sends its
-        ``epoch`` value with the training and again with the validation metrics of a step)."""
+        ``epoch`` value with the training and again with the validation metrics of a step). The test's
+        metrics (``test/...``) wait for the model they describe: :meth:`send_test_metrics` links them to it."""
         metrics = {k: v for k, v in metrics.items() if (k, step or 0) not in self.already_logged}
         if not metrics:
             return
         self.already_logged |= {(k, step or 0) for k in metrics}
+        held = {k: v for k, v in metrics.items() if k.startswith(HELD_PREFIX)}
+        if held:
+            self.held.append((held, step))
+        rest = {k: v for k, v in metrics.items() if k not in held}
+        if rest:
+            self._send(rest, step)
+
+    @rank_zero_only
+    def send_test_metrics(self, model_id: str | None = None) -> None:
+        """Send the test's metrics, linked to the logged model ``model_id`` when given (MLflow 3 shows them on
+        the model's page, and a model registered from it carries them); each is logged once, on the run."""
+        held, self.held = self.held, []
+        for metrics, step in held:
+            # MLflow stores a model's NaN as 0.0: a score that could not be computed stays on the run alone
+            finite = {k: v for k, v in metrics.items() if math.isfinite(float(v))}
+            if model_id is not None and finite:
+                self._send(finite, step, model_id)
+            if len(finite) < len(metrics) or model_id is None:
+                self._send({k: v for k, v in metrics.items() if model_id is None or k not in finite}, step)
+
+    def _send(self, metrics: dict[str, float], step: int | None, model_id: str | None = None) -> None:
         try:
-            super().log_metrics(metrics, step)
+            if model_id is None:
+                super().log_metrics(metrics, step)
+            else:
+                from mlflow.entities import Metric
+
+                now = int(time.time() * 1000)
+                self.experiment.log_batch(self.run_id, metrics=[Metric(k, float(v), now, step or 0, model_id=model_id)
+                                                                for k, v in metrics.items()])
         except Exception as error:  # MlflowException, requests' errors: whatever the client raises
             if self.unsent_path is None:
                 raise
@@ -89,6 +122,10 @@ class ResilientMLFlowLogger(MLFlowLogger):
         if self.ended:
             return
         self.ended = True
+        try:
+            self.send_test_metrics()   # no model took them (a failed run, or one whose model was not logged)
+        except Exception as error:
+            log.warning("could not send the test metrics (%s)", type(error).__name__)
         try:
             retry_while_locked(lambda: super(ResilientMLFlowLogger, self).finalize(status), "marking the run ended")
         except Exception as error:

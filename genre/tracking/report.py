@@ -171,13 +171,26 @@ def _log_model(logger: MLFlowLogger, module: GenreClassifier, results: TestResul
         artifacts = export_programs(module, Path(tmp))
         artifacts["metadata"] = str(Path(tmp) / "metadata.json")   # not model_config: MLflow logs that as params
         Path(artifacts["metadata"]).write_text(json.dumps(metadata, indent=1))
-        mlflow.pyfunc.log_model(
-            name="model", python_model=genre.tracking.audio_model.__file__, code_paths=[genre.models.inference.__file__,
+        info = mlflow.pyfunc.log_model(
+            name="model", step=_step_after_the_last(logger), python_model=genre.tracking.audio_model.__file__, code_paths=[genre.models.inference.__file__,
                                                                                     genre.data.waveform.__file__],
             artifacts=artifacts, metadata=metadata,
-            signature=signature, input_example=example, registered_model_name=register_as,
+            signature=signature, input_example=example,
             pip_requirements=[f"torch=={version('torch')}", f"numpy=={version('numpy')}",
                               f"pandas=={version('pandas')}", f"mlflow=={version('mlflow')}"])
+    logger.send_test_metrics(info.model_id)   # the model's page shows what it scored on the test split
+    if register_as:   # the version opens on this model, with its metrics
+        mlflow.register_model(info.model_uri, register_as)
+
+
+def _step_after_the_last(logger: MLFlowLogger) -> int:
+    """The step to log the run's model at: one past every metric the run has. MLflow links a model to the
+    run's metrics at the model's step by logging them again, a second time on the run (system metrics and
+    separation scores were on the model's page, and twice on the run); the test's metrics are linked to it
+    once, by the logger (:meth:`genre.tracking.logger.ResilientMLFlowLogger.send_test_metrics`)."""
+    client, run_id = logger.experiment, logger.run_id
+    steps = [m.step for key in client.get_run(run_id).data.metrics for m in client.get_metric_history(run_id, key)]
+    return max(steps, default=-1) + 1
 
 
 SKOPS_TRUSTED_TYPES = ["sklearn.tree._tree.Tree", "sklearn.calibration._CalibratedClassifier",
@@ -196,5 +209,7 @@ def log_classical_outputs(logger: MLFlowLogger, pipeline, test_results: TestResu
     with mlflow.start_run(run_id=run_id):
         # skops (MLflow's safe format) refuses to load scikit-learn's internal types unless they are named as
         # trusted: a tree's node arrays, the svm's calibration (this run wrote them itself)
-        mlflow.sklearn.log_model(pipeline, name="model", signature=infer_signature(example, pipeline.predict(example)),
-                                 input_example=example, skops_trusted_types=SKOPS_TRUSTED_TYPES)
+        info = mlflow.sklearn.log_model(pipeline, name="model", step=_step_after_the_last(logger),
+                                        signature=infer_signature(example, pipeline.predict(example)),
+                                        input_example=example, skops_trusted_types=SKOPS_TRUSTED_TYPES)
+    logger.send_test_metrics(info.model_id)
