@@ -149,7 +149,7 @@ def test_the_code_inside_a_logged_model_needs_nothing_of_this_package():
     import genre.tracking.audio_model
     from genre.runtime.settings import AGGREGATIONS
 
-    # the files a logged model carries as its code (genre.tracking.report.log_audio_model)
+    # the files a logged model carries as its code (genre.tracking.report._log_model)
     for module, allowed in ((genre.data.waveform, set()), (genre.models.inference, {"genre.data.waveform"}),
                             (genre.tracking.audio_model, {"genre.models.inference", "genre.data.waveform"})):
         tree = ast.parse(Path(module.__file__).read_text())

@@ -325,7 +325,7 @@ def band_statistics(features: CachedTracks, rows: list[int], chunk: int = 64) ->
         total_sq = block_sq if total_sq is None else total_sq + block_sq
         count += block.shape[0] * block.shape[2]
     if not (np.isfinite(total).all() and np.isfinite(total_sq).all()):
-        # the audio check keeps such tracks out (genre.models.inference.waveform_problem); a front end that still
+        # the audio check keeps such tracks out (genre.data.waveform.waveform_problem); a front end that still
         # overflows must not hand every loss a NaN
         raise DatasetError(f"the features in {features.path} are not finite for some training tracks (NaN or "
                            f"infinite values): their audio overflows the front end; remove the cache file and "
