@@ -33,7 +33,7 @@ from genre.runtime.build import (
     prepare_data,
     read_checkpoint,
 )
-from genre.runtime.console import program_here
+from genre.runtime.console import resume_command
 from genre.runtime.errors import ConfigError, refuse_unwritable
 from genre.runtime.settings import check_settings
 from genre.runtime.signals import Interrupted, interrupted
@@ -273,21 +273,6 @@ def _train_network(cfg: DictConfig, data: PreparedData, logger, resolved: dict, 
                  metrics.get("test/acc", float("nan")), metrics.get("test/track_acc", float("nan")))
         _say_where(logger, cfg, tracking_uri)
     return {**metrics, "run_id": logger.run_id, "best_checkpoint": checkpoint.best_model_path}
-
-
-def resume_command() -> str:
-    """The command that ran this one, as typed from the working directory: ``python train.py`` (or the venv's
-    python, when it is not the one on PATH), else ``genre-train``."""
-    import sys
-
-    script = Path(sys.argv[0])
-    if script.suffix == ".py":
-        try:
-            shown = script.absolute().relative_to(Path.cwd())
-        except ValueError:
-            shown = script.absolute()
-        return f"{program_here('python')} {shown}"
-    return program_here("genre-train")
 
 
 def progress_bar(trainer_cfg: DictConfig) -> list:

@@ -64,6 +64,7 @@ def test_level_augmentations_on_mfcc_are_refused_naming_the_settings():
         Augment(noise_snr_db=[30, 10])
 
 
+@pytest.mark.slow   # renders two corpora
 def test_timbre_set_b_plays_the_same_compositions_with_other_sounds(tmp_path):
     import librosa
 

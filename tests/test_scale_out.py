@@ -100,6 +100,13 @@ def test_a_killed_job_of_a_parallel_sweep_is_reported_while_the_others_finish(tm
     assert "sweep job #0 (seed=1) killed by SIGKILL; the other jobs went on" in err
     status = {r.data.tags["seed"]: r.info.status for r in mlflow_runs(tmp_path)}
     assert status == {"1": "RUNNING", "2": "FINISHED"}      # the killed one resumable, the other complete
+    # the message gives the command that resumes it, with its own last.ckpt (a template before): it works as printed
+    [printed] = re.findall(r"resume it with: (.+)", err)
+    assert "ckpt_path=" in printed and "<" not in printed and "seed=1" in printed
+    resumed = subprocess.run(printed, shell=True, cwd=ROOT, capture_output=True, text=True, timeout=600)
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    status = {r.data.tags["seed"]: r.info.status for r in mlflow_runs(tmp_path)}
+    assert status == {"1": "FINISHED", "2": "FINISHED"}     # the same MLflow run, finished
 
 
 def test_ctrl_c_during_a_parallel_sweep_marks_every_running_job_failed_and_exits_130(tmp_path):

@@ -19,6 +19,7 @@ def corpus(name: str):
         features=SimpleNamespace(content_digest="f00d"))
 
 
+@pytest.mark.slow   # processes racing on a store
 def test_runs_logging_the_same_dataset_at_once_all_get_it_and_it_is_stored_once(tmp_path):
     uri = f"sqlite:///{tmp_path}/mlflow.db"
     client = MlflowClient(uri)
@@ -52,6 +53,7 @@ def test_runs_logging_the_same_dataset_at_once_all_get_it_and_it_is_stored_once(
     assert names == ["corpus-0", "corpus-1", "corpus-2"]
 
 
+@pytest.mark.slow   # processes racing on a store
 def test_two_runs_creating_the_experiment_at_once_both_start(tmp_path):
     uri = f"sqlite:///{tmp_path}/mlflow.db"
     MlflowClient(uri).search_experiments()   # the schema, as open_store makes it before any run
@@ -74,6 +76,7 @@ def test_two_runs_creating_the_experiment_at_once_both_start(tmp_path):
     assert [e.name for e in MlflowClient(uri).search_experiments()] == ["genre", "Default"]
 
 
+@pytest.mark.slow   # processes racing on a store
 def test_a_model_left_pending_by_a_killed_logging_is_marked_failed_before_the_next_is_logged(tmp_path):
     """A model logging killed and then resumed left a PENDING LoggedModel beside the finished one."""
     import mlflow

@@ -84,3 +84,18 @@ def program_here(name: str) -> str:
         return str(beside.absolute().relative_to(Path.cwd()))
     except ValueError:
         return str(beside.absolute())
+
+
+def resume_command() -> str:
+    """The command that ran this one, as typed from the working directory: ``python train.py`` (or the venv's
+    python, when it is not the one on PATH), else ``genre-train``."""
+    import sys
+
+    script = Path(sys.argv[0])
+    if script.suffix == ".py":
+        try:
+            shown = script.absolute().relative_to(Path.cwd())
+        except ValueError:
+            shown = script.absolute()
+        return f"{program_here('python')} {shown}"
+    return program_here("genre-train")

@@ -127,13 +127,33 @@ class ParallelLauncher(Launcher):
                     process.kill()
         return [results[position] for position in range(len(job_overrides))]
 
+    def _resume_hint(self, overrides: Sequence[str], idx: int) -> str:
+        """The command that resumes a dead job, as it can be typed: its own folder's ``last.ckpt`` and its
+        settings (or, before its first checkpoint, the command that runs it again)."""
+        import shlex
+
+        from genre.runtime.console import resume_command
+
+        settings = " ".join(shlex.quote(o) for o in filter_overrides(overrides))
+        command = resume_command()
+        try:
+            job = self.hydra_context.config_loader.load_sweep_config(self.config, list(overrides))
+            with open_dict(job):
+                job.hydra.job.num = idx
+            last = Path(str(job.hydra.sweep.dir)) / str(job.hydra.sweep.subdir) / "checkpoints" / "last.ckpt"
+        except Exception:   # the hint must not hide the death it reports
+            last = None
+        if last is not None and last.is_file():
+            return (f"Its MLflow run stays RUNNING; resume it with: {command} "
+                    f"{shlex.quote(f'ckpt_path={last.resolve()}')} {settings}")
+        return f"It had written no checkpoint; run it again with: {command} {settings}"
+
     def _shown(self, overrides: Sequence[str]) -> str:
         return " ".join(o for o in filter_overrides(overrides) if o not in self._shared)
 
     def _died(self, overrides: Sequence[str], idx: int, process: multiprocessing.Process) -> JobReturn:
-        reason = (f"sweep job #{idx} ({self._shown(overrides)}) {_death(process)}; the other jobs "
-                  f"went on. Its MLflow run, if it had started, stays RUNNING and resumes from its last.ckpt "
-                  f"(python train.py ckpt_path=<its folder>/checkpoints/last.ckpt <its settings>)")
+        reason = f"sweep job #{idx} ({self._shown(overrides)}) {_death(process)}; the other jobs went on. " + \
+            self._resume_hint(overrides, idx)
         log.error(reason)
         result = JobReturn(overrides=list(overrides), status=JobStatus.FAILED)
         result.return_value = JobDied(reason)
