@@ -40,10 +40,7 @@ def _run_one(pipe, idx: int, overrides: Sequence[str], hydra_context: HydraConte
     """In the job's own process: compose its config and run it as Hydra's launchers do, send the result."""
     setup_globals()
     Singleton.set_state(singleton_state)
-    sweep_config = hydra_context.config_loader.load_sweep_config(config, list(overrides))
-    with open_dict(sweep_config):
-        sweep_config.hydra.job.id = f"{sweep_config.hydra.job.name}_{idx}"
-        sweep_config.hydra.job.num = idx
+    sweep_config = _job_config(hydra_context, config, overrides, idx)
     HydraConfig.instance().set_config(sweep_config)
     result = run_job(hydra_context=hydra_context, config=sweep_config, task_function=task_function,
                      job_dir_key="hydra.sweep.dir", job_subdir_key="hydra.sweep.subdir")
@@ -55,6 +52,15 @@ def _run_one(pipe, idx: int, overrides: Sequence[str], hydra_context: HydraConte
         pipe.send((result.status, RuntimeError(f"{type(value).__name__}: {value}") if result.status ==
                    JobStatus.FAILED else None, result.working_dir, result.task_name))
     pipe.close()
+
+
+def _job_config(hydra_context: HydraContext, config: DictConfig, overrides: Sequence[str], idx: int) -> DictConfig:
+    """Job ``idx``'s config, as Hydra's launchers compose it (its folder: ``hydra.sweep.dir/subdir``)."""
+    job = hydra_context.config_loader.load_sweep_config(config, list(overrides))
+    with open_dict(job):
+        job.hydra.job.id = f"{job.hydra.job.name}_{idx}"
+        job.hydra.job.num = idx
+    return job
 
 
 def _death(process: multiprocessing.Process) -> str:
@@ -137,9 +143,7 @@ class ParallelLauncher(Launcher):
         settings = " ".join(shlex.quote(o) for o in filter_overrides(overrides))
         command = resume_command()
         try:
-            job = self.hydra_context.config_loader.load_sweep_config(self.config, list(overrides))
-            with open_dict(job):
-                job.hydra.job.num = idx
+            job = _job_config(self.hydra_context, self.config, overrides, idx)
             last = Path(str(job.hydra.sweep.dir)) / str(job.hydra.sweep.subdir) / "checkpoints" / "last.ckpt"
         except Exception:   # the hint must not hide the death it reports
             last = None

@@ -80,11 +80,12 @@ class ResilientMLFlowLogger(MLFlowLogger):
         held, self.held = self.held, []
         for metrics, step in held:
             # MLflow stores a model's NaN as 0.0: a score that could not be computed stays on the run alone
-            finite = {k: v for k, v in metrics.items() if math.isfinite(float(v))}
-            if model_id is not None and finite:
-                self._send(finite, step, model_id)
-            if len(finite) < len(metrics) or model_id is None:
-                self._send({k: v for k, v in metrics.items() if model_id is None or k not in finite}, step)
+            linked = {k: v for k, v in metrics.items() if model_id is not None and math.isfinite(float(v))}
+            if linked:
+                self._send(linked, step, model_id)
+            rest = {k: v for k, v in metrics.items() if k not in linked}
+            if rest:
+                self._send(rest, step)
 
     def _send(self, metrics: dict[str, float], step: int | None, model_id: str | None = None) -> None:
         try:
