@@ -17,10 +17,10 @@ def compose_config(config_name: str, overrides: list[str], root: Path):
     return compose(config_name, [f"paths.root_dir={root}", f"paths.output_dir={root}/output", *overrides])
 
 
-def tiny_overrides(**extra) -> list[str]:
+def tiny_overrides(*drop: str, **extra) -> list[str]:
     """A run small enough for a test: ``debug=tiny`` (conf/debug/tiny.yaml: 4 genres x 6 tracks x 6 s, 3-s
     clips, a tiny network, 3 epochs) written out as ``key=value`` overrides, so that a test can leave some out
-    or change them (``extra``)."""
+    or change them (``extra``) or drop them (``drop``)."""
     from omegaconf import OmegaConf
 
     def flat(node, prefix=""):
@@ -32,6 +32,8 @@ def tiny_overrides(**extra) -> list[str]:
 
     settings = dict(flat(OmegaConf.to_container(OmegaConf.load(CONF / "debug" / "tiny.yaml"))))
     settings.update(extra)
+    for key in drop:
+        settings.pop(key)
     return [f"{k}=[{','.join(map(str, v))}]" if isinstance(v, list) else f"{k}={v}" for k, v in settings.items()]
 
 

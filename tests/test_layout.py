@@ -171,28 +171,35 @@ def test_debug_tiny_is_the_run_the_tests_start_from():
     assert settings(["debug=tiny", "model=resnet"])["model"]["channels"] == [4, 8, 8]
 
 
-def test_every_network_front_end_and_dataset_option_meets_its_contract():
+def test_every_network_front_end_and_dataset_option_meets_its_contract(tmp_path):
     """The contracts (genre.models.Network, genre.features.FrontEnd, genre.datasets.DatasetBuilder) are
     written once; every option of conf/model, conf/features and conf/dataset meets its own."""
     import inspect
 
     from genre import CONFIG_DIR
     from genre.features import FrontEnd
+    from genre.features.encoders import save_tiny_mert
     from genre.models import Network
     from genre.runtime.targets import build_network
 
+    # a pretrained encoder's option loads its real class, here with tiny random weights saved as the hub has them
+    tiny = [f"encoder.path={save_tiny_mert(tmp_path / 'mert')}", "encoder.layers=3", "encoder.width=16"]
     for option in sorted(p.stem for p in (CONFIG_DIR / "features").glob("*.yaml")):
-        frontend = build_frontend(compose_config("train", [f"features={option}"]).features)
+        cfg = compose_config("train", [f"features={option}"])
+        frontend = build_frontend(compose_config("train", [f"features={option}", *tiny]).features
+                                  if "encoder" in cfg else cfg.features)
         assert isinstance(frontend, FrontEnd), option
-        features = frontend(torch.zeros(2, frontend.sample_rate))
+        features = frontend(torch.zeros(2, frontend.sample_rate) + 0.01 * torch.randn(2, frontend.sample_rate))
         assert features.shape == (2, frontend.n_bands, frontend.n_frames(frontend.sample_rate)), option
     for option in sorted(p.stem for p in (CONFIG_DIR / "model").glob("*.yaml")):
         cfg = compose_config("train", [f"model={option}"])
         if "sklearn" in cfg.model._target_:
             continue                                   # the scikit-learn baselines: genre.models.classical
-        net = build_network(cfg.model, (32, 80), 4).eval()
+        cfg = compose_config("train", [f"model={option}", *cfg.model.meant_for])   # a probe: over an encoder
+        bands = 32 if cfg.model.get("n_layers") is None else 4 * cfg.model.n_layers
+        net = build_network(cfg.model, (bands, 80), 4).eval()
         assert isinstance(net, Network), option
-        x = torch.randn(3, 1, 32, 80)
+        x = torch.randn(3, 1, bands, 80)
         assert torch.allclose(net(x), net.head(net.embed(x))) and net(x).shape == (3, 4), option
     for option in sorted(p.stem for p in (CONFIG_DIR / "dataset").glob("*.yaml")):
         builder = __import__("hydra").utils.get_method(compose_config("train", [f"dataset={option}"]).dataset._target_)

@@ -17,6 +17,7 @@ This module is the one that knows the files' layout: the others read rows throug
 """
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import logging
@@ -34,7 +35,8 @@ from tqdm import tqdm
 from genre.data.audio import excerpt_start, fix_length, load_audio
 from genre.data.index import SkippedFile, Track
 from genre.data.waveform import SILENCE_DBFS, is_silent, loudest_level
-from genre.features.spectral import FeatureExtractor, numpy_features
+from genre.features import FrontEnd
+from genre.features.spectral import numpy_features
 from genre.runtime.console import log_stage_done
 from genre.runtime.errors import AudioDecodeError, DatasetError
 from genre.runtime.parallel import file_lock, process_map, worker_count
@@ -130,18 +132,23 @@ def open_rows_here(path: str | Path) -> h5py.Dataset:
     return h5py.File(path, "r")[_rows_name(path)]
 
 
-def read_rows(path: str | Path, rows: Sequence[int]) -> np.ndarray:
-    """Rows of a cache in the order given (repeats allowed: h5py reads increasing indices only)."""
+def _in_order(data: h5py.Dataset, rows: Sequence[int]) -> np.ndarray:
     unique, inverse = np.unique(np.asarray(rows, dtype=np.int64), return_inverse=True)
+    return data[unique.tolist()][inverse]   # h5py reads increasing indices only
+
+
+def read_rows(path: str | Path, rows: Sequence[int]) -> np.ndarray:
+    """Rows of a cache in the order given (repeats allowed)."""
     with open_rows(path) as data:
-        return data[unique.tolist()][inverse]
+        return _in_order(data, rows)
 
 
 def row_blocks(path: str | Path, rows: Sequence[int], chunk: int = 64) -> Iterator[tuple[int, np.ndarray]]:
     """``(begin, block)``: the rows ``rows[begin:begin + chunk]`` of a cache, in order, ``chunk`` at a time,
-    so that no more than a block is held in memory."""
-    for begin in range(0, len(rows), chunk):
-        yield begin, read_rows(path, rows[begin:begin + chunk])
+    so that no more than a block is held in memory (the file is opened once)."""
+    with open_rows(path) as data:
+        for begin in range(0, len(rows), chunk):
+            yield begin, _in_order(data, rows[begin:begin + chunk])
 
 
 def _file_identity(track: Track) -> tuple[str, int, int] | tuple[str, None, None]:
@@ -270,7 +277,7 @@ def _features_of_rows(job: tuple[str, int, int, dict]) -> np.ndarray:
     return numpy_features(waveforms, **settings)
 
 
-def build_feature_cache(audio: CachedTracks, extractor: FeatureExtractor, cache_dir: str | Path,
+def build_feature_cache(audio: CachedTracks, extractor: FrontEnd, cache_dir: str | Path,
                         batch_tracks: int = 8, num_workers: int | None = None) -> CachedTracks:
     """Compute ``extractor``'s features of every track of ``audio`` into ``cache_dir/features-<key>.h5``.
 
@@ -287,16 +294,36 @@ def build_feature_cache(audio: CachedTracks, extractor: FeatureExtractor, cache_
         return _write_feature_cache(path, key, audio, extractor, batch_tracks, num_workers)
 
 
-def _write_feature_cache(path: Path, key: str, audio: CachedTracks, extractor: FeatureExtractor,
+def _torch_features(audio_path: Path, jobs: list[tuple], extractor) -> Iterator[np.ndarray]:
+    """The features of each block of tracks computed by ``extractor`` itself, in this process, on the GPU when
+    there is one (a pretrained encoder: :mod:`genre.features.encoders`)."""
+    import torch
+
+    device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    extractor.to(device).eval()
+    try:
+        with open_rows(audio_path) as rows, torch.inference_mode():
+            for _, start, stop, _ in jobs:
+                yield extractor(torch.from_numpy(rows[start:stop]).to(device)).float().cpu().numpy()
+    finally:
+        extractor.cpu()
+
+
+def _write_feature_cache(path: Path, key: str, audio: CachedTracks, extractor: FrontEnd,
                          batch_tracks: int, num_workers: int | None) -> CachedTracks:
     started = time.perf_counter()
     with h5py.File(audio.path, "r") as source:
         n_samples = source["audio"].shape[1]
     n_tracks = len(audio.track_ids)  # rows past the kept tracks belong to skipped files
     n_bands, n_frames = extractor.n_bands, extractor.n_frames(n_samples)
-    jobs = [(str(audio.path), start, min(start + batch_tracks, n_tracks), extractor.numpy_settings())
+    numpy_settings = extractor.numpy_settings() if hasattr(extractor, "numpy_settings") else None
+    jobs = [(str(audio.path), start, min(start + batch_tracks, n_tracks), numpy_settings)
             for start in range(0, n_tracks, batch_tracks)]
-    with _atomic_h5(path, key) as f, process_map(_features_of_rows, jobs, num_workers) as results:
+    if numpy_settings is None:   # an encoder: torch, in this process (its weights are not copied to workers)
+        computed, num_workers = contextlib.nullcontext(_torch_features(audio.path, jobs, extractor)), 1
+    else:
+        computed = process_map(_features_of_rows, jobs, num_workers)
+    with _atomic_h5(path, key) as f, computed as results:
         features = f.create_dataset("features", shape=(n_tracks, n_bands, n_frames), dtype="float32",
                                     chunks=(1, n_bands, n_frames))
         # The key says which inputs and settings made the cache; the digest says which values came out.
@@ -304,7 +331,7 @@ def _write_feature_cache(path: Path, key: str, audio: CachedTracks, extractor: F
         # vectorised FFT or another library version): their runs cannot agree bit for bit.
         content = hashlib.sha256()
         for (_, start, stop, _), block in tqdm(zip(jobs, results, strict=True), total=len(jobs), desc="feature cache",
-                                               unit="batch"):
+                                               unit="batch", mininterval=1.0):
             features[start:stop] = block
             content.update(np.ascontiguousarray(block, dtype="<f4").tobytes())
         f.create_dataset("track_id", data=np.array(audio.track_ids, dtype=object), dtype=h5py.string_dtype())

@@ -23,7 +23,7 @@ from genre.data.clips import (
     window_starts,
 )
 from genre.data.index import SPLITS, DatasetIndex, SkippedFile
-from genre.features.spectral import FeatureExtractor
+from genre.features import FrontEnd
 from genre.runtime.errors import ConfigError, DatasetError
 
 log = logging.getLogger(__name__)
@@ -60,7 +60,7 @@ class PreparedData:
             return np.stack([features[row, :, start:start + self.clip_frames] for row in self.rows[split]])
 
 
-def prepare(index: DatasetIndex, extractor: FeatureExtractor, clip_seconds: float, cache_dir: str,
+def prepare(index: DatasetIndex, extractor: FrontEnd, clip_seconds: float, cache_dir: str,
             num_workers: int | None = None, splits: tuple[str, ...] = SPLITS) -> PreparedData:
     """Decode, cache and index the data of a run; raise before training if it cannot work.
 

@@ -100,3 +100,21 @@ def aggregate_windows(probs: torch.Tensor, aggregation: str = "mean") -> np.ndar
     """One track's scores ``(n_genres,)`` from its windows' probabilities, as evaluation aggregates clips."""
     _, scores = aggregate_tracks(probs, torch.zeros(len(probs), dtype=torch.long, device=probs.device), aggregation)
     return scores[0].cpu().numpy()
+
+
+def window_count(n_samples: int, hop: int) -> int:
+    """Windows an encoder front end covers ``n_samples`` with: one every ``hop`` samples, ``ceil(n / hop)`` of
+    them (at least one)."""
+    return max(1, math.ceil(n_samples / hop))
+
+
+def embed_windows(waveform: torch.Tensor, window_embedder: Callable[[torch.Tensor], torch.Tensor], window: int,
+                  hop: int, batch_windows: int = 8) -> torch.Tensor:
+    """An encoder front end's output for one mono waveform ``(n_samples,)``: windows of ``window`` samples every
+    ``hop`` (:func:`window_count` of them, the last zero-padded), embedded ``batch_windows`` at a time by
+    ``window_embedder`` (``(n, window)`` -> ``(n, n_bands)``), as ``(n_bands, n_windows)``. Memory grows with
+    ``batch_windows``, not with the waveform's length; each window is embedded on its own."""
+    count = window_count(waveform.shape[-1], hop)
+    padded = torch.nn.functional.pad(waveform, (0, (count - 1) * hop + window - waveform.shape[-1]))
+    windows = padded.unfold(-1, window, hop)
+    return torch.cat([window_embedder(windows[i:i + batch_windows]) for i in range(0, count, batch_windows)]).T

@@ -17,7 +17,7 @@ from torchmetrics.classification import MulticlassAccuracy
 from torchmetrics.functional.classification import multiclass_f1_score
 
 from genre.data.augment import Augment
-from genre.features.spectral import FeatureExtractor
+from genre.features import FrontEnd
 from genre.models.inference import aggregate_tracks, aggregate_windows, waveform_clips, window_probabilities
 from genre.models.predictor import ClipClassifier, Normalize
 from genre.models.results import TestResults
@@ -37,7 +37,7 @@ class GenreClassifier(pl.LightningModule):
     per-track embeddings (:class:`~genre.models.results.TestResults`) for the reports and plots.
     """
 
-    def __init__(self, net: nn.Module, frontend: FeatureExtractor, genres: list[str], clip_frames: int,
+    def __init__(self, net: nn.Module, frontend: FrontEnd, genres: list[str], clip_frames: int,
                  optimizer: Callable[..., torch.optim.Optimizer] = torch.optim.Adam,
                  scheduler: Callable[..., torch.optim.lr_scheduler.LRScheduler] | None = None,
                  aggregation: str = "mean", band_mean: np.ndarray | None = None, band_std: np.ndarray | None = None,
@@ -178,10 +178,17 @@ class GenreClassifier(pl.LightningModule):
             scheduler = self.scheduler_factory(optimizer=optimizer,
                                                total_steps=int(self.trainer.estimated_stepping_batches))
             return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
-        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": self.scheduler_factory(optimizer=optimizer),
-                                                         "interval": "epoch"}}
+        scheduler = {"scheduler": self.scheduler_factory(optimizer=optimizer), "interval": "epoch"}
+        if isinstance(scheduler["scheduler"], torch.optim.lr_scheduler.ReduceLROnPlateau):
+            scheduler["monitor"] = "val/track_acc"   # scheduler=plateau: on what the best checkpoint is chosen by
+        return {"optimizer": optimizer, "lr_scheduler": scheduler}
 
     def on_save_checkpoint(self, checkpoint: dict) -> None:
+        if getattr(self.frontend, "weights_outside_checkpoints", False):
+            # a frozen pretrained encoder: its weights are named by the run's config (hub id and the commit it
+            # resolved to, or encoder.path), not copied into every checkpoint (MERT-330M: 1.3 GB each)
+            checkpoint["state_dict"] = {k: v for k, v in checkpoint["state_dict"].items()
+                                        if not k.startswith("frontend.")}
         checkpoint["genre"] = self.run_info
         checkpoint["random_states"] = random_states()
 
@@ -193,6 +200,12 @@ class GenreClassifier(pl.LightningModule):
         if checkpoint.get("random_states") and self._trainer is not None and \
                 self.trainer.state.fn == TrainerFn.FITTING:
             restore_random_states(checkpoint["random_states"])
+
+    def load_state_dict(self, state_dict, strict: bool = True, assign: bool = False):
+        """Strict as ever; a frozen encoder's weights, which checkpoints leave out, are the ones it was built with."""
+        if getattr(self.frontend, "weights_outside_checkpoints", False):
+            state_dict = {**{f"frontend.{k}": v for k, v in self.frontend.state_dict().items()}, **state_dict}
+        return super().load_state_dict(state_dict, strict=strict, assign=assign)
 
     def export(self) -> ClipClassifier:
         """The trained network with its normalisation, for MLflow and other consumers."""

@@ -121,7 +121,10 @@ def load_predictor(ckpt_path: str | Path) -> Predictor:
     net = build_network(config.model, (frontend.n_bands, info["clip_frames"]), len(info["genres"]))
     normalize = Normalize(frontend.n_bands)
     state = checkpoint["state_dict"]
-    for prefix, part in (("frontend.", frontend), ("normalize.", normalize), ("net.", net)):
+    parts = (("normalize.", normalize), ("net.", net))
+    if not getattr(frontend, "weights_outside_checkpoints", False):   # a frozen encoder loads its own weights
+        parts = (("frontend.", frontend), *parts)
+    for prefix, part in parts:
         part.load_state_dict({key[len(prefix):]: value for key, value in state.items() if key.startswith(prefix)})
     return Predictor(frontend.eval(), normalize.eval(), net.eval(), list(info["genres"]), info["clip_frames"],
                      config.clips.aggregation, config, dict(info))

@@ -17,7 +17,7 @@ from omegaconf import DictConfig, OmegaConf
 from genre import CONFIG_DIR
 from genre.data.datamodule import GenreDataModule, PreparedData, prepare
 from genre.data.index import DatasetIndex
-from genre.features.spectral import FeatureExtractor
+from genre.features import FrontEnd
 from genre.models.module import GenreClassifier
 from genre.models.predictor import read_checkpoint
 from genre.runtime.targets import build_network, call_target
@@ -41,12 +41,12 @@ def build_index(dataset_cfg: DictConfig) -> DatasetIndex:
     return dataclasses.replace(index, excerpt=excerpt, name=dataset_cfg.get("name") or index.name)
 
 
-def build_frontend(features_cfg: DictConfig) -> FeatureExtractor:
+def build_frontend(features_cfg: DictConfig) -> FrontEnd:
     """The feature front end of ``features=...`` (its settings also key the feature cache)."""
     return call_target(features_cfg)
 
 
-def prepare_data(cfg: DictConfig, frontend: FeatureExtractor) -> PreparedData:
+def prepare_data(cfg: DictConfig, frontend: FrontEnd) -> PreparedData:
     """Index, decode, cache and split the data of ``cfg`` (everything that can fail before training)."""
     return prepare(build_index(cfg.dataset), frontend, cfg.clips.clip_seconds, cfg.paths.cache_dir,
                    cfg.clips.cache_workers)
@@ -62,7 +62,7 @@ def build_datamodule(cfg: DictConfig, data: PreparedData, test_split: str = "tes
                            resident_dtype=clips.get("resident_dtype", "float32"), test_split=test_split)
 
 
-def build_classifier(cfg: DictConfig, genres: list[str], clip_frames: int, frontend: FeatureExtractor | None = None,
+def build_classifier(cfg: DictConfig, genres: list[str], clip_frames: int, frontend: FrontEnd | None = None,
                      band_mean=None, band_std=None, run_info: dict | None = None,
                      lr_scale: float = 1.0) -> GenreClassifier:
     """The LightningModule of ``cfg`` in one step: network, front end, optimizer and scheduler from

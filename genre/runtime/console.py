@@ -23,6 +23,8 @@ SILENCED_WARNINGS = (
      "torch.export saving a CPU program: the weights are on the CPU"),
     (UserWarning, r"The given buffer is not writable",
      "torch.export loading a program's weights read-only; they are never written to"),
+    (Warning, r"Found \d+ module\(s\) in eval mode at the start of training",
+     "a frozen pretrained encoder (genre.features.encoders) stays in evaluation mode on purpose: no dropout"),
 )
 
 # Lightning's INFO lines that advertise, restate a default, or list hardware a CPU user does not have

@@ -15,6 +15,7 @@ This file imports nothing of ``genre`` outside ``inference``.
 """
 from __future__ import annotations
 
+import functools
 import json
 import warnings
 
@@ -25,11 +26,15 @@ from mlflow.models import set_model
 from mlflow.pyfunc import PythonModel
 
 try:
-    from inference import classify_waveform, min_samples  # inside a logged model: its code/ folder is on sys.path
+    from inference import (  # inside a logged model: its code/ folder is on sys.path
+        classify_waveform,
+        embed_windows,
+        min_samples,
+    )
     from waveform import input_problem
 except ImportError:
     from genre.data.waveform import input_problem
-    from genre.models.inference import classify_waveform, min_samples
+    from genre.models.inference import classify_waveform, embed_windows, min_samples
 
 
 def waveforms_of(model_input) -> list[np.ndarray]:
@@ -59,6 +64,10 @@ class AudioGenreModel(PythonModel):
             warnings.filterwarnings("ignore", "The given buffer is not writable", UserWarning)
             self.frontend = torch.export.load(context.artifacts["frontend"]).module()
             self.classifier = torch.export.load(context.artifacts["classifier"]).module()
+        if "encoder_window" in self.config:   # a pretrained encoder: the program embeds windows, cut here
+            self.frontend = functools.partial(embed_windows, window_embedder=self.frontend,
+                                              window=self.config["encoder_window"], hop=self.config["hop_length"],
+                                              batch_windows=self.config["batch_windows"])
 
     def predict(self, context, model_input: pd.DataFrame, params: dict | None = None) -> pd.DataFrame:
         """One row per waveform: the top ``genre``, a probability per genre, and ``padded_seconds``, the

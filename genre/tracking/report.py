@@ -101,6 +101,8 @@ def model_metadata(module: GenreClassifier, results: TestResults, data: Prepared
             "features": module.frontend.settings(),
             "clip_seconds": float(cfg.clips.clip_seconds), "clip_frames": int(module.clip_frames),
             "hop_length": int(module.frontend.hop_length), "aggregation": module.aggregation,
+            **({"encoder_window": int(module.frontend.window_samples), "batch_windows": module.frontend.batch_windows}
+               if hasattr(module.frontend, "window_samples") else {}),
             "dataset": data.index.name, "split_protocol": data.index.split_protocol,
             "test_clip_accuracy": results.acc, "test_track_accuracy": results.track_acc,
             "input": "mono float32 waveform at sample_rate, any length",
@@ -116,12 +118,16 @@ def export_programs(module: GenreClassifier, folder: Path) -> dict[str, str]:
     folder.mkdir(parents=True, exist_ok=True)
     frontend, classifier = module.frontend.cpu().eval(), module.export().cpu()
     shortest = min_samples(module.clip_frames, module.frontend.hop_length)
-    waveform = torch.zeros(2 * shortest)
     clips = torch.zeros(2, 1, module.frontend.n_bands, module.clip_frames)
+    if hasattr(frontend, "window_samples"):
+        # an encoder: the program embeds windows (any number of them), its weights inside; the model cuts them
+        # (genre.models.inference.embed_windows), so that memory is bounded by a window, as in training
+        first = (frontend.windows, torch.zeros(2, frontend.window_samples), torch.export.Dim("windows", min=1))
+    else:
+        first = (frontend, torch.zeros(2 * shortest), torch.export.Dim("samples", min=shortest))
     paths = {}
-    for name, program, example, dim in (
-            ("frontend", frontend, waveform, torch.export.Dim("samples", min=shortest)),
-            ("classifier", classifier, clips, torch.export.Dim("clips", min=1))):
+    for name, program, example, dim in (("frontend", *first),
+                                        ("classifier", classifier, clips, torch.export.Dim("clips", min=1))):
         with torch.no_grad():
             exported = torch.export.export(program, (example,), dynamic_shapes=({0: dim},))
         paths[name] = str(folder / f"{name}.pt2")

@@ -1,0 +1,201 @@
+"""Pretrained music encoders as front ends (``features=mert_v1_95m|mert_v1_330m|ast``; settings under ``encoder.``).
+
+An encoder is a front end like the spectrograms (:class:`genre.features.FrontEnd`): a waveform at the encoder's
+rate becomes a matrix ``(n_layers * width, n_windows)``. The track is cut into windows of
+``encoder.window_seconds`` every ``encoder.hop_seconds`` (overlap = window - hop; the last window is
+zero-padded), each window goes through the encoder on its own, and each layer's hidden states are averaged
+over the window's time. So memory does not grow with the track's length (MERT issue 6: 90 GB of VRAM for a
+10-minute track in one pass), a window's embedding does not depend on its neighbours (tested), and the
+feature cache (:mod:`genre.data.cache`) holds every layer of every window once: a sweep over layers, heads or
+seeds reads it and never runs the encoder again. ``model=probe`` (:mod:`genre.models.probe`) picks layers
+and pools the windows of a clip.
+
+The weights come from the Hugging Face cache (``hf download <id>``) or from ``encoder.path``, a folder holding
+``config.json`` and the weights; nothing is downloaded during a run. Both go through one code path: the hub
+cache is resolved to its snapshot folder, and that folder is loaded. A missing model stops the run before any
+work with the command that downloads it (:class:`EncoderUnavailable`).
+"""
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from genre.models.inference import embed_windows
+from genre.runtime.errors import ConfigError
+
+TRAINABLE = (False,)   # encoder.trainable: only frozen encoders (cached embeddings) are built so far
+
+
+class EncoderUnavailable(ConfigError):
+    """The encoder's weights are neither in the Hugging Face cache nor at ``encoder.path``."""
+
+
+def hub_cache() -> str:
+    from huggingface_hub.constants import HF_HUB_CACHE
+
+    return HF_HUB_CACHE
+
+
+def _folder_identity(folder: Path) -> list:
+    """What decides the weights of a local folder: each file's name, size and modification time."""
+    return sorted((p.name, p.stat().st_size, p.stat().st_mtime_ns) for p in folder.iterdir() if p.is_file())
+
+
+def resolve_weights(name: str, hub_id: str, revision: str, path: str | None) -> tuple[Path, str]:
+    """The folder that holds encoder ``name``'s ``config.json`` and weights, and what identifies them (the hub
+    snapshot's commit, or ``local:`` and a digest of the folder's files). Raises :class:`EncoderUnavailable`
+    naming the model and the command that downloads it."""
+    from genre.runtime.console import program_here
+
+    if path:
+        folder = Path(path).expanduser()
+        if not (folder / "config.json").is_file():
+            raise EncoderUnavailable(f"encoder.path={path} holds no config.json: name the folder of a saved "
+                                     f"{hub_id} (hf download {hub_id} --local-dir {path}), or drop encoder.path to "
+                                     f"use the Hugging Face cache")
+        import hashlib
+        import json
+
+        digest = hashlib.sha256(json.dumps(_folder_identity(folder)).encode()).hexdigest()[:16]
+        return folder, f"local:{digest}"
+    from huggingface_hub import snapshot_download
+    from huggingface_hub.errors import LocalEntryNotFoundError
+
+    try:
+        folder = Path(snapshot_download(hub_id, revision=revision, local_files_only=True))
+    except (LocalEntryNotFoundError, FileNotFoundError, OSError, ValueError):
+        raise EncoderUnavailable(
+            f"encoder {name}: {hub_id} (revision {revision}) is not in the Hugging Face cache ({hub_cache()}) and "
+            f"encoder.path is not set; nothing was done. Download it with: {program_here('hf')} download {hub_id} "
+            f"--revision {revision}   (or set encoder.path= to a folder that holds it)") from None
+    return folder, folder.name   # snapshots/<commit>: the commit the revision resolved to
+
+
+def load_mert(folder: Path) -> nn.Module:
+    """MERT v1 from a folder, into :class:`genre.features.mert.MERTModel` (never the hub's own code)."""
+    import transformers
+
+    from genre.features.mert import MERTConfig, MERTModel
+
+    transformers.utils.logging.disable_progress_bar()   # a bar per load of a few files: the run says what it loads
+    return MERTModel.from_pretrained(folder, config=MERTConfig.from_pretrained(folder))
+
+
+LOADERS = {"mert": load_mert}
+
+
+class HiddenStateWindows(nn.Module):
+    """Windows ``(n, window_samples)`` -> every hidden state of a HuBERT-like encoder averaged over the
+    window's time, ``(n, n_layers * width)`` (layer-major). Each window is standardised first (zero mean,
+    unit variance: what MERT's ``Wav2Vec2FeatureExtractor(do_normalize=True)`` does to its input)."""
+
+    def __init__(self, model: nn.Module, n_layers: int, normalize: bool = True):
+        super().__init__()
+        self.model = model
+        self.n_layers = n_layers
+        self.normalize = normalize
+
+    def forward(self, windows: torch.Tensor) -> torch.Tensor:
+        if self.normalize:
+            mean = windows.mean(-1, keepdim=True)
+            var = windows.var(-1, keepdim=True, unbiased=False)
+            windows = (windows - mean) / torch.sqrt(var + 1e-7)
+        hidden = self.model(windows, output_hidden_states=True, return_dict=True).hidden_states
+        if len(hidden) != self.n_layers:
+            raise ConfigError(f"the encoder gives {len(hidden)} hidden states, its config says "
+                              f"encoder.layers={self.n_layers}")
+        return torch.cat([h.mean(1) for h in hidden], dim=-1)
+
+
+class Encoder(nn.Module):
+    """A pretrained encoder as a front end: waveform ``(..., n_samples)`` at ``sample_rate`` -> embeddings
+    ``(..., layers * width, n_windows)``, one column per window of ``window_seconds`` every ``hop_seconds``.
+
+    Args:
+        kind: the encoder's name (``mert_v1_95m``): what runs are tagged with (``features``).
+        loader: a key of :data:`LOADERS` (``mert``).
+        hub_id, revision: where the weights come from on the Hugging Face hub.
+        path: a local folder with ``config.json`` and the weights instead of the hub cache.
+        sample_rate: the encoder's rate, Hz (audio is resampled to it when decoded).
+        window_seconds, hop_seconds: the windows the encoder runs on.
+        layers, width: hidden states given per window and their width (checked against the model).
+        trainable: ``false`` (frozen: the embeddings are cached once).
+        batch_windows: windows per forward pass (memory, not results).
+        model: an encoder built already (tests: a tiny random instance); skips loading.
+    """
+
+    weights_outside_checkpoints = True   # frozen: the config names the weights (genre.models.module)
+
+    def __init__(self, kind: str, loader: str, hub_id: str, revision: str, sample_rate: int, window_seconds: float,
+                 hop_seconds: float, layers: int, width: int, path: str | None = None, trainable=False,
+                 batch_windows: int = 8, license: str = "", model: nn.Module | None = None, **other):
+        super().__init__()
+        if other:   # a spectrogram's setting (debug=tiny sets features.n_mels) means nothing to an encoder
+            raise ConfigError(f"{', '.join(f'features.{k}' for k in sorted(other))}: not a setting of the encoder "
+                              f"front end features={kind}; drop it (~features.{sorted(other)[0]}) or set encoder.*")
+        if loader not in LOADERS:
+            raise ConfigError(f"encoder.loader={loader!r}: choose one of {sorted(LOADERS)}")
+        if trainable not in TRAINABLE:
+            raise ConfigError(f"encoder.trainable={trainable!r}: fine-tuning an encoder (top:N, true) is not built "
+                              f"yet; use encoder.trainable=false (a probe on cached embeddings)")
+        if not (sample_rate > 0 and 0 < hop_seconds <= window_seconds):
+            raise ConfigError(f"encoder.window_seconds={window_seconds}, hop_seconds={hop_seconds}, sample_rate="
+                              f"{sample_rate}: need a rate > 0 and 0 < hop <= window (overlap = window - hop)")
+        if not (int(layers) >= 1 and int(width) >= 1 and int(batch_windows) >= 1):
+            raise ConfigError(f"encoder.layers={layers}, width={width}, batch_windows={batch_windows}: each >= 1")
+        self.kind = kind
+        self.sample_rate = int(sample_rate)
+        self.window_samples = int(round(window_seconds * sample_rate))
+        self.hop_length = int(round(hop_seconds * sample_rate))
+        self.n_layers, self.width = int(layers), int(width)
+        self.n_bands = self.n_layers * self.width
+        self.batch_windows = int(batch_windows)
+        if model is None:
+            folder, weights = resolve_weights(kind, hub_id, revision, path)
+            model = LOADERS[loader](folder)
+        else:
+            weights = "given"
+        model.eval().requires_grad_(False)
+        self.windows = HiddenStateWindows(model, self.n_layers)
+        self._settings = dict(kind=kind, loader=loader, hub_id=hub_id, revision=revision,
+                              weights=weights, sample_rate=self.sample_rate, window_seconds=float(window_seconds),
+                              hop_seconds=float(hop_seconds), window_ms=1000.0 * window_seconds, layers=self.n_layers,
+                              width=self.width, pooling="mean over each window's time")
+
+    def train(self, mode: bool = True):
+        super().train(mode)
+        self.windows.model.eval()   # frozen: no dropout, whatever Lightning asks of the module around it
+        return self
+
+    def n_frames(self, n_samples: int) -> int:
+        """Windows covering ``n_samples``: ``ceil(n / hop)`` (at least one); the last is zero-padded."""
+        return max(1, math.ceil(n_samples / self.hop_length))
+
+    def settings(self) -> dict:
+        """What decides the embeddings (they key the cache): the encoder, its weights, rate, window and hop."""
+        return dict(self._settings)
+
+    def forward(self, waveform: torch.Tensor) -> torch.Tensor:
+        lead = waveform.shape[:-1]
+        flat = waveform.reshape(-1, waveform.shape[-1])
+        out = torch.stack([embed_windows(w, self.windows, self.window_samples, self.hop_length, self.batch_windows)
+                           for w in flat])
+        return out.reshape(*lead, self.n_bands, out.shape[-1])
+
+
+def save_tiny_mert(folder: str | Path, layers: int = 2, width: int = 16, seed: int = 0) -> Path:
+    """A MERT of random weights and the real class, small enough for a test, saved as the hub would hold it
+    (``config.json`` and ``model.safetensors``): ``layers`` transformer layers (``layers + 1`` hidden states)."""
+    from genre.features.mert import MERTConfig, MERTModel
+
+    torch.manual_seed(seed)
+    config = MERTConfig(hidden_size=width, num_hidden_layers=layers, num_attention_heads=2, intermediate_size=2 * width,
+                        conv_dim=(8,) * 7, num_conv_pos_embeddings=16, num_conv_pos_embedding_groups=2,
+                        feat_proj_layer_norm=True, mask_time_prob=0.0)
+    model = MERTModel(config)
+    folder = Path(folder)
+    model.save_pretrained(folder)
+    return folder

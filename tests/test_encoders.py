@@ -1,0 +1,266 @@
+"""Pretrained encoders as front ends, their embedding cache and the probes on them: every encoder runs here as a
+tiny random instance of its real class (no weights can be downloaded), saved as the hub holds it."""
+from __future__ import annotations
+
+import json
+import multiprocessing
+import os
+import shutil
+from pathlib import Path
+
+import h5py
+import numpy as np
+import pytest
+import torch
+
+from conftest import run_cli, write_tone
+from genre.data.cache import build_audio_cache, build_feature_cache
+from genre.data.index import Track
+from genre.features import FrontEnd
+from genre.features.encoders import Encoder, EncoderUnavailable, save_tiny_mert
+from genre.models.probe import Probe
+from genre.runtime.errors import ConfigError
+
+RATE = 24000
+TINY = dict(kind="mert_v1_95m", loader="mert", hub_id="m-a-p/MERT-v1-95M", revision="main", sample_rate=RATE,
+            window_seconds=1.0, hop_seconds=1.0, layers=3, width=16)
+
+
+@pytest.fixture(scope="module")
+def tiny_mert(tmp_path_factory) -> Path:
+    """A MERT of the real class with 2 transformer layers (3 hidden states), 16 wide, saved as config.json and
+    model.safetensors."""
+    return save_tiny_mert(tmp_path_factory.mktemp("tiny-mert"))
+
+
+def encoder(folder: Path, **settings) -> Encoder:
+    return Encoder(**{**TINY, "path": str(folder), **settings})
+
+
+def test_an_encoder_is_a_front_end_whose_windows_are_embedded_each_on_its_own(tiny_mert):
+    enc = encoder(tiny_mert, batch_windows=2)
+    assert isinstance(enc, FrontEnd) and enc.sample_rate == RATE and enc.n_bands == 3 * 16
+    waveform = 0.1 * torch.randn(int(3.5 * RATE), generator=torch.Generator().manual_seed(0))
+    out = enc(waveform)
+    assert out.shape == (48, 4) == (enc.n_bands, enc.n_frames(len(waveform)))   # 1-s windows, the last padded
+    assert torch.isfinite(out).all()
+    # each window, in a batch or not, is embedded as that second of audio would be on its own
+    for k in range(3):
+        alone = enc(waveform[k * RATE:(k + 1) * RATE])
+        assert alone.shape == (48, 1)
+        torch.testing.assert_close(out[:, k], alone[:, 0], atol=1e-5, rtol=1e-4)
+    tail = torch.nn.functional.pad(waveform[3 * RATE:], (0, RATE // 2))
+    torch.testing.assert_close(out[:, 3], enc(tail)[:, 0], atol=1e-5, rtol=1e-4)
+    # a batch of tracks: each row as it would be alone
+    torch.testing.assert_close(enc(torch.stack([waveform, waveform.flip(0)]))[0], out, atol=1e-5, rtol=1e-4)
+    # the layers are the hidden states, one after another: not copies of one another
+    layers = out.reshape(3, 16, 4)
+    assert not torch.allclose(layers[0], layers[1]) and not torch.allclose(layers[1], layers[2])
+    # an overlap of half a window: windows every 0.5 s
+    overlapping = encoder(tiny_mert, hop_seconds=0.5)
+    assert overlapping(waveform).shape == (48, 7)
+    torch.testing.assert_close(overlapping(waveform)[:, 2], out[:, 1], atol=1e-5, rtol=1e-4)
+
+
+def test_the_layer_count_and_the_settings_are_checked_before_any_work(tiny_mert):
+    with pytest.raises(ConfigError, match="gives 3 hidden states, its config says encoder.layers=13"):
+        encoder(tiny_mert, layers=13)(torch.zeros(RATE))
+    with pytest.raises(ConfigError, match="0 < hop <= window"):
+        encoder(tiny_mert, hop_seconds=2.0)
+    with pytest.raises(ConfigError, match="fine-tuning an encoder"):
+        encoder(tiny_mert, trainable="top:2")
+    with pytest.raises(ConfigError, match=r"features.n_mels: not a setting of the encoder front end"):
+        encoder(tiny_mert, n_mels=32)
+    with pytest.raises(EncoderUnavailable, match="holds no config.json"):
+        encoder(tiny_mert.parent / "nothing-here")
+
+
+def test_the_hub_cache_and_a_local_folder_load_through_one_path(tiny_mert, tmp_path, monkeypatch):
+    """The Hugging Face cache as a download leaves it (models--org--name/snapshots/<commit>, refs/main naming the
+    commit): the revision resolves to the commit, which identifies the weights; the same files in a folder give
+    the same embeddings."""
+    import huggingface_hub.constants
+
+    commit = "0123456789abcdef0123456789abcdef01234567"
+    repo = tmp_path / "hub" / "models--m-a-p--MERT-v1-95M"
+    shutil.copytree(tiny_mert, repo / "snapshots" / commit)
+    (repo / "refs").mkdir()
+    (repo / "refs" / "main").write_text(commit)
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_CACHE", str(tmp_path / "hub"))
+    from_hub = Encoder(**TINY)
+    assert from_hub.settings()["weights"] == commit
+    local = encoder(tiny_mert)
+    assert local.settings()["weights"].startswith("local:")
+    waveform = 0.1 * torch.randn(2 * RATE, generator=torch.Generator().manual_seed(1))
+    torch.testing.assert_close(from_hub(waveform), local(waveform))
+    with pytest.raises(EncoderUnavailable, match="m-a-p/MERT-v1-330M .revision main. is not in the Hugging Face "
+                                                 "cache .* download m-a-p/MERT-v1-330M --revision main"):
+        Encoder(**{**TINY, "hub_id": "m-a-p/MERT-v1-330M"})
+
+
+def test_a_missing_model_stops_the_run_at_once_with_the_command_that_downloads_it(tmp_path):
+    out = run_cli("train.py", "features=mert_v1_95m", "model=probe", f"paths.root_dir={tmp_path}",
+                  env={"HF_HUB_CACHE": str(tmp_path / "empty-hub"), "HF_HUB_OFFLINE": "1"}, timeout=120)
+    assert out.returncode == 2, out.stderr[-2000:]
+    assert "Traceback" not in out.stderr
+    [line] = [line for line in out.stderr.splitlines() if line.startswith("error:")]
+    assert "m-a-p/MERT-v1-95M (revision main) is not in the Hugging Face cache" in line
+    assert "hf download m-a-p/MERT-v1-95M --revision main" in line
+    assert not (tmp_path / "mlflow.db").exists() and not (tmp_path / "cache").exists()   # no run, no work
+
+
+class CountingEncoder(torch.nn.Module):
+    """A tiny MERT that counts the windows it embeds (and can be told to fail after some)."""
+
+    def __init__(self, model, fail_after: int | None = None):
+        super().__init__()
+        self.model, self.seen, self.fail_after = model, 0, fail_after
+        self.config = model.config
+
+    def forward(self, windows, **kwargs):
+        self.seen += windows.shape[0]
+        if self.fail_after is not None and self.seen > self.fail_after:
+            raise KeyboardInterrupt
+        return self.model(windows, **kwargs)
+
+
+def tracks(folder: Path, n: int = 4) -> list[Track]:
+    return [Track(f"t{i}", write_tone(folder / f"t{i}.wav", 2.0, 22050, frequency=200.0 + 150 * i), "blues")
+            for i in range(n)]
+
+
+def counting(tiny_mert, fail_after=None, **settings) -> Encoder:
+    from genre.features.encoders import load_mert
+
+    return Encoder(**{**TINY, **settings}, model=CountingEncoder(load_mert(tiny_mert), fail_after))
+
+
+def test_embeddings_are_computed_once_and_keyed_by_everything_that_decides_them(tiny_mert, tmp_path):
+    audio = build_audio_cache(tracks(tmp_path / "audio"), RATE, 2 * RATE, tmp_path / "cache", num_workers=1)
+    with h5py.File(audio.path) as f:
+        assert f.attrs["sample_rate"] == RATE and f["audio"].shape == (4, 2 * RATE)   # resampled from 22050 Hz
+    first = counting(tiny_mert)
+    built = build_feature_cache(audio, first, tmp_path / "cache")
+    assert first.windows.model.seen == 4 * 2
+    with h5py.File(audio.path) as f:
+        second_track = torch.from_numpy(f["audio"][1])
+    with h5py.File(built.path) as f:
+        assert f["features"].shape == (4, 48, 2)
+        np.testing.assert_allclose(f["features"][1], encoder(tiny_mert)(second_track).numpy(), atol=1e-5, rtol=1e-4)
+    # a sweep over layers, heads or seeds reads the same cache: the encoder runs zero times
+    again = counting(tiny_mert)
+    assert build_feature_cache(audio, again, tmp_path / "cache").path == built.path and again.windows.model.seen == 0
+    # anything that decides the embeddings makes another cache
+    keys = {built.path.name}
+    for changed in (dict(revision="v2"), dict(window_seconds=2.0, hop_seconds=2.0), dict(hop_seconds=0.5),
+                    dict(hub_id="m-a-p/MERT-v1-330M")):
+        keys.add(build_feature_cache(audio, counting(tiny_mert, **changed), tmp_path / "cache").path.name)
+    other_excerpt = build_audio_cache(tracks(tmp_path / "audio"), RATE, 2 * RATE, tmp_path / "cache", num_workers=1,
+                                      excerpt="middle")
+    keys.add(build_feature_cache(other_excerpt, counting(tiny_mert), tmp_path / "cache").path.name)
+    assert len(keys) == 6
+
+
+def test_an_embedding_build_killed_halfway_leaves_nothing_trusted(tiny_mert, tmp_path):
+    audio = build_audio_cache(tracks(tmp_path / "audio", n=20), RATE, 2 * RATE, tmp_path / "cache", num_workers=1)
+    with pytest.raises(KeyboardInterrupt):
+        build_feature_cache(audio, counting(tiny_mert, fail_after=20), tmp_path / "cache")
+    assert not list((tmp_path / "cache").glob("features-*.h5"))
+    rebuilt = build_feature_cache(audio, counting(tiny_mert), tmp_path / "cache")
+    with h5py.File(rebuilt.path) as f:
+        assert f.attrs["complete"] and f["features"].shape == (20, 48, 2)
+
+
+def _build_in_a_process(args):
+    folder, audio_path, key, cache_dir = args
+    from genre.data.cache import CachedTracks
+
+    built = build_feature_cache(CachedTracks.open(Path(audio_path), key), encoder(Path(folder)), cache_dir)
+    return str(built.path), built.content_digest
+
+
+def test_two_runs_embedding_the_same_corpus_at_once_make_one_complete_cache(tiny_mert, tmp_path):
+    audio = build_audio_cache(tracks(tmp_path / "audio", n=8), RATE, 2 * RATE, tmp_path / "cache", num_workers=1)
+    job = (str(tiny_mert), str(audio.path), audio.key, str(tmp_path / "cache"))
+    with multiprocessing.get_context("spawn").Pool(2) as pool:
+        results = pool.map(_build_in_a_process, [job, job])
+    assert results[0] == results[1]
+    assert [p.name for p in (tmp_path / "cache").glob("features-*.h5")] == [Path(results[0][0]).name]   # no partial
+
+
+def test_a_probe_picks_layers_pools_the_clip_and_refuses_a_spectrogram():
+    clips = torch.randn(5, 1, 3 * 4, 6)
+    by_layer = clips.reshape(5, 3, 4, 6).mean(-1)
+    one = Probe((12, 6), 10, n_layers=3, layer=1, head="linear")
+    torch.testing.assert_close(one.pooled(clips), by_layer[:, 1])
+    assert one(clips).shape == (5, 10)
+    several = Probe((12, 6), 10, n_layers=3, layer=[0, -1], head="mlp", hidden=8)
+    torch.testing.assert_close(several.pooled(clips), torch.cat([by_layer[:, 0], by_layer[:, 2]], 1))
+    assert several.embed(clips).shape == (5, 8)
+    weighted = Probe((12, 6), 10, n_layers=3, layer="weighted")
+    torch.testing.assert_close(weighted.pooled(clips), by_layer.mean(1))   # equal weights before training
+    assert weighted.layer_mix().sum().item() == pytest.approx(1.0)
+    with pytest.raises(ConfigError, match="features=mert_v1_95m"):
+        Probe((128, 75), 10, n_layers=None)
+    with pytest.raises(ConfigError, match="model.layer=5"):
+        Probe((12, 6), 10, n_layers=3, layer=5)
+
+
+def probe_settings(tiny_mert: Path) -> list[str]:
+    from conftest import tiny_overrides
+
+    return [*tiny_overrides("features.n_mels", "model.channels", "model.hidden", **{"trainer.max_epochs": 8}),
+            "features=mert_v1_95m", "model=probe", f"encoder.path={tiny_mert}", "encoder.layers=3", "encoder.width=16",
+            "encoder.window_seconds=1", "encoder.hop_seconds=1", "model.hidden=32", "optimizer.lr=0.01"]
+
+
+STANDALONE = """
+import json, sys
+sys.modules["genre"] = None                      # any import of genre now fails
+import mlflow, soundfile
+mlflow.set_tracking_uri(sys.argv[1])
+model = mlflow.pyfunc.load_model(f"runs:/{sys.argv[2]}/model")
+waveform, rate = soundfile.read(sys.argv[3], dtype="float32")
+assert rate == model.metadata.metadata["sample_rate"]
+out = model.predict({"waveform": waveform})
+print(json.dumps(out.to_dict(orient="records")))
+"""
+
+
+@pytest.mark.slow
+def test_a_probe_run_finishes_with_a_cnn_runs_artifacts_and_a_model_that_takes_audio(tiny_mert, tmp_path):
+    import subprocess
+    import sys
+
+    import mlflow
+
+    from genre.evaluate import classify_file
+    from genre.runtime.build import load_classifier
+
+    out = run_cli("train.py", f"paths.root_dir={tmp_path}", *probe_settings(tiny_mert))
+    assert out.returncode == 0, out.stderr[-3000:]
+    assert "Traceback" not in out.stderr and "eval mode" not in out.stderr
+    client = mlflow.MlflowClient(f"sqlite:///{tmp_path}/mlflow.db")
+    [run] = client.search_runs(["1"])
+    assert run.info.status == "FINISHED" and run.data.tags["features"] == "mert_v1_95m"
+    assert run.data.params["encoder/hub_id"] == "m-a-p/MERT-v1-95M"
+    assert run.data.metrics["train/acc"] > 0.25 + 0.1            # 4 genres: chance is 0.25
+    artifacts = {a.path for a in client.list_artifacts(run.info.run_id)}
+    for name in ("config.yaml", "confusion_matrix_track.png", "confusion_matrix_track.csv", "confusion_matrix_clip.png",
+                 "classification_report_track.txt", "per_genre_track.json", "tsne_embeddings.png",
+                 "pca_embeddings.png", "pca_features.png", "tsne_features.png", "checkpoints"):
+        assert name in artifacts, name
+    # checkpoints hold the probe, not the frozen encoder (the run's config names its weights)
+    best = run.data.tags["best_checkpoint"]
+    state = torch.load(best, map_location="cpu", weights_only=True)["state_dict"]
+    assert state and not any(k.startswith("frontend.") for k in state)
+    song = write_tone(tmp_path / "song.wav", 7.3, sample_rate=RATE, frequency=330.0)
+    ranking = dict(classify_file(load_classifier(best), song))
+    standalone = subprocess.run([sys.executable, "-c", STANDALONE, f"sqlite:///{tmp_path}/mlflow.db", run.info.run_id,
+                                 str(song)],
+                                cwd=tmp_path, capture_output=True, text=True, timeout=300,
+                                env={k: v for k, v in os.environ.items() if k != "PYTHONPATH"})
+    assert standalone.returncode == 0, standalone.stderr[-3000:]
+    [row] = json.loads(standalone.stdout.strip().splitlines()[-1])
+    for genre, score in ranking.items():   # the logged model, its encoder inside, says what evaluate.py says
+        assert row[genre] == pytest.approx(score, abs=1e-5), genre
