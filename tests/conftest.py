@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -73,6 +74,47 @@ def exit_status(main, argv: list[str]) -> int:
         return main(argv)
     except SystemExit as leaving:
         return leaving.code
+
+
+@contextmanager
+def served(root: Path, run_id: str, cwd: Path):
+    """``mlflow models serve`` of a run's model as the README writes it (the venv activated: MLflow starts uvicorn
+    from PATH), until the block ends; yields ``ask(records) -> predictions`` (an HTTP error raises)."""
+    import json
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+    import urllib.request
+
+    port = free_port()
+    activate = Path(sys.executable).parent / "activate"
+    command = f". {activate} && mlflow models serve -m runs:/{run_id}/model -p {port} --env-manager local"
+    server = subprocess.Popen(["bash", "-c", command], cwd=cwd, stdout=subprocess.DEVNULL,
+                              stderr=subprocess.PIPE, text=True, start_new_session=True,
+                              env={**os.environ, "MLFLOW_TRACKING_URI": f"sqlite:///{root}/mlflow.db",
+                                   "PATH": "/usr/bin:/bin"})   # nothing of the venv on PATH before activation
+
+    def ask(records: list[dict]) -> list[dict]:
+        request = urllib.request.Request(f"http://127.0.0.1:{port}/invocations", headers={"Content-Type": "application/json"},
+                                         data=json.dumps({"dataframe_records": records}).encode())
+        return json.loads(urllib.request.urlopen(request, timeout=60).read())["predictions"]
+
+    try:
+        deadline = time.time() + 120
+        while time.time() < deadline:
+            try:
+                urllib.request.urlopen(f"http://127.0.0.1:{port}/ping", timeout=2)
+                break
+            except OSError:
+                assert server.poll() is None, server.stderr.read()[-3000:]
+                time.sleep(0.5)
+        yield ask
+    finally:
+        if server.poll() is None:
+            os.killpg(server.pid, signal.SIGTERM)
+            server.wait(timeout=30)
 
 
 def free_port() -> int:

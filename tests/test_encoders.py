@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import multiprocessing
 import os
+import re
 import shutil
 from pathlib import Path
 
@@ -13,11 +14,11 @@ import numpy as np
 import pytest
 import torch
 
-from conftest import run_cli, write_tone
+from conftest import run_cli, served, write_tone
 from genre.data.cache import build_audio_cache, build_feature_cache
 from genre.data.index import Track
 from genre.features import FrontEnd
-from genre.features.encoders import Encoder, EncoderUnavailable, save_tiny_mert
+from genre.features.encoders import Encoder, EncoderUnavailable, kaldi_fbank, save_tiny_ast, save_tiny_mert
 from genre.models.probe import Probe
 from genre.runtime.errors import ConfigError
 
@@ -37,19 +38,34 @@ def encoder(folder: Path, **settings) -> Encoder:
     return Encoder(**{**TINY, "path": str(folder), **settings})
 
 
-def test_an_encoder_is_a_front_end_whose_windows_are_embedded_each_on_its_own(tiny_mert):
-    enc = encoder(tiny_mert, batch_windows=2)
-    assert isinstance(enc, FrontEnd) and enc.sample_rate == RATE and enc.n_bands == 3 * 16
-    waveform = 0.1 * torch.randn(int(3.5 * RATE), generator=torch.Generator().manual_seed(0))
+TINY_AST = dict(kind="ast", loader="ast", hub_id="MIT/ast-finetuned-audioset-10-10-0.4593", revision="main",
+                sample_rate=16000, window_seconds=1.0, hop_seconds=1.0, layers=3, width=16)
+
+
+@pytest.fixture(scope="module", params=["mert", "ast"])
+def tiny_encoder(request, tmp_path_factory) -> tuple[Path, dict]:
+    """Each encoder's real class with tiny random weights, saved as the hub holds it, and its settings."""
+    folder = tmp_path_factory.mktemp(f"tiny-{request.param}")
+    if request.param == "mert":
+        return save_tiny_mert(folder), TINY
+    return save_tiny_ast(folder), TINY_AST
+
+
+def test_an_encoder_is_a_front_end_whose_windows_are_embedded_each_on_its_own(tiny_encoder):
+    folder, settings = tiny_encoder
+    rate = settings["sample_rate"]
+    enc = Encoder(**settings, path=str(folder), batch_windows=2)
+    assert isinstance(enc, FrontEnd) and enc.sample_rate == rate and enc.n_bands == 3 * 16
+    waveform = 0.1 * torch.randn(int(3.5 * rate), generator=torch.Generator().manual_seed(0))
     out = enc(waveform)
     assert out.shape == (48, 4) == (enc.n_bands, enc.n_frames(len(waveform)))   # 1-s windows, the last padded
     assert torch.isfinite(out).all()
     # each window, in a batch or not, is embedded as that second of audio would be on its own
     for k in range(3):
-        alone = enc(waveform[k * RATE:(k + 1) * RATE])
+        alone = enc(waveform[k * rate:(k + 1) * rate])
         assert alone.shape == (48, 1)
         torch.testing.assert_close(out[:, k], alone[:, 0], atol=1e-5, rtol=1e-4)
-    tail = torch.nn.functional.pad(waveform[3 * RATE:], (0, RATE // 2))
+    tail = torch.nn.functional.pad(waveform[3 * rate:], (0, rate // 2))
     torch.testing.assert_close(out[:, 3], enc(tail)[:, 0], atol=1e-5, rtol=1e-4)
     # a batch of tracks: each row as it would be alone
     torch.testing.assert_close(enc(torch.stack([waveform, waveform.flip(0)]))[0], out, atol=1e-5, rtol=1e-4)
@@ -57,9 +73,46 @@ def test_an_encoder_is_a_front_end_whose_windows_are_embedded_each_on_its_own(ti
     layers = out.reshape(3, 16, 4)
     assert not torch.allclose(layers[0], layers[1]) and not torch.allclose(layers[1], layers[2])
     # an overlap of half a window: windows every 0.5 s
-    overlapping = encoder(tiny_mert, hop_seconds=0.5)
+    overlapping = Encoder(**{**settings, "hop_seconds": 0.5}, path=str(folder))
     assert overlapping(waveform).shape == (48, 7)
     torch.testing.assert_close(overlapping(waveform)[:, 2], out[:, 1], atol=1e-5, rtol=1e-4)
+
+
+def test_ast_hears_the_filter_banks_its_own_feature_extractor_computes():
+    """AST's input, computed in torch for a batch of windows (and so inside the exported model), is what
+    transformers' ASTFeatureExtractor gives through torchaudio's Kaldi filter banks, window by window."""
+    import torchaudio.compliance.kaldi as kaldi
+    from transformers import ASTFeatureExtractor
+
+    windows = 0.1 * torch.randn(3, 16000, generator=torch.Generator().manual_seed(2))
+    ours = kaldi_fbank(windows, 16000, 128)
+    for window, banks in zip(windows, ours, strict=True):
+        torch.testing.assert_close(banks, kaldi.fbank(window[None], sample_frequency=16000, window_type="hanning",
+                                                      num_mel_bins=128), atol=1e-4, rtol=1e-5)
+        extractor = ASTFeatureExtractor(max_length=98)
+        theirs = extractor(window.numpy(), sampling_rate=16000, return_tensors="pt").input_values[0]
+        torch.testing.assert_close((banks - extractor.mean) / (2 * extractor.std), theirs, atol=1e-4, rtol=1e-5)
+
+
+def test_a_deepnorm_mert_scales_its_residuals_and_loads_what_it_saved(tmp_path):
+    from genre.features.mert import DeepNormEncoderLayer, MERTConfig, MERTModel
+
+    config = MERTConfig(hidden_size=16, num_hidden_layers=2, num_attention_heads=2, intermediate_size=32,
+                        conv_dim=(8,) * 7, num_conv_pos_embeddings=16, num_conv_pos_embedding_groups=2,
+                        mask_time_prob=0.0, deepnorm=True, attention_relax=32.0)
+    model = MERTModel(config).eval()
+    assert all(isinstance(layer, DeepNormEncoderLayer) and layer.residual_alpha == pytest.approx(4 ** 0.25)
+               for layer in model.encoder.layers)
+    model.save_pretrained(tmp_path)
+    loaded = MERTModel.from_pretrained(tmp_path).eval()
+    x = 0.1 * torch.randn(2, RATE, generator=torch.Generator().manual_seed(3))
+    with torch.no_grad():
+        torch.testing.assert_close(loaded(x).last_hidden_state, model(x).last_hidden_state)
+        plain = MERTModel(MERTConfig(**{**config.to_dict(), "deepnorm": False})).eval()
+        plain.load_state_dict(model.state_dict())
+        assert not torch.allclose(plain(x).last_hidden_state, model(x).last_hidden_state)
+    with pytest.raises(ConfigError, match="CQT"):
+        MERTModel(MERTConfig(feature_extractor_cqt=True))
 
 
 def test_the_layer_count_and_the_settings_are_checked_before_any_work(tiny_mert):
@@ -98,6 +151,29 @@ def test_the_hub_cache_and_a_local_folder_load_through_one_path(tiny_mert, tmp_p
         Encoder(**{**TINY, "hub_id": "m-a-p/MERT-v1-330M"})
 
 
+def test_mert_checkpoints_as_released_load_and_wrong_or_incomplete_weights_are_refused(tiny_mert, tmp_path):
+    """MERT's released checkpoints name the positional convolution's weight norm ``weight_g``/``weight_v`` (torch's
+    old ``weight_norm``): they load into the same numbers. Another model's folder, or weights that lack a tensor
+    (transformers would start it at random and only warn), are refused by name."""
+    from safetensors.torch import load_file, save_file
+
+    waveform = 0.1 * torch.randn(RATE, generator=torch.Generator().manual_seed(4))
+    expected = encoder(tiny_mert)(waveform)
+    released = shutil.copytree(tiny_mert, tmp_path / "released")
+    tensors = load_file(released / "model.safetensors")
+    renamed = {k.replace("parametrizations.weight.original0", "weight_g")
+                .replace("parametrizations.weight.original1", "weight_v"): v for k, v in tensors.items()}
+    assert set(renamed) != set(tensors)
+    save_file(renamed, released / "model.safetensors", metadata={"format": "pt"})
+    torch.testing.assert_close(encoder(released)(waveform), expected)
+    with pytest.raises(EncoderUnavailable, match="holds a 'mert_model' model, not audio-spectrogram-transformer"):
+        Encoder(**TINY_AST, path=str(tiny_mert))
+    del tensors[sorted(tensors)[3]]
+    save_file(tensors, released / "model.safetensors", metadata={"format": "pt"})
+    with pytest.raises(EncoderUnavailable, match="lack 1 of the model's tensors"):
+        encoder(released)
+
+
 def test_a_missing_model_stops_the_run_at_once_with_the_command_that_downloads_it(tmp_path):
     out = run_cli("train.py", "features=mert_v1_95m", "model=probe", f"paths.root_dir={tmp_path}",
                   env={"HF_HUB_CACHE": str(tmp_path / "empty-hub"), "HF_HUB_OFFLINE": "1"}, timeout=120)
@@ -130,9 +206,9 @@ def tracks(folder: Path, n: int = 4) -> list[Track]:
 
 
 def counting(tiny_mert, fail_after=None, **settings) -> Encoder:
-    from genre.features.encoders import load_mert
+    from genre.features.encoders import MERTWindows
 
-    return Encoder(**{**TINY, **settings}, model=CountingEncoder(load_mert(tiny_mert), fail_after))
+    return Encoder(**{**TINY, **settings}, model=CountingEncoder(MERTWindows.from_folder(tiny_mert, 3).model, fail_after))
 
 
 def test_embeddings_are_computed_once_and_keyed_by_everything_that_decides_them(tiny_mert, tmp_path):
@@ -206,12 +282,13 @@ def test_a_probe_picks_layers_pools_the_clip_and_refuses_a_spectrogram():
         Probe((12, 6), 10, n_layers=3, layer=5)
 
 
-def probe_settings(tiny_mert: Path) -> list[str]:
+def probe_settings(tiny_mert: Path, model: str = "probe") -> list[str]:
     from conftest import tiny_overrides
 
     return [*tiny_overrides("features.n_mels", "model.channels", "model.hidden", **{"trainer.max_epochs": 8}),
-            "features=mert_v1_95m", "model=probe", f"encoder.path={tiny_mert}", "encoder.layers=3", "encoder.width=16",
-            "encoder.window_seconds=1", "encoder.hop_seconds=1", "model.hidden=32", "optimizer.lr=0.01"]
+            "features=mert_v1_95m", f"model={model}", f"encoder.path={tiny_mert}", "encoder.layers=3",
+            "encoder.width=16", "encoder.window_seconds=1", "encoder.hop_seconds=1",
+            *(["model.hidden=32", "optimizer.lr=0.01"] if model == "probe" else [])]
 
 
 STANDALONE = """
@@ -264,3 +341,26 @@ def test_a_probe_run_finishes_with_a_cnn_runs_artifacts_and_a_model_that_takes_a
     [row] = json.loads(standalone.stdout.strip().splitlines()[-1])
     for genre, score in ranking.items():   # the logged model, its encoder inside, says what evaluate.py says
         assert row[genre] == pytest.approx(score, abs=1e-5), genre
+    with served(tmp_path, run.info.run_id, tmp_path) as ask:   # and so does it served
+        import soundfile as sf
+
+        [answer] = ask([{"waveform": sf.read(str(song), dtype="float32")[0].tolist()}])
+    for genre, score in ranking.items():
+        assert answer[genre] == pytest.approx(score, abs=1e-5), genre
+
+    # evaluate.py: another corpus, the tracks like a song
+    other = run_cli("evaluate.py", f"run_id={run.info.run_id}", f"paths.root_dir={tmp_path}", "dataset=synthetic",
+                    "dataset.timbres=b", "split=test")
+    assert other.returncode == 0, other.stderr[-3000:]
+    assert "evaluate/synthetic/test/track_acc" in client.get_run(run.info.run_id).data.metrics
+    like = run_cli("evaluate.py", f"run_id={run.info.run_id}", f"paths.root_dir={tmp_path}", f"audio={song}", "similar=2")
+    assert like.returncode == 0, like.stderr[-3000:]
+    assert len(re.findall(r"^\s+[\d.]+\s+\w+\s+\w+\.\d+\s+\((train|val|test)\)$", like.stdout + like.stderr,
+                          re.MULTILINE)) == 2
+
+    # a scikit-learn baseline on the same embeddings: read from the cache, the encoder never runs again
+    baseline = run_cli("train.py", f"paths.root_dir={tmp_path}", *probe_settings(tiny_mert, model="svm"))
+    assert baseline.returncode == 0, baseline.stderr[-3000:]
+    assert re.search(r"feature cache: \d+ tracks computed", out.stdout + out.stderr)
+    assert not re.search(r"feature cache: \d+ tracks computed", baseline.stdout + baseline.stderr)   # it was there
+    assert {r.data.tags["model"] for r in client.search_runs(["1"])} == {"probe", "svm"}

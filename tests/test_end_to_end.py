@@ -242,54 +242,26 @@ def test_console_says_what_happened_and_nothing_else(trained):
 
 
 def test_mlflow_models_serve_answers_a_request_with_a_waveform(trained, tmp_path):
-    import signal
-    import time
     import urllib.error
     import urllib.request
 
     import soundfile as sf
 
-    from conftest import free_port
+    from conftest import served
 
     root, cfg, metrics, _ = trained
-    port = free_port()
-    # as the README writes it: the venv activated (MLflow starts uvicorn from PATH), then mlflow models serve
-    activate = Path(sys.executable).parent / "activate"
-    command = f". {activate} && mlflow models serve -m runs:/{metrics['run_id']}/model -p {port} --env-manager local"
-    server = subprocess.Popen(["bash", "-c", command], cwd=tmp_path, stdout=subprocess.DEVNULL,
-                              stderr=subprocess.PIPE, text=True, start_new_session=True,
-                              env={**os.environ, "MLFLOW_TRACKING_URI": f"sqlite:///{root}/mlflow.db",
-                                   "PATH": "/usr/bin:/bin"})   # nothing of the venv on PATH before activation
-    try:
-        deadline = time.time() + 120
-        while time.time() < deadline:
-            try:
-                urllib.request.urlopen(f"http://127.0.0.1:{port}/ping", timeout=2)
-                break
-            except OSError:
-                assert server.poll() is None, server.stderr.read()[-3000:]
-                time.sleep(0.5)
+    with served(root, metrics["run_id"], tmp_path) as ask:
         song = write_tone(tmp_path / "song.wav", 4.0, sample_rate=cfg.features.sample_rate, frequency=440.0)
         waveform, _ = sf.read(str(song), dtype="float32")
-        body = json.dumps({"dataframe_records": [{"waveform": waveform.tolist()}]}).encode()
-        request = urllib.request.Request(f"http://127.0.0.1:{port}/invocations", data=body,
-                                         headers={"Content-Type": "application/json"})
-        [answer] = json.loads(urllib.request.urlopen(request, timeout=60).read())["predictions"]
+        [answer] = ask([{"waveform": waveform.tolist()}])
         # what is not music gets a 4xx naming the problem, and the server stays up
         for bad, reason in (([], "empty audio"), ([1e30] * 4000, "far beyond full scale"),
                             ([0.0] * 4000, "silent")):
-            refused = urllib.request.Request(
-                f"http://127.0.0.1:{port}/invocations", headers={"Content-Type": "application/json"},
-                data=json.dumps({"dataframe_records": [{"waveform": bad}]}).encode())
             with pytest.raises(urllib.error.HTTPError) as error:
-                urllib.request.urlopen(refused, timeout=60)
+                ask([{"waveform": bad}])
             assert error.value.code == 400 and reason in error.value.read().decode(), reason
-        [again] = json.loads(urllib.request.urlopen(request, timeout=60).read())["predictions"]
+        [again] = ask([{"waveform": waveform.tolist()}])
         assert again == answer
-    finally:
-        if server.poll() is None:
-            os.killpg(server.pid, signal.SIGTERM)
-            server.wait(timeout=30)
     ranking = dict(classify_file(load_classifier(metrics["best_checkpoint"]), song))
     assert answer["genre"] == max(ranking, key=ranking.get)
     for genre in GENRES:

@@ -178,16 +178,20 @@ def test_every_network_front_end_and_dataset_option_meets_its_contract(tmp_path)
 
     from genre import CONFIG_DIR
     from genre.features import FrontEnd
-    from genre.features.encoders import save_tiny_mert
+    from genre.features.encoders import EMBEDDERS, save_tiny_ast, save_tiny_mert
     from genre.models import Network
     from genre.runtime.targets import build_network
 
     # a pretrained encoder's option loads its real class, here with tiny random weights saved as the hub has them
-    tiny = [f"encoder.path={save_tiny_mert(tmp_path / 'mert')}", "encoder.layers=3", "encoder.width=16"]
+    tiny = {"mert": save_tiny_mert(tmp_path / "mert"), "ast": save_tiny_ast(tmp_path / "ast")}
+    assert set(tiny) == set(EMBEDDERS)
     for option in sorted(p.stem for p in (CONFIG_DIR / "features").glob("*.yaml")):
         cfg = compose_config("train", [f"features={option}"])
-        frontend = build_frontend(compose_config("train", [f"features={option}", *tiny]).features
-                                  if "encoder" in cfg else cfg.features)
+        if "encoder" in cfg:
+            cfg = compose_config("train", [f"features={option}", f"encoder.path={tiny[cfg.encoder.loader]}",
+                                           "encoder.layers=3", "encoder.width=16", "encoder.window_seconds=1",
+                                           "encoder.hop_seconds=1"])
+        frontend = build_frontend(cfg.features)
         assert isinstance(frontend, FrontEnd), option
         features = frontend(torch.zeros(2, frontend.sample_rate) + 0.01 * torch.randn(2, frontend.sample_rate))
         assert features.shape == (2, frontend.n_bands, frontend.n_frames(frontend.sample_rate)), option

@@ -74,40 +74,123 @@ def resolve_weights(name: str, hub_id: str, revision: str, path: str | None) -> 
     return folder, folder.name   # snapshots/<commit>: the commit the revision resolved to
 
 
-def load_mert(folder: Path) -> nn.Module:
-    """MERT v1 from a folder, into :class:`genre.features.mert.MERTModel` (never the hub's own code)."""
+def load_pretrained(model_class, folder: Path, model_types: tuple[str, ...], config=None) -> nn.Module:
+    """``model_class.from_pretrained(folder)``, refusing what transformers would only warn about: a folder of
+    another kind of model (its config is read as this one's) or weights that lack some of the model's tensors
+    (those would start at random, and every embedding with them)."""
+    import json
+
     import transformers
 
-    from genre.features.mert import MERTConfig, MERTModel
-
     transformers.utils.logging.disable_progress_bar()   # a bar per load of a few files: the run says what it loads
-    return MERTModel.from_pretrained(folder, config=MERTConfig.from_pretrained(folder))
+    model_type = json.loads((folder / "config.json").read_text()).get("model_type")
+    if model_type not in model_types:
+        raise EncoderUnavailable(f"{folder} holds a {model_type!r} model, not {' or '.join(model_types)}: "
+                                 f"encoder.path names another model's weights")
+    verbosity = transformers.utils.logging.get_verbosity()
+    transformers.utils.logging.set_verbosity_error()   # what it would warn of is refused below, by name
+    try:
+        model, info = model_class.from_pretrained(folder, config=config, output_loading_info=True)
+    finally:
+        transformers.utils.logging.set_verbosity(verbosity)
+    if info["missing_keys"]:
+        missing = sorted(info["missing_keys"])
+        raise EncoderUnavailable(f"the weights in {folder} lack {len(missing)} of the model's tensors ({missing[0]}, "
+                                 f"...): they are incomplete or another model's; download them again")
+    return model
 
 
-LOADERS = {"mert": load_mert}
+def _standardised(windows: torch.Tensor) -> torch.Tensor:
+    """Each window at zero mean and unit variance (``Wav2Vec2FeatureExtractor(do_normalize=True)``)."""
+    mean = windows.mean(-1, keepdim=True)
+    var = windows.var(-1, keepdim=True, unbiased=False)
+    return (windows - mean) / torch.sqrt(var + 1e-7)
 
 
-class HiddenStateWindows(nn.Module):
-    """Windows ``(n, window_samples)`` -> every hidden state of a HuBERT-like encoder averaged over the
-    window's time, ``(n, n_layers * width)`` (layer-major). Each window is standardised first (zero mean,
-    unit variance: what MERT's ``Wav2Vec2FeatureExtractor(do_normalize=True)`` does to its input)."""
+class MERTWindows(nn.Module):
+    """Windows ``(n, window_samples)`` at 24 kHz -> MERT's every hidden state averaged over the window's time,
+    ``(n, n_layers * width)`` (layer-major). Each window is standardised first, as MERT's own feature extractor
+    (``Wav2Vec2FeatureExtractor``, ``do_normalize=True``) does."""
 
-    def __init__(self, model: nn.Module, n_layers: int, normalize: bool = True):
+    def __init__(self, model: nn.Module, n_layers: int):
         super().__init__()
         self.model = model
         self.n_layers = n_layers
-        self.normalize = normalize
+
+    @classmethod
+    def from_folder(cls, folder: Path, n_layers: int) -> "MERTWindows":
+        """MERT v1 from a folder, into :class:`genre.features.mert.MERTModel` (never the hub's own code)."""
+        from genre.features.mert import MERTConfig, MERTModel
+
+        return cls(load_pretrained(MERTModel, folder, ("mert_model",), MERTConfig.from_pretrained(folder)), n_layers)
 
     def forward(self, windows: torch.Tensor) -> torch.Tensor:
-        if self.normalize:
-            mean = windows.mean(-1, keepdim=True)
-            var = windows.var(-1, keepdim=True, unbiased=False)
-            windows = (windows - mean) / torch.sqrt(var + 1e-7)
-        hidden = self.model(windows, output_hidden_states=True, return_dict=True).hidden_states
-        if len(hidden) != self.n_layers:
-            raise ConfigError(f"the encoder gives {len(hidden)} hidden states, its config says "
-                              f"encoder.layers={self.n_layers}")
-        return torch.cat([h.mean(1) for h in hidden], dim=-1)
+        hidden = self.model(_standardised(windows), output_hidden_states=True, return_dict=True).hidden_states
+        return _layers_side_by_side(hidden, self.n_layers, skip=0)
+
+
+def _layers_side_by_side(hidden: tuple[torch.Tensor, ...], n_layers: int, skip: int) -> torch.Tensor:
+    """Every hidden state ``(n, tokens, width)`` averaged over its tokens past the first ``skip``, side by side."""
+    if len(hidden) != n_layers:
+        raise ConfigError(f"the encoder gives {len(hidden)} hidden states, its config says encoder.layers={n_layers}")
+    return torch.cat([h[:, skip:].mean(1) for h in hidden], dim=-1)
+
+
+def kaldi_fbank(windows: torch.Tensor, sample_rate: int, n_mels: int) -> torch.Tensor:
+    """Log mel filter banks of each window ``(n, samples)`` -> ``(n, frames, n_mels)``, as
+    ``torchaudio.compliance.kaldi.fbank(window, sample_frequency=rate, window_type="hanning", num_mel_bins=n_mels)``
+    computes them one window at a time (what AST's feature extractor calls; tested to agree), for a batch at once
+    and in a form ``torch.export`` takes: 25-ms frames every 10 ms, DC offset removed, pre-emphasis 0.97, a Hann
+    window, a 512-point power spectrum, Kaldi's mel banks from 20 Hz to Nyquist, natural log floored at float eps."""
+    from torchaudio.compliance.kaldi import get_mel_banks
+
+    length, shift = int(sample_rate * 0.025), int(sample_rate * 0.010)
+    n_fft = 1 << (length - 1).bit_length()
+    frames = windows.unfold(-1, length, shift)
+    frames = frames - frames.mean(-1, keepdim=True)
+    frames = frames - 0.97 * torch.cat([frames[..., :1], frames[..., :-1]], dim=-1)
+    frames = frames * torch.hann_window(length, periodic=False, dtype=frames.dtype, device=frames.device)
+    power = torch.fft.rfft(frames, n=n_fft).abs() ** 2
+    banks, _ = get_mel_banks(n_mels, n_fft, float(sample_rate), 20.0, 0.0, 100.0, -500.0, 1.0)
+    banks = torch.nn.functional.pad(banks, (0, 1)).to(frames.dtype).to(frames.device)   # (n_mels, n_fft // 2 + 1)
+    return torch.log(torch.clamp(power @ banks.T, min=torch.finfo(frames.dtype).eps))
+
+
+class ASTWindows(nn.Module):
+    """Windows ``(n, window_samples)`` at 16 kHz -> the Audio Spectrogram Transformer's every hidden state averaged
+    over its patch tokens (the CLS and distillation tokens left out), ``(n, n_layers * width)``. The input is
+    AST's: Kaldi filter banks (:func:`kaldi_fbank`), zero-padded or cut to the model's ``max_length`` frames,
+    standardised with its training statistics (``(x - mean) / (2 std)``; AudioSet's unless the folder's
+    ``preprocessor_config.json`` says otherwise)."""
+
+    def __init__(self, model: nn.Module, n_layers: int, mean: float = -4.2677393, std: float = 4.5689974,
+                 sample_rate: int = 16000):
+        super().__init__()
+        self.model, self.n_layers = model, n_layers
+        self.mean, self.std, self.sample_rate = float(mean), float(std), int(sample_rate)
+
+    @classmethod
+    def from_folder(cls, folder: Path, n_layers: int) -> "ASTWindows":
+        import json
+
+        from transformers import ASTModel
+
+        processor = folder / "preprocessor_config.json"
+        settings = json.loads(processor.read_text()) if processor.is_file() else {}
+        return cls(load_pretrained(ASTModel, folder, ("audio-spectrogram-transformer",)), n_layers,
+                   **{k: settings[k] for k in ("mean", "std") if k in settings},
+                   sample_rate=settings.get("sampling_rate", 16000))
+
+    def forward(self, windows: torch.Tensor) -> torch.Tensor:
+        config = self.model.config
+        fbank = kaldi_fbank(windows, self.sample_rate, config.num_mel_bins)
+        fbank = torch.nn.functional.pad(fbank, (0, 0, 0, max(0, config.max_length - fbank.shape[1])))
+        fbank = (fbank[:, :config.max_length] - self.mean) / (2 * self.std)
+        hidden = self.model(fbank, output_hidden_states=True, return_dict=True).hidden_states
+        return _layers_side_by_side(hidden, self.n_layers, skip=2)
+
+
+EMBEDDERS = {"mert": MERTWindows, "ast": ASTWindows}
 
 
 class Encoder(nn.Module):
@@ -116,7 +199,7 @@ class Encoder(nn.Module):
 
     Args:
         kind: the encoder's name (``mert_v1_95m``): what runs are tagged with (``features``).
-        loader: a key of :data:`LOADERS` (``mert``).
+        loader: a key of :data:`EMBEDDERS` (``mert``, ``ast``): how the weights load and what a window becomes.
         hub_id, revision: where the weights come from on the Hugging Face hub.
         path: a local folder with ``config.json`` and the weights instead of the hub cache.
         sample_rate: the encoder's rate, Hz (audio is resampled to it when decoded).
@@ -136,8 +219,8 @@ class Encoder(nn.Module):
         if other:   # a spectrogram's setting (debug=tiny sets features.n_mels) means nothing to an encoder
             raise ConfigError(f"{', '.join(f'features.{k}' for k in sorted(other))}: not a setting of the encoder "
                               f"front end features={kind}; drop it (~features.{sorted(other)[0]}) or set encoder.*")
-        if loader not in LOADERS:
-            raise ConfigError(f"encoder.loader={loader!r}: choose one of {sorted(LOADERS)}")
+        if loader not in EMBEDDERS:
+            raise ConfigError(f"encoder.loader={loader!r}: choose one of {sorted(EMBEDDERS)}")
         if trainable not in TRAINABLE:
             raise ConfigError(f"encoder.trainable={trainable!r}: fine-tuning an encoder (top:N, true) is not built "
                               f"yet; use encoder.trainable=false (a probe on cached embeddings)")
@@ -155,11 +238,11 @@ class Encoder(nn.Module):
         self.batch_windows = int(batch_windows)
         if model is None:
             folder, weights = resolve_weights(kind, hub_id, revision, path)
-            model = LOADERS[loader](folder)
+            self.windows = EMBEDDERS[loader].from_folder(folder, self.n_layers)
         else:
             weights = "given"
-        model.eval().requires_grad_(False)
-        self.windows = HiddenStateWindows(model, self.n_layers)
+            self.windows = EMBEDDERS[loader](model, self.n_layers)
+        self.windows.eval().requires_grad_(False)
         self._settings = dict(kind=kind, loader=loader, hub_id=hub_id, revision=revision,
                               weights=weights, sample_rate=self.sample_rate, window_seconds=float(window_seconds),
                               hop_seconds=float(hop_seconds), window_ms=1000.0 * window_seconds, layers=self.n_layers,
@@ -167,7 +250,7 @@ class Encoder(nn.Module):
 
     def train(self, mode: bool = True):
         super().train(mode)
-        self.windows.model.eval()   # frozen: no dropout, whatever Lightning asks of the module around it
+        self.windows.eval()   # frozen: no dropout, whatever Lightning asks of the module around it
         return self
 
     def n_frames(self, n_samples: int) -> int:
@@ -198,4 +281,19 @@ def save_tiny_mert(folder: str | Path, layers: int = 2, width: int = 16, seed: i
     model = MERTModel(config)
     folder = Path(folder)
     model.save_pretrained(folder)
+    return folder
+
+
+def save_tiny_ast(folder: str | Path, layers: int = 2, width: int = 16, window_seconds: float = 1.0,
+                  seed: int = 0) -> Path:
+    """An Audio Spectrogram Transformer of random weights and the real class for ``window_seconds`` windows at
+    16 kHz, saved as the hub holds it: ``layers`` transformer layers (``layers + 1`` hidden states)."""
+    from transformers import ASTConfig, ASTModel
+
+    torch.manual_seed(seed)
+    frames = 1 + (int(16000 * window_seconds) - 400) // 160
+    config = ASTConfig(hidden_size=width, num_hidden_layers=layers, num_attention_heads=2, intermediate_size=2 * width,
+                       max_length=frames, num_mel_bins=128, patch_size=16, frequency_stride=10, time_stride=10)
+    folder = Path(folder)
+    ASTModel(config).save_pretrained(folder)
     return folder
