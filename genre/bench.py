@@ -346,6 +346,65 @@ def figure_clip_paths(features_cache, n_frames: int, clip_frames: int, device: s
     return results
 
 
+def _encoder_models(device: torch.device) -> dict:
+    """The encoders figure 10 times: tiny random instances of MERT's, AST's and CLAP's real classes, and MERT-95M at its
+    real size with random weights (speed does not depend on the weights; on a CPU over 4 tracks only); on a GPU
+    MERT-330M at its real size too."""
+    from transformers import ASTConfig, ASTModel, ClapAudioConfig, ClapAudioModelWithProjection
+
+    from genre.features.mert import MERTConfig, MERTModel
+
+    def mert(**config):
+        return MERTModel(MERTConfig(mask_time_prob=0.0, **config))
+
+    tiny = dict(hidden_size=16, num_hidden_layers=2, num_attention_heads=2, intermediate_size=32,
+                conv_dim=(8,) * 7, num_conv_pos_embeddings=16, num_conv_pos_embedding_groups=2)
+    models = {"tiny_mert": ("mert", 24000, 5.0, mert(**tiny), 3, 16),
+              "tiny_ast": ("ast", 16000, 10.24, ASTModel(ASTConfig(hidden_size=16, num_hidden_layers=2,
+                                                                   num_attention_heads=2, intermediate_size=32)), 3, 16),
+              "tiny_clap": ("clap", 48000, 10.0, ClapAudioModelWithProjection(ClapAudioConfig(
+                  depths=[1, 1], num_attention_heads=[2, 2], patch_embeds_hidden_size=8, hidden_size=16,
+                  projection_dim=16, num_hidden_layers=2)), 1, 16)}
+    models["mert_v1_95m_size"] = ("mert", 24000, 5.0, mert(), 13, 768)   # on a CPU: over 4 tracks
+    if device.type == "cuda":
+        models["mert_v1_330m_size"] = ("mert", 24000, 5.0, mert(hidden_size=1024, num_hidden_layers=24,
+                                                                 num_attention_heads=16, intermediate_size=4096), 25, 1024)
+    return models
+
+
+def figure_encoders(tracks, work: Path, seconds: float, epochs: int = 3) -> dict:
+    """10. Pretrained encoders: embedding a corpus into the cache (tracks per second, and the real-time factor:
+    seconds of audio per second of compute), the cache's size per track, and one probe epoch read from the cache
+    against one that would run the encoder on every step as MARBLE v2 does (the encoder's time for the same
+    tracks): the ratio is what the cache saves each epoch."""
+    from genre.features.encoders import Encoder
+    from genre.models.probe import Probe
+
+    device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    results: dict = {"device": torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu",
+                     "tracks": len(tracks), "track_seconds": seconds}
+    for name, (loader, rate, window, model, layers, width) in _encoder_models(device).items():
+        some = tracks[:4] if name.endswith("_size") and device.type == "cpu" else tracks
+        audio = build_audio_cache(some, rate, int(seconds * rate), work / "encoder_cache")
+        encoder = Encoder(name, loader, "random", "none", rate, window, window, layers, width, model=model)
+        embed_s, built = _timed(build_feature_cache, audio, encoder, work / "encoder_cache")
+        n_tracks = len(built.track_ids)
+        rows = list(range(n_tracks))
+        labels = [i % 10 for i in rows]
+        resident = ResidentRows(str(built.path), rows, labels, np.arange(n_tracks), device)
+        n_windows = encoder.n_frames(int(seconds * rate))
+        clips = ResidentClips(resident, lambda n=n_tracks: train_plan(np.arange(n), 1, 0, seed=0, epoch=0), n_tracks, 32,
+                              n_windows, evaluation=False)
+        probe = Probe((layers * width, n_windows), 10, n_layers=layers, layer="weighted").to(device)
+        optimizer = torch.optim.Adam(probe.parameters(), lr=1e-3)
+        epoch_s = min(_timed_steps(probe, clips, optimizer, device)[0] for _ in range(epochs))
+        results.update({f"{name}_tracks": n_tracks, f"{name}_tracks_per_s": n_tracks / embed_s, f"{name}_real_time_factor": n_tracks * seconds / embed_s,
+                        f"{name}_cache_kb_per_track": built.path.stat().st_size / n_tracks / 1e3,
+                        f"{name}_probe_epoch_s": epoch_s,
+                        f"{name}_cache_saves_per_epoch": (embed_s + epoch_s) / epoch_s})
+    return results
+
+
 def run(tracks_per_genre: int, seconds: float, n_clips: int, main_command: bool, memory: bool,
         smoke: bool = False, cache_tracks: int = 1000, paths_tracks: int = 1000) -> dict:
     with tempfile.TemporaryDirectory(prefix="genre-bench-") as tmp:
@@ -375,6 +434,7 @@ def run(tracks_per_genre: int, seconds: float, n_clips: int, main_command: bool,
                                                                         "cuda", paths_tracks, model)
         figures["8_cpu_clip_paths"] = figure_clip_paths(features_cache, n_frames, clip_frames, "cpu", paths_tracks)
         figures["9_command_line"] = figure_command_line(work)
+        figures["10_encoders"] = figure_encoders(tracks, work, seconds)
     return {"machine": {"cpus": os.cpu_count(), "platform": platform.platform(), "python": platform.python_version(),
                         "torch": torch.__version__, "torch_threads": torch.get_num_threads(),
                         "gpu": torch.cuda.get_device_name() if torch.cuda.is_available() else None},

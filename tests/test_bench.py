@@ -18,6 +18,9 @@ FIGURES = {
                          "resident_speedup"},
     "9_command_line": {"bare_import_s", "refusal_s", "train_exit_after_last_line_s", "evaluate_audio_s", "evaluate_over_bare_import",
                        "checkpoint_answer_30s_song_s", "pyfunc_load_s", "pyfunc_answer_30s_song_s"},
+    "10_encoders": {f"{encoder}_{key}" for encoder in ("tiny_mert", "tiny_ast", "tiny_clap", "mert_v1_95m_size")
+                    for key in ("tracks_per_s", "real_time_factor", "cache_kb_per_track", "probe_epoch_s",
+                                "cache_saves_per_epoch")},
 }
 
 

@@ -18,7 +18,14 @@ from conftest import run_cli, served, write_tone
 from genre.data.cache import build_audio_cache, build_feature_cache
 from genre.data.index import Track
 from genre.features import FrontEnd
-from genre.features.encoders import Encoder, EncoderUnavailable, kaldi_fbank, save_tiny_ast, save_tiny_mert
+from genre.features.encoders import (
+    Encoder,
+    EncoderUnavailable,
+    kaldi_fbank,
+    save_tiny_ast,
+    save_tiny_clap,
+    save_tiny_mert,
+)
 from genre.models.probe import Probe
 from genre.runtime.errors import ConfigError
 
@@ -42,40 +49,66 @@ TINY_AST = dict(kind="ast", loader="ast", hub_id="MIT/ast-finetuned-audioset-10-
                 sample_rate=16000, window_seconds=1.0, hop_seconds=1.0, layers=3, width=16)
 
 
-@pytest.fixture(scope="module", params=["mert", "ast"])
+TINY_CLAP = dict(kind="clap_music", loader="clap", hub_id="laion/larger_clap_music", revision="main",
+                 sample_rate=48000, window_seconds=10.0, hop_seconds=10.0, layers=1, width=16)
+
+
+@pytest.fixture(scope="module", params=["mert", "ast", "clap"])
 def tiny_encoder(request, tmp_path_factory) -> tuple[Path, dict]:
     """Each encoder's real class with tiny random weights, saved as the hub holds it, and its settings."""
     folder = tmp_path_factory.mktemp(f"tiny-{request.param}")
-    if request.param == "mert":
-        return save_tiny_mert(folder), TINY
-    return save_tiny_ast(folder), TINY_AST
+    save, settings = {"mert": (save_tiny_mert, TINY), "ast": (save_tiny_ast, TINY_AST),
+                      "clap": (save_tiny_clap, TINY_CLAP)}[request.param]
+    return save(folder), settings
 
 
 def test_an_encoder_is_a_front_end_whose_windows_are_embedded_each_on_its_own(tiny_encoder):
     folder, settings = tiny_encoder
-    rate = settings["sample_rate"]
+    rate, layers, width = settings["sample_rate"], settings["layers"], settings["width"]
+    window = int(settings["window_seconds"] * rate)
     enc = Encoder(**settings, path=str(folder), batch_windows=2)
-    assert isinstance(enc, FrontEnd) and enc.sample_rate == rate and enc.n_bands == 3 * 16
-    waveform = 0.1 * torch.randn(int(3.5 * rate), generator=torch.Generator().manual_seed(0))
+    assert isinstance(enc, FrontEnd) and enc.sample_rate == rate and enc.n_bands == layers * width
+    waveform = 0.1 * torch.randn(int(3.5 * window), generator=torch.Generator().manual_seed(0))
     out = enc(waveform)
-    assert out.shape == (48, 4) == (enc.n_bands, enc.n_frames(len(waveform)))   # 1-s windows, the last padded
+    assert out.shape == (layers * width, 4) == (enc.n_bands, enc.n_frames(len(waveform)))   # the last window padded
     assert torch.isfinite(out).all()
-    # each window, in a batch or not, is embedded as that second of audio would be on its own
+    # each window, in a batch or not, is embedded as that window of audio would be on its own
     for k in range(3):
-        alone = enc(waveform[k * rate:(k + 1) * rate])
-        assert alone.shape == (48, 1)
+        alone = enc(waveform[k * window:(k + 1) * window])
+        assert alone.shape == (layers * width, 1)
         torch.testing.assert_close(out[:, k], alone[:, 0], atol=1e-5, rtol=1e-4)
-    tail = torch.nn.functional.pad(waveform[3 * rate:], (0, rate // 2))
+    tail = torch.nn.functional.pad(waveform[3 * window:], (0, window // 2))
     torch.testing.assert_close(out[:, 3], enc(tail)[:, 0], atol=1e-5, rtol=1e-4)
     # a batch of tracks: each row as it would be alone
     torch.testing.assert_close(enc(torch.stack([waveform, waveform.flip(0)]))[0], out, atol=1e-5, rtol=1e-4)
     # the layers are the hidden states, one after another: not copies of one another
-    layers = out.reshape(3, 16, 4)
-    assert not torch.allclose(layers[0], layers[1]) and not torch.allclose(layers[1], layers[2])
-    # an overlap of half a window: windows every 0.5 s
-    overlapping = Encoder(**{**settings, "hop_seconds": 0.5}, path=str(folder))
-    assert overlapping(waveform).shape == (48, 7)
+    by_layer = out.reshape(layers, width, 4)
+    assert all(not torch.allclose(by_layer[i], by_layer[i + 1]) for i in range(layers - 1))
+    # an overlap of half a window: a window every half window
+    overlapping = Encoder(**{**settings, "hop_seconds": settings["window_seconds"] / 2}, path=str(folder))
+    assert overlapping(waveform).shape == (layers * width, 7)
     torch.testing.assert_close(overlapping(waveform)[:, 2], out[:, 1], atol=1e-5, rtol=1e-4)
+
+
+@pytest.mark.parametrize("fusion", [False, True])
+def test_clap_embeds_a_window_as_transformers_clap_does(tmp_path, fusion):
+    """CLAP's log-mel computed in torch and the audio tower loaded alone from a whole CLAP checkpoint give what
+    ClapFeatureExtractor and ClapModel.get_audio_features give; a fused checkpoint too (its global branch: a
+    window is never longer than CLAP's 10 s)."""
+    import transformers
+    from transformers import ClapFeatureExtractor, ClapModel
+
+    folder = save_tiny_clap(tmp_path / "clap", fusion=fusion)
+    windows = 0.1 * torch.randn(2, 480000, generator=torch.Generator().manual_seed(5))
+    ours = Encoder(**TINY_CLAP, path=str(folder)).windows(windows)
+    inputs = ClapFeatureExtractor.from_pretrained(folder)(list(windows.numpy()), sampling_rate=48000,
+                                                          return_tensors="pt")
+    transformers.utils.logging.set_verbosity_error()
+    with torch.no_grad():
+        theirs = ClapModel.from_pretrained(folder).eval().get_audio_features(
+            input_features=inputs.input_features, is_longer=torch.zeros(2, 1, dtype=torch.bool)).pooler_output
+    torch.testing.assert_close(ours, theirs, atol=1e-5, rtol=1e-4)
+    assert torch.linalg.vector_norm(ours, dim=-1).allclose(torch.ones(2))
 
 
 def test_ast_hears_the_filter_banks_its_own_feature_extractor_computes():

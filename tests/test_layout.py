@@ -178,19 +178,20 @@ def test_every_network_front_end_and_dataset_option_meets_its_contract(tmp_path)
 
     from genre import CONFIG_DIR
     from genre.features import FrontEnd
-    from genre.features.encoders import EMBEDDERS, save_tiny_ast, save_tiny_mert
+    from genre.features.encoders import EMBEDDERS, save_tiny_ast, save_tiny_clap, save_tiny_mert
     from genre.models import Network
     from genre.runtime.targets import build_network
 
     # a pretrained encoder's option loads its real class, here with tiny random weights saved as the hub has them
-    tiny = {"mert": save_tiny_mert(tmp_path / "mert"), "ast": save_tiny_ast(tmp_path / "ast")}
+    tiny = {"mert": save_tiny_mert(tmp_path / "mert"), "ast": save_tiny_ast(tmp_path / "ast"),
+            "clap": save_tiny_clap(tmp_path / "clap")}
     assert set(tiny) == set(EMBEDDERS)
     for option in sorted(p.stem for p in (CONFIG_DIR / "features").glob("*.yaml")):
         cfg = compose_config("train", [f"features={option}"])
         if "encoder" in cfg:
-            cfg = compose_config("train", [f"features={option}", f"encoder.path={tiny[cfg.encoder.loader]}",
-                                           "encoder.layers=3", "encoder.width=16", "encoder.window_seconds=1",
-                                           "encoder.hop_seconds=1"])
+            small = ["encoder.width=16", *(["encoder.layers=3", "encoder.window_seconds=1", "encoder.hop_seconds=1"]
+                                           if cfg.encoder.loader != "clap" else [])]   # CLAP: its own 10-s window
+            cfg = compose_config("train", [f"features={option}", f"encoder.path={tiny[cfg.encoder.loader]}", *small])
         frontend = build_frontend(cfg.features)
         assert isinstance(frontend, FrontEnd), option
         features = frontend(torch.zeros(2, frontend.sample_rate) + 0.01 * torch.randn(2, frontend.sample_rate))

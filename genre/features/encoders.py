@@ -190,7 +190,60 @@ class ASTWindows(nn.Module):
         return _layers_side_by_side(hidden, self.n_layers, skip=2)
 
 
-EMBEDDERS = {"mert": MERTWindows, "ast": ASTWindows}
+class CLAPWindows(nn.Module):
+    """Windows ``(n, window_samples)`` at 48 kHz -> CLAP's audio embedding (the audio tower's pooled output through
+    its projection, L2-normalised: the space CLAP shares with text), ``(n, projection_dim)``: one "layer". The
+    input is CLAP's own (``ClapFeatureExtractor`` on a window of its ``max_length_s``, tested to agree): a log-mel
+    spectrogram in dB (Hann window, reflect-padded centred frames), with Slaney filters, or HTK filters when the
+    checkpoint's truncation is ``fusion``. A window is never longer than CLAP's length, so a fused checkpoint's
+    fusion branch (for longer audio only) never runs: it is switched off, and the checkpoint computes the same
+    numbers from its global branch (tested) in a form ``torch.export`` takes. A window shorter than CLAP's
+    length (the track's last) is zero-padded here, where CLAP's extractor would repeat it."""
+
+    def __init__(self, model: nn.Module, n_layers: int, fusion: bool = False, sample_rate: int = 48000,
+                 n_fft: int = 1024, hop_length: int = 480, n_mels: int = 64, f_min: float = 0.0,
+                 f_max: float = 14000.0):
+        from transformers.audio_utils import mel_filter_bank
+
+        super().__init__()
+        if n_layers != 1:
+            raise ConfigError(f"CLAP gives one embedding per window, its config says encoder.layers={n_layers}")
+        self.model, self.fusion, self.n_fft, self.hop_length = model, bool(fusion), int(n_fft), int(hop_length)
+        filters = mel_filter_bank(num_frequency_bins=n_fft // 2 + 1, num_mel_filters=n_mels, min_frequency=f_min,
+                                  max_frequency=f_max, sampling_rate=sample_rate, norm=None if fusion else "slaney",
+                                  mel_scale="htk" if fusion else "slaney")
+        self.register_buffer("filters", torch.from_numpy(filters).float())
+        self.register_buffer("window", torch.hann_window(n_fft, periodic=True))
+        encoder = model.audio_model.audio_encoder
+        encoder.enable_fusion = encoder.patch_embed.enable_fusion = False   # windows are never longer (above)
+
+    @classmethod
+    def from_folder(cls, folder: Path, n_layers: int) -> "CLAPWindows":
+        import json
+
+        from transformers import ClapAudioModelWithProjection
+
+        processor = folder / "preprocessor_config.json"
+        settings = json.loads(processor.read_text()) if processor.is_file() else {}
+        model = load_pretrained(ClapAudioModelWithProjection, folder, ("clap", "clap_audio_model"))
+        names = {"sampling_rate": "sample_rate", "fft_window_size": "n_fft", "hop_length": "hop_length",
+                 "feature_size": "n_mels", "frequency_min": "f_min", "frequency_max": "f_max"}
+        return cls(model, n_layers, fusion=settings.get("truncation", "fusion") == "fusion",
+                   **{ours: settings[theirs] for theirs, ours in names.items() if theirs in settings})
+
+    def log_mel(self, windows: torch.Tensor) -> torch.Tensor:
+        """``(n, samples)`` -> ``(n, 1, frames, n_mels)``, CLAP's ``input_features`` (a fused checkpoint's first,
+        global channel: its extractor stacks four copies for audio no longer than its length)."""
+        spectrum = torch.stft(windows, self.n_fft, self.hop_length, window=self.window, center=True, pad_mode="reflect",
+                              return_complex=True).abs() ** 2
+        return 10.0 * torch.log10(torch.clamp(spectrum.transpose(1, 2) @ self.filters, min=1e-10))[:, None]
+
+    def forward(self, windows: torch.Tensor) -> torch.Tensor:
+        embedding = self.model(input_features=self.log_mel(windows)).audio_embeds
+        return torch.nn.functional.normalize(embedding, dim=-1)
+
+
+EMBEDDERS = {"mert": MERTWindows, "ast": ASTWindows, "clap": CLAPWindows}
 
 
 class Encoder(nn.Module):
@@ -296,4 +349,27 @@ def save_tiny_ast(folder: str | Path, layers: int = 2, width: int = 16, window_s
                        max_length=frames, num_mel_bins=128, patch_size=16, frequency_stride=10, time_stride=10)
     folder = Path(folder)
     ASTModel(config).save_pretrained(folder)
+    return folder
+
+
+def save_tiny_clap(folder: str | Path, width: int = 16, fusion: bool = False, seed: int = 0) -> Path:
+    """A whole CLAP (audio and text towers, as the hub's ``laion/*clap*`` repositories hold it) of random weights
+    and the real classes, with a ``preprocessor_config.json`` naming its truncation; the audio embedding is
+    ``width`` wide."""
+    import json
+
+    from transformers import ClapAudioConfig, ClapConfig, ClapModel, ClapTextConfig
+
+    torch.manual_seed(seed)
+    audio = ClapAudioConfig(depths=[1, 1], num_attention_heads=[2, 2], patch_embeds_hidden_size=8, hidden_size=16,
+                            projection_dim=width, num_hidden_layers=2, enable_fusion=fusion,
+                            fusion_type="aff_2d" if fusion else None)
+    text = ClapTextConfig(vocab_size=100, hidden_size=16, num_hidden_layers=1, num_attention_heads=2,
+                          intermediate_size=16, projection_dim=width, max_position_embeddings=64)
+    folder = Path(folder)
+    ClapModel(ClapConfig(text_config=text.to_dict(), audio_config=audio.to_dict(), projection_dim=width)).save_pretrained(folder)
+    (folder / "preprocessor_config.json").write_text(json.dumps(
+        {"feature_extractor_type": "ClapFeatureExtractor", "sampling_rate": 48000, "feature_size": 64,
+         "hop_length": 480, "fft_window_size": 1024, "max_length_s": 10, "frequency_min": 50, "frequency_max": 14000,
+         "truncation": "fusion" if fusion else "rand_trunc", "padding": "repeatpad"}))
     return folder
