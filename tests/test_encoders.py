@@ -153,8 +153,8 @@ def test_the_layer_count_and_the_settings_are_checked_before_any_work(tiny_mert)
         encoder(tiny_mert, layers=13)(torch.zeros(RATE))
     with pytest.raises(ConfigError, match="0 < hop <= window"):
         encoder(tiny_mert, hop_seconds=2.0)
-    with pytest.raises(ConfigError, match="fine-tuning an encoder"):
-        encoder(tiny_mert, trainable="top:2")
+    with pytest.raises(ConfigError, match="encoder.trainable='all': false .* top:N .* or true"):
+        encoder(tiny_mert, trainable="all")
     with pytest.raises(ConfigError, match=r"features.n_mels: not a setting of the encoder front end"):
         encoder(tiny_mert, n_mels=32)
     with pytest.raises(EncoderUnavailable, match="holds no config.json"):
@@ -397,3 +397,68 @@ def test_a_probe_run_finishes_with_a_cnn_runs_artifacts_and_a_model_that_takes_a
     assert re.search(r"feature cache: \d+ tracks computed", out.stdout + out.stderr)
     assert not re.search(r"feature cache: \d+ tracks computed", baseline.stdout + baseline.stderr)   # it was there
     assert {r.data.tags["model"] for r in client.search_runs(["1"])} == {"probe", "svm"}
+
+
+def test_a_trained_encoder_learns_only_the_layers_it_is_told_and_starts_where_the_frozen_probe_is(tiny_mert):
+    """encoder.trainable=top:N: the waveform's windows go through the encoder inside the probe, whose top N
+    transformer layers and head learn (the encoder at a tenth of the head's rate); before any step it computes what
+    the frozen probe computes from the cached embeddings."""
+    from genre.features.encoders import trainable_layers
+
+    assert [trainable_layers(v) for v in (False, "top:2", True)] == [None, 2, -1]
+    with pytest.raises(ConfigError, match="top:N"):
+        trainable_layers("top:zero")
+    settings = dict(name="mert_v1_95m", loader="mert", hub_id=TINY["hub_id"], revision="main", path=str(tiny_mert))
+    frozen_front, trained_front = encoder(tiny_mert), encoder(tiny_mert, trainable="top:1")
+    assert trained_front.n_bands == RATE and trained_front.settings()["kind"] == "waveform windows"
+    waveform = 0.1 * torch.randn(3 * RATE, generator=torch.Generator().manual_seed(6))
+    frozen = Probe((48, 3), 4, n_layers=3, layer="weighted", head="mlp", hidden=8, dropout=0.0).eval()
+    trained = Probe((RATE, 3), 4, n_layers=3, layer="weighted", head="mlp", hidden=8, dropout=0.0,
+                    encoder={**settings, "trainable": "top:1"}).eval()
+    trained.load_state_dict({**trained.state_dict(), **frozen.state_dict()})
+    torch.testing.assert_close(trained(trained_front(waveform)[None, None]), frozen(frozen_front(waveform)[None, None]),
+                               atol=1e-5, rtol=1e-4)
+    learning = {name for name, p in trained.named_parameters() if p.requires_grad}
+    assert learning and all(not n.startswith("encoder.") or n.startswith("encoder.model.encoder.layers.1.")
+                            for n in learning)
+    assert any(n.startswith("encoder.model.encoder.layers.1.") for n in learning)
+    groups = trained.param_groups(1e-3)
+    assert [g.get("lr") for g in groups] == [None, 1e-4]
+    assert {id(p) for p in groups[1]["params"]} == {id(p) for n, p in trained.named_parameters()
+                                                    if n.startswith("encoder.") and p.requires_grad}
+    with pytest.raises(ConfigError, match="has 2 transformer layers"):
+        Probe((RATE, 3), 4, n_layers=3, encoder={**settings, "trainable": "top:5"})
+
+
+@pytest.mark.slow
+def test_fine_tuning_an_encoder_under_ddp_leaves_it_trained_in_the_checkpoints_and_the_logged_model(tiny_mert, tmp_path):
+    import subprocess
+    import sys
+
+    import mlflow
+
+    from genre.evaluate import classify_file
+    from genre.runtime.build import load_classifier
+
+    out = run_cli("train.py", f"paths.root_dir={tmp_path}", *probe_settings(tiny_mert), "encoder.trainable=top:1",
+                  "trainer=ddp_sim", "trainer.max_epochs=2")
+    assert out.returncode == 0, out.stderr[-3000:]
+    [run] = mlflow.MlflowClient(f"sqlite:///{tmp_path}/mlflow.db").search_runs(["1"])
+    assert run.info.status == "FINISHED" and run.data.params["encoder/trainable"] == "top:1"
+    best = run.data.tags["best_checkpoint"]
+    state = torch.load(best, map_location="cpu", weights_only=True)["state_dict"]
+    from genre.features.encoders import MERTWindows
+
+    pretrained = MERTWindows.from_folder(tiny_mert, 3).model.state_dict()
+    top, bottom = "encoder.layers.1.feed_forward.output_dense.weight", "encoder.layers.0.feed_forward.output_dense.weight"
+    assert not torch.equal(state[f"net.encoder.model.{top}"], pretrained[top])        # the top layer learned
+    assert torch.equal(state[f"net.encoder.model.{bottom}"], pretrained[bottom])      # the one below did not
+    song = write_tone(tmp_path / "song.wav", 4.0, sample_rate=RATE, frequency=330.0)
+    ranking = dict(classify_file(load_classifier(best), song))
+    standalone = subprocess.run([sys.executable, "-c", STANDALONE, f"sqlite:///{tmp_path}/mlflow.db", run.info.run_id,
+                                 str(song)], cwd=tmp_path, capture_output=True, text=True, timeout=300,
+                                env={k: v for k, v in os.environ.items() if k != "PYTHONPATH"})
+    assert standalone.returncode == 0, standalone.stderr[-3000:]
+    [row] = json.loads(standalone.stdout.strip().splitlines()[-1])
+    for genre, score in ranking.items():
+        assert row[genre] == pytest.approx(score, abs=1e-5), genre

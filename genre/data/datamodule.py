@@ -41,7 +41,7 @@ class PreparedData:
     n_bands: int
     n_frames: int                     # frames per (fixed-length) track
     clip_frames: int
-    band_mean: np.ndarray | None      # (n_bands,), from the training split only (None: no training split)
+    band_mean: np.ndarray | None      # (n_bands,), from the training split only (None: none, or not standardised)
     band_std: np.ndarray | None
 
     @property
@@ -98,7 +98,9 @@ def prepare(index: DatasetIndex, extractor: FrontEnd, clip_seconds: float, cache
         track_ids[split] = [t.track_id for t in kept]
     clip_frames = extractor.n_frames(int(round(clip_seconds * sample_rate)))
     n_frames = extractor.n_frames(n_samples)
-    band_mean, band_std = band_statistics(features, rows["train"]) if "train" in splits else (None, None)
+    # per-band standardisation; not for a front end whose output is its network's input as it is (waveform windows)
+    standardise = "train" in splits and getattr(extractor, "standardise", True)
+    band_mean, band_std = band_statistics(features, rows["train"]) if standardise else (None, None)
     log.info("%s: %s tracks (%s), %d skipped; %d bands x %d frames per %.1f-s clip; split %s",
              index.name, "/".join(str(len(rows[s])) for s in splits), "/".join(splits), len(index.skipped + features.skipped),
              extractor.n_bands, clip_frames, clip_seconds, index.split_protocol)

@@ -26,7 +26,18 @@ from torch import nn
 from genre.models.inference import embed_windows
 from genre.runtime.errors import ConfigError
 
-TRAINABLE = (False,)   # encoder.trainable: only frozen encoders (cached embeddings) are built so far
+
+def trainable_layers(value) -> int | None:
+    """``encoder.trainable``: ``false`` -> ``None`` (frozen, cached embeddings), ``top:N`` -> ``N`` (the top N
+    transformer layers train), ``true`` -> ``-1`` (all of the encoder trains)."""
+    if value is False or value is None:
+        return None
+    if value is True:
+        return -1
+    if isinstance(value, str) and value.startswith("top:") and value[4:].isdigit() and int(value[4:]) >= 1:
+        return int(value[4:])
+    raise ConfigError(f"encoder.trainable={value!r}: false (a probe on cached embeddings), top:N (the top N layers "
+                      f"train, e.g. top:2) or true (the whole encoder trains)")
 
 
 class EncoderUnavailable(ConfigError):
@@ -124,6 +135,10 @@ class MERTWindows(nn.Module):
 
         return cls(load_pretrained(MERTModel, folder, ("mert_model",), MERTConfig.from_pretrained(folder)), n_layers)
 
+    def layers(self) -> nn.ModuleList:
+        """The transformer layers, bottom to top (``encoder.trainable=top:N`` trains the last N)."""
+        return self.model.encoder.layers
+
     def forward(self, windows: torch.Tensor) -> torch.Tensor:
         hidden = self.model(_standardised(windows), output_hidden_states=True, return_dict=True).hidden_states
         return _layers_side_by_side(hidden, self.n_layers, skip=0)
@@ -180,6 +195,10 @@ class ASTWindows(nn.Module):
         return cls(load_pretrained(ASTModel, folder, ("audio-spectrogram-transformer",)), n_layers,
                    **{k: settings[k] for k in ("mean", "std") if k in settings},
                    sample_rate=settings.get("sampling_rate", 16000))
+
+    def layers(self) -> nn.ModuleList:
+        """The transformer layers, bottom to top (``encoder.trainable=top:N`` trains the last N)."""
+        return self.model.encoder.layer
 
     def forward(self, windows: torch.Tensor) -> torch.Tensor:
         config = self.model.config
@@ -246,6 +265,34 @@ class CLAPWindows(nn.Module):
 EMBEDDERS = {"mert": MERTWindows, "ast": ASTWindows, "clap": CLAPWindows}
 
 
+class WaveformWindows(nn.Module):
+    """What a trained encoder's front end gives: the windows themselves, ``(n, window_samples)``, unchanged (the
+    encoder is then part of the network, :class:`genre.models.probe.Probe`, and learns)."""
+
+    def forward(self, windows: torch.Tensor) -> torch.Tensor:
+        return windows.clone()
+
+
+def embedder(kind: str, loader: str, hub_id: str, revision: str, path: str | None, layers: int,
+             trainable=False) -> tuple[nn.Module, str]:
+    """The window embedder of an encoder (:data:`EMBEDDERS`) with its weights, and what identifies them; with
+    ``trainable`` (``top:N`` or ``true``) only those layers' weights will learn."""
+    folder, weights = resolve_weights(kind, hub_id, revision, path)
+    windows = EMBEDDERS[loader].from_folder(folder, int(layers))
+    top = trainable_layers(trainable)
+    windows.requires_grad_(top == -1)
+    if top is not None and top > 0:
+        blocks = windows.layers() if hasattr(windows, "layers") else None
+        if blocks is None:
+            raise ConfigError(f"encoder.trainable={trainable}: {kind} has no stack of layers to train the top of; "
+                              f"use encoder.trainable=true")
+        if top > len(blocks):
+            raise ConfigError(f"encoder.trainable={trainable}: {kind} has {len(blocks)} transformer layers")
+        for block in blocks[-top:]:
+            block.requires_grad_(True)
+    return windows, weights
+
+
 class Encoder(nn.Module):
     """A pretrained encoder as a front end: waveform ``(..., n_samples)`` at ``sample_rate`` -> embeddings
     ``(..., layers * width, n_windows)``, one column per window of ``window_seconds`` every ``hop_seconds``.
@@ -258,7 +305,8 @@ class Encoder(nn.Module):
         sample_rate: the encoder's rate, Hz (audio is resampled to it when decoded).
         window_seconds, hop_seconds: the windows the encoder runs on.
         layers, width: hidden states given per window and their width (checked against the model).
-        trainable: ``false`` (frozen: the embeddings are cached once).
+        trainable: ``false``: frozen, the embeddings are cached once; ``top:N`` or ``true``: the encoder learns
+            inside the network (``model=probe`` builds it), and this front end gives the windows of waveform.
         batch_windows: windows per forward pass (memory, not results).
         model: an encoder built already (tests: a tiny random instance); skips loading.
     """
@@ -274,9 +322,7 @@ class Encoder(nn.Module):
                               f"front end features={kind}; drop it (~features.{sorted(other)[0]}) or set encoder.*")
         if loader not in EMBEDDERS:
             raise ConfigError(f"encoder.loader={loader!r}: choose one of {sorted(EMBEDDERS)}")
-        if trainable not in TRAINABLE:
-            raise ConfigError(f"encoder.trainable={trainable!r}: fine-tuning an encoder (top:N, true) is not built "
-                              f"yet; use encoder.trainable=false (a probe on cached embeddings)")
+        learns = trainable_layers(trainable) is not None
         if not (sample_rate > 0 and 0 < hop_seconds <= window_seconds):
             raise ConfigError(f"encoder.window_seconds={window_seconds}, hop_seconds={hop_seconds}, sample_rate="
                               f"{sample_rate}: need a rate > 0 and 0 < hop <= window (overlap = window - hop)")
@@ -287,11 +333,14 @@ class Encoder(nn.Module):
         self.window_samples = int(round(window_seconds * sample_rate))
         self.hop_length = int(round(hop_seconds * sample_rate))
         self.n_layers, self.width = int(layers), int(width)
-        self.n_bands = self.n_layers * self.width
+        self.n_bands = self.window_samples if learns else self.n_layers * self.width
         self.batch_windows = int(batch_windows)
-        if model is None:
-            folder, weights = resolve_weights(kind, hub_id, revision, path)
-            self.windows = EMBEDDERS[loader].from_folder(folder, self.n_layers)
+        self.standardise = not learns   # waveform windows are the encoder's input as they are
+        if learns:
+            weights, self.windows = "in the network", WaveformWindows()
+            self.weights_outside_checkpoints = False   # none here: the network holds them, and checkpoints do
+        elif model is None:
+            self.windows, weights = embedder(kind, loader, hub_id, revision, path, self.n_layers)
         else:
             weights = "given"
             self.windows = EMBEDDERS[loader](model, self.n_layers)
@@ -300,6 +349,10 @@ class Encoder(nn.Module):
                               weights=weights, sample_rate=self.sample_rate, window_seconds=float(window_seconds),
                               hop_seconds=float(hop_seconds), window_ms=1000.0 * window_seconds, layers=self.n_layers,
                               width=self.width, pooling="mean over each window's time")
+        if learns:   # the cache holds the waveform's windows, whatever the weights: one for every trained encoder
+            self._settings = dict(kind="waveform windows", sample_rate=self.sample_rate,
+                                  window_seconds=float(window_seconds), hop_seconds=float(hop_seconds),
+                                  window_ms=1000.0 * window_seconds)
 
     def train(self, mode: bool = True):
         super().train(mode)

@@ -170,7 +170,11 @@ class GenreClassifier(pl.LightningModule):
                                    track_scores=results["track_scores"], track_embedding=results["track_embedding"])
 
     def configure_optimizers(self):
-        optimizer = self.optimizer_factory(params=self.parameters())
+        params = self.parameters()
+        if hasattr(self.net, "param_groups"):   # a network whose parts learn at rates of their own (a trained encoder)
+            params = self.net.param_groups(self.optimizer_factory.keywords.get("lr", 1e-3)
+                                           if hasattr(self.optimizer_factory, "keywords") else 1e-3)
+        optimizer = self.optimizer_factory(params=params)
         if self.scheduler_factory is None:
             return optimizer
         target = getattr(self.scheduler_factory, "func", self.scheduler_factory)

@@ -22,15 +22,28 @@ class Probe(nn.Module):
             ``weighted``: a learned softmax-weighted sum over all layers (SUPERB's and MARBLE's).
         head: ``linear`` or ``mlp``.
         hidden: the MLP's hidden width (the learned embedding of the plots); dropout: before each linear map.
+        encoder: the ``encoder`` settings; with ``encoder.trainable`` (``top:N``, ``true``) the encoder is part of
+            this network and learns, at ``encoder_lr`` (default a tenth of the optimizer's rate).
     """
 
     def __init__(self, input_shape: tuple[int, int], n_classes: int, n_layers: int | None = None,
-                 layer: int | list[int] | str = "weighted", head: str = "mlp", hidden: int = 512, dropout: float = 0.2):
+                 layer: int | list[int] | str = "weighted", head: str = "mlp", hidden: int = 512, dropout: float = 0.2,
+                 encoder: dict | None = None, encoder_lr: float | None = None):
         super().__init__()
         bands = input_shape[0]
         if not n_layers:
             raise ConfigError("model=probe reads a pretrained encoder's embeddings: choose one with "
-                              "features=mert_v1_95m (or mert_v1_330m), not a spectrogram front end")
+                              "features=mert_v1_95m (or mert_v1_330m, clap_music, ast), not a spectrogram front end")
+        from genre.features.encoders import embedder, trainable_layers
+
+        self.encoder, self.encoder_lr = None, encoder_lr
+        if encoder is not None and trainable_layers(encoder.get("trainable")) is not None:
+            # fine-tuning: clips are windows of waveform (bands = the window's samples), embedded here, with grads
+            self.encoder, _ = embedder(encoder["name"], encoder["loader"], encoder["hub_id"], encoder["revision"],
+                                       encoder.get("path"), n_layers, encoder["trainable"])
+            self.window_samples = bands
+            with torch.no_grad():
+                bands = self.encoder.eval()(torch.zeros(1, bands)).shape[-1]
         if bands % n_layers:
             raise ConfigError(f"model.n_layers={n_layers} does not divide the front end's {bands} bands")
         self.n_layers, self.width = n_layers, bands // n_layers
@@ -58,8 +71,24 @@ class Probe(nn.Module):
         """The weights of the layers' sum (``layer=weighted``), ``(n_layers,)``; else ``None``."""
         return None if self.layer_weights is None else self.layer_weights.softmax(0)
 
+    def param_groups(self, lr: float) -> list[dict]:
+        """The optimizer's parameter groups: the head (and layer weights) at ``lr``; a trained encoder's layers at
+        ``encoder_lr`` (default ``lr / 10``): a pretrained network takes smaller steps than a new head."""
+        encoder = [p for p in self.encoder.parameters() if p.requires_grad] if self.encoder is not None else []
+        ours = [p for name, p in self.named_parameters() if not name.startswith("encoder.")]
+        return [{"params": ours}] + ([{"params": encoder, "lr": self.encoder_lr or lr / 10}] if encoder else [])
+
+    def embedded(self, x: torch.Tensor) -> torch.Tensor:
+        """Clips of waveform windows ``(batch, 1, window_samples, n_windows)`` through the trained encoder ->
+        ``(batch, 1, n_layers * width, n_windows)``, as the frozen path's cache holds them."""
+        batch, frames = x.shape[0], x.shape[-1]
+        windows = x[:, 0].transpose(1, 2).reshape(batch * frames, self.window_samples)
+        return self.encoder(windows).reshape(batch, frames, -1).transpose(1, 2).unsqueeze(1)
+
     def pooled(self, x: torch.Tensor) -> torch.Tensor:
         """Clips ``(batch, 1, n_layers * width, n_windows)`` -> the probe's input ``(batch, features)``."""
+        if self.encoder is not None:
+            x = self.embedded(x)
         layers = x.reshape(x.shape[0], self.n_layers, self.width, x.shape[-1]).mean(-1)   # (batch, layers, width)
         if self.layer_weights is not None:
             return torch.einsum("l,blw->bw", self.layer_mix(), layers)
