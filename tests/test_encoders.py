@@ -25,6 +25,7 @@ from genre.features.encoders import (
     save_tiny_ast,
     save_tiny_clap,
     save_tiny_mert,
+    save_tiny_muq,
 )
 from genre.models.probe import Probe
 from genre.runtime.errors import ConfigError
@@ -53,12 +54,16 @@ TINY_CLAP = dict(kind="clap_music", loader="clap", hub_id="laion/larger_clap_mus
                  sample_rate=48000, window_seconds=10.0, hop_seconds=10.0, layers=1, width=16)
 
 
-@pytest.fixture(scope="module", params=["mert", "ast", "clap"])
+TINY_MUQ = dict(kind="muq", loader="muq", hub_id="OpenMuQ/MuQ-large-msd-iter", revision="main", sample_rate=RATE,
+                window_seconds=1.0, hop_seconds=1.0, layers=3, width=16)
+
+
+@pytest.fixture(scope="module", params=["mert", "ast", "clap", "muq"])
 def tiny_encoder(request, tmp_path_factory) -> tuple[Path, dict]:
     """Each encoder's real class with tiny random weights, saved as the hub holds it, and its settings."""
     folder = tmp_path_factory.mktemp(f"tiny-{request.param}")
     save, settings = {"mert": (save_tiny_mert, TINY), "ast": (save_tiny_ast, TINY_AST),
-                      "clap": (save_tiny_clap, TINY_CLAP)}[request.param]
+                      "clap": (save_tiny_clap, TINY_CLAP), "muq": (save_tiny_muq, TINY_MUQ)}[request.param]
     return save(folder), settings
 
 
@@ -205,6 +210,40 @@ def test_mert_checkpoints_as_released_load_and_wrong_or_incomplete_weights_are_r
     save_file(tensors, released / "model.safetensors", metadata={"format": "pt"})
     with pytest.raises(EncoderUnavailable, match="lack 1 of the model's tensors"):
         encoder(released)
+
+
+def test_muq_loads_its_released_layout_computes_its_own_input_and_refuses_a_partial_checkpoint(tmp_path):
+    """MuQ's hub layout (config.json of MuQ's fields; its pre-training heads beside the encoder in
+    model.safetensors) loads into genre's MuQ; its input is MuQ's log-mel in dB at 25 frames a second after the
+    convolutions, standardised with the checkpoint's statistics; hidden states as transformers 4 gave them (the
+    last layer-normed)."""
+    import torchaudio
+    from safetensors.torch import load_file, save_file
+
+    from genre.features.muq import MuQ
+
+    folder = save_tiny_muq(tmp_path / "muq")
+    model = MuQ.from_folder(folder).eval()
+    waveform = 0.1 * torch.randn(2, 2 * RATE, generator=torch.Generator().manual_seed(7))
+    with torch.no_grad():
+        states = model(waveform)
+        assert len(states) == 3 and states[0].shape == (2, 50, 16)          # 2 s at 25 frames a second
+        mel = torchaudio.transforms.AmplitudeToDB()(torchaudio.transforms.MelSpectrogram(
+            24000, n_fft=2048, hop_length=240, n_mels=128)(waveform))[..., :-1]
+        conformer = model.model.conformer
+        first = model.model.conv((mel - 6.77) / 19.0)
+        torch.testing.assert_close(states[0], first)
+        positions = conformer.embed_positions(first)
+        top = conformer.layers[1](conformer.layers[0](first, relative_position_embeddings=positions),
+                                  relative_position_embeddings=positions)
+        torch.testing.assert_close(states[-1], conformer.layer_norm(top))
+    tensors = load_file(folder / "model.safetensors")
+    del tensors[sorted(k for k in tensors if k.startswith("model.conformer."))[0]]
+    save_file(tensors, folder / "model.safetensors")
+    with pytest.raises(EncoderUnavailable, match="lack 1 of MuQ's tensors"):
+        MuQ.from_folder(folder)
+    with pytest.raises(EncoderUnavailable, match="holds no MuQ"):
+        MuQ.from_folder(save_tiny_ast(tmp_path / "ast"))
 
 
 def test_a_missing_model_stops_the_run_at_once_with_the_command_that_downloads_it(tmp_path):

@@ -178,13 +178,13 @@ def test_every_network_front_end_and_dataset_option_meets_its_contract(tmp_path)
 
     from genre import CONFIG_DIR
     from genre.features import FrontEnd
-    from genre.features.encoders import EMBEDDERS, save_tiny_ast, save_tiny_clap, save_tiny_mert
+    from genre.features.encoders import EMBEDDERS, save_tiny_ast, save_tiny_clap, save_tiny_mert, save_tiny_muq
     from genre.models import Network
     from genre.runtime.targets import build_network
 
     # a pretrained encoder's option loads its real class, here with tiny random weights saved as the hub has them
     tiny = {"mert": save_tiny_mert(tmp_path / "mert"), "ast": save_tiny_ast(tmp_path / "ast"),
-            "clap": save_tiny_clap(tmp_path / "clap")}
+            "clap": save_tiny_clap(tmp_path / "clap"), "muq": save_tiny_muq(tmp_path / "muq")}
     assert set(tiny) == set(EMBEDDERS)
     for option in sorted(p.stem for p in (CONFIG_DIR / "features").glob("*.yaml")):
         cfg = compose_config("train", [f"features={option}"])

@@ -24,7 +24,7 @@ import torch
 from torch import nn
 
 from genre.models.inference import embed_windows
-from genre.runtime.errors import ConfigError
+from genre.runtime.errors import ConfigError, EncoderUnavailable
 
 
 def trainable_layers(value) -> int | None:
@@ -38,10 +38,6 @@ def trainable_layers(value) -> int | None:
         return int(value[4:])
     raise ConfigError(f"encoder.trainable={value!r}: false (a probe on cached embeddings), top:N (the top N layers "
                       f"train, e.g. top:2) or true (the whole encoder trains)")
-
-
-class EncoderUnavailable(ConfigError):
-    """The encoder's weights are neither in the Hugging Face cache nor at ``encoder.path``."""
 
 
 def hub_cache() -> str:
@@ -262,7 +258,28 @@ class CLAPWindows(nn.Module):
         return torch.nn.functional.normalize(embedding, dim=-1)
 
 
-EMBEDDERS = {"mert": MERTWindows, "ast": ASTWindows, "clap": CLAPWindows}
+class MuQWindows(nn.Module):
+    """Windows ``(n, window_samples)`` at 24 kHz -> MuQ's every hidden state averaged over the window's time,
+    ``(n, n_layers * width)`` (:mod:`genre.features.muq`: MuQ's own mel spectrogram and standardisation inside)."""
+
+    def __init__(self, model: nn.Module, n_layers: int):
+        super().__init__()
+        self.model, self.n_layers = model, n_layers
+
+    @classmethod
+    def from_folder(cls, folder: Path, n_layers: int) -> "MuQWindows":
+        from genre.features.muq import MuQ
+
+        return cls(MuQ.from_folder(folder), n_layers)
+
+    def layers(self) -> nn.ModuleList:
+        return self.model.layers()
+
+    def forward(self, windows: torch.Tensor) -> torch.Tensor:
+        return _layers_side_by_side(self.model(windows), self.n_layers, skip=0)
+
+
+EMBEDDERS = {"mert": MERTWindows, "ast": ASTWindows, "clap": CLAPWindows, "muq": MuQWindows}
 
 
 class WaveformWindows(nn.Module):
@@ -425,4 +442,29 @@ def save_tiny_clap(folder: str | Path, width: int = 16, fusion: bool = False, se
         {"feature_extractor_type": "ClapFeatureExtractor", "sampling_rate": 48000, "feature_size": 64,
          "hop_length": 480, "fft_window_size": 1024, "max_length_s": 10, "frequency_min": 50, "frequency_max": 14000,
          "truncation": "fusion" if fusion else "rand_trunc", "padding": "repeatpad"}))
+    return folder
+
+
+def save_tiny_muq(folder: str | Path, layers: int = 2, width: int = 16, seed: int = 0) -> Path:
+    """A MuQ of random weights and genre's class, saved as its hub repository holds it (``config.json`` of MuQ's
+    fields, ``model.safetensors`` with its pre-training heads beside the encoder): ``layers`` conformer layers."""
+    import json
+
+    from safetensors.torch import save_file
+
+    from genre.features.muq import MuQ
+
+    torch.manual_seed(seed)
+    config = {"label_rate": 25, "num_codebooks": 1, "codebook_dim": 16, "codebook_size": 4096,
+              "features": ["melspec_2048"], "hop_length": 240, "n_mels": 128, "conv_dim": 8, "encoder_dim": width,
+              "encoder_depth": layers, "stat": {"melspec_2048_mean": 6.77, "melspec_2048_std": 19.0},
+              "w2v2_config": {"num_attention_heads": 2, "intermediate_size": 2 * width, "conv_depthwise_kernel_size": 5,
+                              "position_embeddings_type": "relative"}}
+    state = {k: v.contiguous() for k, v in MuQ(config).state_dict().items()}
+    state["model.linear.weight"] = torch.randn(4096, width)             # the pre-training heads, not loaded
+    state["model.quantizer_melspec_2048.rand_proj"] = torch.randn(512, 16)
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "config.json").write_text(json.dumps(config))
+    save_file(state, folder / "model.safetensors")
     return folder

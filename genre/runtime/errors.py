@@ -26,6 +26,11 @@ class ConfigError(GenreError, ValueError):
     """Settings that cannot work (a value out of range, a resume with another model)."""
 
 
+class EncoderUnavailable(ConfigError):
+    """A pretrained encoder's weights are neither in the Hugging Face cache nor at ``encoder.path``, or are not
+    that encoder's (:mod:`genre.features.encoders`)."""
+
+
 class FeatureError(ConfigError):
     """Invalid feature settings (``features.*``)."""
 
