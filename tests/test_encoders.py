@@ -309,14 +309,26 @@ def test_embeddings_are_computed_once_and_keyed_by_everything_that_decides_them(
     assert len(keys) == 6
 
 
-def test_an_embedding_build_killed_halfway_leaves_nothing_trusted(tiny_mert, tmp_path):
+def test_an_embedding_build_killed_halfway_resumes_where_it_stopped_and_gives_what_one_build_gives(tiny_mert, tmp_path):
     audio = build_audio_cache(tracks(tmp_path / "audio", n=20), RATE, 2 * RATE, tmp_path / "cache", num_workers=1)
-    with pytest.raises(KeyboardInterrupt):
-        build_feature_cache(audio, counting(tiny_mert, fail_after=20), tmp_path / "cache")
-    assert not list((tmp_path / "cache").glob("features-*.h5"))
-    rebuilt = build_feature_cache(audio, counting(tiny_mert), tmp_path / "cache")
-    with h5py.File(rebuilt.path) as f:
+    with pytest.raises(KeyboardInterrupt):   # killed in the third block of 8 tracks (2 windows each)
+        build_feature_cache(audio, counting(tiny_mert, fail_after=36), tmp_path / "cache")
+    assert not [p for p in (tmp_path / "cache").glob("features-*.h5") if ".partial" not in p.name]   # nothing trusted
+    resumed = counting(tiny_mert)
+    rebuilt = build_feature_cache(audio, resumed, tmp_path / "cache")
+    assert resumed.windows.model.seen == (20 - 16) * 2                # the two blocks done were not embedded again
+    once = build_feature_cache(audio, counting(tiny_mert), tmp_path / "other-cache")
+    assert rebuilt.content_digest == once.content_digest and rebuilt.path.name == once.path.name
+    with h5py.File(rebuilt.path) as f, h5py.File(once.path) as g:
         assert f.attrs["complete"] and f["features"].shape == (20, 48, 2)
+        np.testing.assert_array_equal(f["features"][()], g["features"][()])
+    assert list((tmp_path / "cache").glob("*.partial*")) == []
+    # a partial file HDF5 cannot read (killed while HDF5 wrote its own records) is not trusted: built again
+    (tmp_path / "cache" / f"{once.path.stem}.partial.h5").write_bytes(b"\x89HDF\r\n\x1a\n" + b"\0" * 64)
+    rebuilt.path.unlink()
+    again = counting(tiny_mert)
+    assert build_feature_cache(audio, again, tmp_path / "cache").content_digest == once.content_digest
+    assert again.windows.model.seen == 20 * 2
 
 
 def _build_in_a_process(args):

@@ -10,14 +10,14 @@ A cache's name is a digest of everything that decides its content (each file's p
 modification time; sample rate; length; feature settings; format version): a changed input or
 setting makes a new cache. Each cache is written to a ``.partial-<pid>.h5`` file and renamed into
 place only after its last row and its ``complete`` flag are written, so an interrupted build leaves
-nothing that a later run would trust.
+nothing that a later run would trust. A pretrained encoder's cache (hours to days of GPU time) is written
+to ``.partial.h5``, which records the rows done after each block: an interrupted build resumes there.
 
 This module is the one that knows the files' layout: the others read rows through :func:`open_rows`,
 :func:`read_rows` and :func:`row_blocks` (a whole track's features, a clip of them, a block of tracks).
 """
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import json
 import logging
@@ -77,18 +77,25 @@ def _atomic_h5(path: Path, key: str) -> Iterator[h5py.File]:
     _remove_stale_partials(path)
     partial = path.with_name(f"{path.stem}.partial-{os.getpid()}.h5")
     try:
-        with h5py.File(partial, "w") as f:
+        with _naming(partial), h5py.File(partial, "w") as f:
             f.attrs["key"] = key
             yield f
             f.attrs["complete"] = True
         os.replace(partial, path)
+    finally:
+        partial.unlink(missing_ok=True)
+
+
+@contextmanager
+def _naming(partial: Path) -> Iterator[None]:
+    """An OSError that names no file (a worker's pwrite, h5py) names the cache file being written, so the user is
+    told which (a full disk: genre.runtime.errors)."""
+    try:
+        yield
     except OSError as error:
         if error.filename is not None:
             raise
-        # a worker's pwrite and h5py name no file: the user is told which (a full disk: genre.runtime.errors)
         raise OSError(error.errno, error.strerror or str(error), str(partial)) from error
-    finally:
-        partial.unlink(missing_ok=True)
 
 
 @dataclass(frozen=True)
@@ -147,8 +154,13 @@ def row_blocks(path: str | Path, rows: Sequence[int], chunk: int = 64) -> Iterat
     """``(begin, block)``: the rows ``rows[begin:begin + chunk]`` of a cache, in order, ``chunk`` at a time,
     so that no more than a block is held in memory (the file is opened once)."""
     with open_rows(path) as data:
-        for begin in range(0, len(rows), chunk):
-            yield begin, _in_order(data, rows[begin:begin + chunk])
+        yield from row_blocks_of(data, rows, chunk)
+
+
+def row_blocks_of(data: h5py.Dataset, rows: Sequence[int], chunk: int = 64) -> Iterator[tuple[int, np.ndarray]]:
+    """:func:`row_blocks` of a dataset open already."""
+    for begin in range(0, len(rows), chunk):
+        yield begin, _in_order(data, rows[begin:begin + chunk])
 
 
 def _file_identity(track: Track) -> tuple[str, int, int] | tuple[str, None, None]:
@@ -294,50 +306,101 @@ def build_feature_cache(audio: CachedTracks, extractor: FrontEnd, cache_dir: str
         return _write_feature_cache(path, key, audio, extractor, batch_tracks, num_workers)
 
 
-def _torch_features(audio_path: Path, jobs: list[tuple], extractor) -> Iterator[np.ndarray]:
-    """The features of each block of tracks computed by ``extractor`` itself, in this process, on the GPU when
-    there is one (a pretrained encoder: :mod:`genre.features.encoders`)."""
-    import torch
-
-    device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    extractor.to(device).eval()
-    try:
-        with open_rows(audio_path) as rows, torch.inference_mode():
-            for _, start, stop, _ in jobs:
-                yield extractor(torch.from_numpy(rows[start:stop]).to(device)).float().cpu().numpy()
-    finally:
-        extractor.cpu()
-
-
 def _write_feature_cache(path: Path, key: str, audio: CachedTracks, extractor: FrontEnd,
                          batch_tracks: int, num_workers: int | None) -> CachedTracks:
+    if not hasattr(extractor, "numpy_settings"):   # a pretrained encoder: torch, in this process, resumable
+        return _write_embedding_cache(path, key, audio, extractor, batch_tracks)
     started = time.perf_counter()
-    with h5py.File(audio.path, "r") as source:
-        n_samples = source["audio"].shape[1]
-    n_tracks = len(audio.track_ids)  # rows past the kept tracks belong to skipped files
-    n_bands, n_frames = extractor.n_bands, extractor.n_frames(n_samples)
-    numpy_settings = extractor.numpy_settings() if hasattr(extractor, "numpy_settings") else None
-    jobs = [(str(audio.path), start, min(start + batch_tracks, n_tracks), numpy_settings)
+    n_tracks, n_bands, n_frames = _feature_shape(audio, extractor)
+    jobs = [(str(audio.path), start, min(start + batch_tracks, n_tracks), extractor.numpy_settings())
             for start in range(0, n_tracks, batch_tracks)]
-    if numpy_settings is None:   # an encoder: torch, in this process (its weights are not copied to workers)
-        computed, num_workers = contextlib.nullcontext(_torch_features(audio.path, jobs, extractor)), 1
-    else:
-        computed = process_map(_features_of_rows, jobs, num_workers)
-    with _atomic_h5(path, key) as f, computed as results:
-        features = f.create_dataset("features", shape=(n_tracks, n_bands, n_frames), dtype="float32",
-                                    chunks=(1, n_bands, n_frames))
+    with _atomic_h5(path, key) as f, process_map(_features_of_rows, jobs, num_workers) as results:
+        features = _features_dataset(f, n_tracks, n_bands, n_frames)
         # The key says which inputs and settings made the cache; the digest says which values came out.
         # Two machines with the same key but another digest computed other features (another CPU's
         # vectorised FFT or another library version): their runs cannot agree bit for bit.
         content = hashlib.sha256()
         for (_, start, stop, _), block in tqdm(zip(jobs, results, strict=True), total=len(jobs), desc="feature cache",
-                                               unit="batch", mininterval=1.0):
+                                               unit="batch"):
             features[start:stop] = block
             content.update(np.ascontiguousarray(block, dtype="<f4").tobytes())
-        f.create_dataset("track_id", data=np.array(audio.track_ids, dtype=object), dtype=h5py.string_dtype())
-        f.attrs["skipped"] = json.dumps([s.__dict__ for s in audio.skipped])
-        digest = f.attrs["content_digest"] = content.hexdigest()[:20]
+        digest = _finish_features(f, audio, content)
     log_stage_done(log, "feature cache", n_tracks, "computed", started, worker_count(num_workers), path)
+    return CachedTracks(path, key, list(audio.track_ids), list(audio.skipped), digest)
+
+
+def _feature_shape(audio: CachedTracks, extractor: FrontEnd) -> tuple[int, int, int]:
+    with h5py.File(audio.path, "r") as source:
+        n_samples = source["audio"].shape[1]
+    # rows past the kept tracks belong to skipped files
+    return len(audio.track_ids), extractor.n_bands, extractor.n_frames(n_samples)
+
+
+def _features_dataset(f: h5py.File, n_tracks: int, n_bands: int, n_frames: int) -> h5py.Dataset:
+    return f.create_dataset("features", shape=(n_tracks, n_bands, n_frames), dtype="float32",
+                            chunks=(1, n_bands, n_frames))
+
+
+def _finish_features(f: h5py.File, audio: CachedTracks, content) -> str:
+    f.create_dataset("track_id", data=np.array(audio.track_ids, dtype=object), dtype=h5py.string_dtype())
+    f.attrs["skipped"] = json.dumps([s.__dict__ for s in audio.skipped])
+    digest = f.attrs["content_digest"] = content.hexdigest()[:20]
+    return digest
+
+
+def _resumable(partial: Path, key: str) -> int:
+    """How many rows an earlier, interrupted build of this cache wrote into ``partial`` (0: none, or a file that
+    cannot be trusted, which is removed)."""
+    if not partial.is_file():
+        return 0
+    try:
+        with h5py.File(partial, "r") as f:
+            if f.attrs.get("key") == key and "features" in f:
+                return int(f.attrs.get("rows_done", 0))
+    except OSError:   # killed while HDF5 wrote its own records: start again
+        pass
+    partial.unlink()
+    return 0
+
+
+def _write_embedding_cache(path: Path, key: str, audio: CachedTracks, extractor: FrontEnd,
+                           batch_tracks: int) -> CachedTracks:
+    """The features of a pretrained encoder, computed by the extractor itself on the GPU when there is one, into
+    ``features-<key>.partial.h5``: after each block of tracks the rows done are recorded and the file flushed, so a
+    build that is stopped (a kill, a lost machine) resumes where it stopped instead of embedding everything again
+    (on FMA-large with MERT-330M, GPU-days). Renamed into place only when complete, as every cache is."""
+    import torch
+
+    started = time.perf_counter()
+    n_tracks, n_bands, n_frames = _feature_shape(audio, extractor)
+    partial = path.with_name(f"{path.stem}.partial.h5")   # one builder at a time: the cache's lock is held
+    done = _resumable(partial, key)
+    if done:
+        log.info("feature cache: resuming an interrupted build at track %d of %d (%s)", done, n_tracks, partial)
+    device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    extractor.to(device).eval()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        with _naming(partial), h5py.File(partial, "a") as f, open_rows(audio.path) as rows, torch.inference_mode():
+            if not done:
+                f.attrs["key"], f.attrs["rows_done"] = key, 0
+                _features_dataset(f, n_tracks, n_bands, n_frames)
+            features = f["features"]
+            starts = range(done, n_tracks, batch_tracks)
+            for start in tqdm(starts, total=len(starts), desc="feature cache", unit="batch"):
+                stop = min(start + batch_tracks, n_tracks)
+                features[start:stop] = extractor(torch.from_numpy(rows[start:stop]).to(device)).float().cpu().numpy()
+                f.attrs["rows_done"] = stop
+                f.flush()
+            content = hashlib.sha256()   # over every row in order, those of an earlier attempt too
+            for _, block in row_blocks_of(features, range(n_tracks)):
+                content.update(np.ascontiguousarray(block, dtype="<f4").tobytes())
+            digest = _finish_features(f, audio, content)
+            f.attrs["complete"] = True
+        os.replace(partial, path)
+    finally:
+        extractor.cpu()
+    log_stage_done(log, "feature cache", n_tracks - done, "computed", started, 1, path)
     return CachedTracks(path, key, list(audio.track_ids), list(audio.skipped), digest)
 
 
