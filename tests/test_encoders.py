@@ -257,6 +257,9 @@ def test_a_missing_model_stops_the_run_at_once_with_the_command_that_downloads_i
     assert not (tmp_path / "mlflow.db").exists() and not (tmp_path / "cache").exists()   # no run, no work
 
 
+THREADS: set[int] = set()   # the threads that ran a CountingEncoder (its replicas share this)
+
+
 class CountingEncoder(torch.nn.Module):
     """A tiny MERT that counts the windows it embeds (and can be told to fail after some)."""
 
@@ -266,6 +269,9 @@ class CountingEncoder(torch.nn.Module):
         self.config = model.config
 
     def forward(self, windows, **kwargs):
+        import threading
+
+        THREADS.add(threading.get_ident())
         self.seen += windows.shape[0]
         if self.fail_after is not None and self.seen > self.fail_after:
             raise KeyboardInterrupt
@@ -329,6 +335,19 @@ def test_an_embedding_build_killed_halfway_resumes_where_it_stopped_and_gives_wh
     again = counting(tiny_mert)
     assert build_feature_cache(audio, again, tmp_path / "cache").content_digest == once.content_digest
     assert again.windows.model.seen == 20 * 2
+
+
+def test_a_corpus_is_embedded_on_every_device_at_once_into_the_same_cache(tiny_mert, tmp_path):
+    """On a machine with several GPUs each gets a replica and blocks in turn (here two CPU replicas stand for
+    them): the cache is the one a single device builds, bit for bit."""
+    audio = build_audio_cache(tracks(tmp_path / "audio", n=40), RATE, 2 * RATE, tmp_path / "cache", num_workers=1)
+    single = build_feature_cache(audio, counting(tiny_mert), tmp_path / "one")
+    two = counting(tiny_mert)
+    two.devices = ["cpu", "cpu"]
+    THREADS.clear()
+    shared = build_feature_cache(audio, two, tmp_path / "two")
+    assert len(THREADS) == 2                                   # both replicas embedded blocks
+    assert shared.content_digest == single.content_digest and shared.path.name == single.path.name
 
 
 def _build_in_a_process(args):

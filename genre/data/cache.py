@@ -365,11 +365,12 @@ def _resumable(partial: Path, key: str) -> int:
 
 def _write_embedding_cache(path: Path, key: str, audio: CachedTracks, extractor: FrontEnd,
                            batch_tracks: int) -> CachedTracks:
-    """The features of a pretrained encoder, computed by the extractor itself on the GPU when there is one, into
+    """The features of a pretrained encoder, computed by the extractor itself on every GPU of the machine when there
+    are some (:func:`genre.features.encoders.embed_blocks`), into
     ``features-<key>.partial.h5``: after each block of tracks the rows done are recorded and the file flushed, so a
     build that is stopped (a kill, a lost machine) resumes where it stopped instead of embedding everything again
     (on FMA-large with MERT-330M, GPU-days). Renamed into place only when complete, as every cache is."""
-    import torch
+    from genre.features.encoders import devices_for_embedding, embed_blocks
 
     started = time.perf_counter()
     n_tracks, n_bands, n_frames = _feature_shape(audio, extractor)
@@ -377,19 +378,22 @@ def _write_embedding_cache(path: Path, key: str, audio: CachedTracks, extractor:
     done = _resumable(partial, key)
     if done:
         log.info("feature cache: resuming an interrupted build at track %d of %d (%s)", done, n_tracks, partial)
-    device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    extractor.to(device).eval()
+    devices = list(getattr(extractor, "devices", None) or devices_for_embedding())
+    if len(devices) > 1:
+        log.info("feature cache: embedding on %d devices at once (%s)", len(devices), ", ".join(map(str, devices)))
     path.parent.mkdir(parents=True, exist_ok=True)
     try:
-        with _naming(partial), h5py.File(partial, "a") as f, open_rows(audio.path) as rows, torch.inference_mode():
+        with _naming(partial), h5py.File(partial, "a") as f, open_rows(audio.path) as rows:
             if not done:
                 f.attrs["key"], f.attrs["rows_done"] = key, 0
                 _features_dataset(f, n_tracks, n_bands, n_frames)
             features = f["features"]
             starts = range(done, n_tracks, batch_tracks)
-            for start in tqdm(starts, total=len(starts), desc="feature cache", unit="batch"):
+            blocks = (rows[start:start + batch_tracks] for start in starts)
+            for start, block in tqdm(zip(starts, embed_blocks(extractor, blocks, devices), strict=True),
+                                     total=len(starts), desc="feature cache", unit="batch"):
                 stop = min(start + batch_tracks, n_tracks)
-                features[start:stop] = extractor(torch.from_numpy(rows[start:stop]).to(device)).float().cpu().numpy()
+                features[start:stop] = block
                 f.attrs["rows_done"] = stop
                 f.flush()
             content = hashlib.sha256()   # over every row in order, those of an earlier attempt too

@@ -19,12 +19,48 @@ from __future__ import annotations
 
 import math
 from pathlib import Path
+from typing import Iterable, Iterator
 
+import numpy as np
 import torch
 from torch import nn
 
 from genre.models.inference import embed_windows
 from genre.runtime.errors import ConfigError, EncoderUnavailable
+
+
+def devices_for_embedding() -> list[torch.device]:
+    """Every GPU of this machine, so that a corpus is embedded at the speed of all of them; else the CPU."""
+    if torch.cuda.is_available():
+        return [torch.device("cuda", i) for i in range(torch.cuda.device_count())]
+    return [torch.device("cpu")]
+
+
+def embed_blocks(extractor: nn.Module, blocks: Iterable[np.ndarray], devices: list) -> Iterator[np.ndarray]:
+    """``extractor``'s output for each block of waveforms, in order, computed on all ``devices`` at once: a replica
+    on each, blocks dealt out in turn to a thread per device (the kernels run without Python's lock), at most two
+    blocks a device in flight, so memory stays bounded. The results do not depend on how many devices there are."""
+    import copy
+    from collections import deque
+    from concurrent.futures import ThreadPoolExecutor
+
+    devices = [torch.device(d) for d in devices]
+    replicas = [extractor] + [copy.deepcopy(extractor) for _ in devices[1:]]
+    for replica, device in zip(replicas, devices, strict=True):
+        replica.to(device).eval()
+
+    def embed(i: int, block: np.ndarray) -> np.ndarray:
+        with torch.inference_mode():
+            return replicas[i](torch.from_numpy(block).to(devices[i])).float().cpu().numpy()
+
+    with ThreadPoolExecutor(len(devices), thread_name_prefix="embed") as pool:
+        pending: deque = deque()
+        for n, block in enumerate(blocks):
+            pending.append(pool.submit(embed, n % len(devices), block))
+            if len(pending) >= 2 * len(devices):
+                yield pending.popleft().result()
+        while pending:
+            yield pending.popleft().result()
 
 
 def trainable_layers(value) -> int | None:
