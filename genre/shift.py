@@ -42,6 +42,14 @@ def network_settings() -> dict[str, list[str]]:
     return networks
 
 
+def recipes_for(settings: list[str]) -> dict[str, list[str]]:
+    """The recipes a network is compared under: both, unless its settings choose a pretrained encoder, whose
+    embeddings the modern recipe's augmentation in dB does not apply to (it is refused there): plain alone."""
+    from genre.runtime.build import compose_config
+
+    return {"plain": RECIPES["plain"]} if "encoder" in compose_config("train", settings) else RECIPES
+
+
 def _run(command: list[str], cwd: Path) -> None:
     done = subprocess.run([sys.executable, "-c", *command], cwd=cwd, capture_output=True, text=True)
     if done.returncode != 0:
@@ -54,7 +62,7 @@ def measure(root: Path, models: list[str], seeds: list[int], extra: list[str]) -
               "trainer.enable_progress_bar=false", *extra]
     rows, designed = [], network_settings()
     for model in models:
-        for recipe, recipe_overrides in RECIPES.items():
+        for recipe, recipe_overrides in recipes_for(designed[model]).items():
             for seed in seeds:
                 start = time.perf_counter()
                 name = f"shift-{model}-{recipe}-s{seed}"
@@ -74,7 +82,7 @@ def measure(root: Path, models: list[str], seeds: list[int], extra: list[str]) -
                 print(f"{name}: a {rows[-1]['a']:.3f}, b {rows[-1]['b']:.3f} ({rows[-1]['seconds']:.0f} s)", flush=True)
     table = []
     for model in models:
-        for recipe in RECIPES:
+        for recipe in recipes_for(designed[model]):
             chosen = [r for r in rows if r["model"] == model and r["recipe"] == recipe]
             a, b = np.array([r["a"] for r in chosen]), np.array([r["b"] for r in chosen])
             (a_mean, a_std, _), (b_mean, b_std, _), (drop_mean, drop_std, _) = map(mean_std, (a, b, a - b))

@@ -56,10 +56,13 @@ def test_masks_and_mixup():
     assert not torch.equal(mixed, x)
 
 
-def test_level_augmentations_on_mfcc_are_refused_naming_the_settings():
+def test_level_augmentations_on_mfcc_and_on_embeddings_are_refused_naming_the_settings():
     with pytest.raises(ConfigError, match="gain_db, noise_snr_db.*features=mfcc"):
         Augment(gain_db=3, noise_snr_db=[10, 20]).check_features("mfcc")
     Augment(time_masks=2, time_mask_frames=5, mixup_alpha=0.2).check_features("mfcc")   # any features
+    with pytest.raises(ConfigError, match="features=mert_v1_95m gives a pretrained encoder's embeddings"):
+        Augment(gain_db=3).check_features("mert_v1_95m")
+    Augment(mixup_alpha=0.2).check_features("mert_v1_95m")
     with pytest.raises(ConfigError, match="noise_snr_db"):
         Augment(noise_snr_db=[30, 10])
 

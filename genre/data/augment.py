@@ -43,10 +43,12 @@ class Augment:
         return bool(self.gain_db or self.tilt_db or self.band_gain_db or self.noise_snr_db)
 
     def check_features(self, kind: str) -> None:
-        """Gain, tilt, EQ and noise act on a log spectrum: refuse them on MFCCs (before any work)."""
-        if kind == "mfcc" and self.uses_levels():
+        """Gain, tilt, EQ and noise act on a log spectrum: refuse them on MFCCs and on a pretrained encoder's
+        embeddings (before any work)."""
+        if kind not in ("mel", "stft") and self.uses_levels():
             on = [name for name in LEVEL_OPERATIONS if getattr(self, name)]
-            raise ConfigError(f"augment: {', '.join(on)} act on a log spectrum in dB, and features=mfcc is cepstral; "
+            what = "is cepstral" if kind == "mfcc" else "gives a pretrained encoder's embeddings"
+            raise ConfigError(f"augment: {', '.join(on)} act on a log spectrum in dB, and features={kind} {what}; "
                               f"use features=mel or stft, or set those to 0 (masks and mixup work on any features)")
 
     def __call__(self, x: torch.Tensor, y: torch.Tensor, n_classes: int, step: int

@@ -2,6 +2,8 @@
 
 - :mod:`genre.features.spectral`: log-mel, MFCC and STFT spectrograms (:class:`FeatureExtractor`), computed
   once per track into the feature cache (:mod:`genre.data.cache`).
+- :mod:`genre.features.encoders`: pretrained encoders (MERT, MuQ, CLAP, AST) whose hidden states, window by
+  window, are the features (genre's own MERT and MuQ: :mod:`genre.features.mert`, :mod:`genre.features.muq`).
 
 A new front end is a module of this folder and a yaml in ``conf/features/`` whose ``_target_`` names it; it
 meets :class:`FrontEnd`.

@@ -1,4 +1,5 @@
-"""Pretrained music encoders as front ends (``features=mert_v1_95m|mert_v1_330m|ast``; settings under ``encoder.``).
+"""Pretrained music encoders as front ends (``features=mert_v1_95m|mert_v1_330m|muq|clap_music|ast``; settings
+under ``encoder.``).
 
 An encoder is a front end like the spectrograms (:class:`genre.features.FrontEnd`): a waveform at the encoder's
 rate becomes a matrix ``(n_layers * width, n_windows)``. The track is cut into windows of
