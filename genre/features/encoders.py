@@ -353,7 +353,8 @@ class Encoder(nn.Module):
 
     Args:
         kind: the encoder's name (``mert_v1_95m``): what runs are tagged with (``features``).
-        loader: a key of :data:`EMBEDDERS` (``mert``, ``ast``): how the weights load and what a window becomes.
+        loader: a key of :data:`EMBEDDERS` (``mert``, ``muq``, ``clap``, ``ast``): how the weights load and what a
+            window becomes.
         hub_id, revision: where the weights come from on the Hugging Face hub.
         path: a local folder with ``config.json`` and the weights instead of the hub cache.
         sample_rate: the encoder's rate, Hz (audio is resampled to it when decoded).
