@@ -388,17 +388,17 @@ def _write_embedding_cache(path: Path, key: str, audio: CachedTracks, extractor:
                 f.attrs["key"], f.attrs["rows_done"] = key, 0
                 _features_dataset(f, n_tracks, n_bands, n_frames)
             features = f["features"]
+            content = hashlib.sha256()   # over every row in order: an earlier attempt's rows are read back
+            for _, block in row_blocks_of(features, range(done)):
+                content.update(np.ascontiguousarray(block, dtype="<f4").tobytes())
             starts = range(done, n_tracks, batch_tracks)
             blocks = (rows[start:start + batch_tracks] for start in starts)
             for start, block in tqdm(zip(starts, embed_blocks(extractor, blocks, devices), strict=True),
                                      total=len(starts), desc="feature cache", unit="batch"):
-                stop = min(start + batch_tracks, n_tracks)
-                features[start:stop] = block
-                f.attrs["rows_done"] = stop
-                f.flush()
-            content = hashlib.sha256()   # over every row in order, those of an earlier attempt too
-            for _, block in row_blocks_of(features, range(n_tracks)):
+                features[start:start + len(block)] = block
                 content.update(np.ascontiguousarray(block, dtype="<f4").tobytes())
+                f.attrs["rows_done"] = start + len(block)
+                f.flush()
             digest = _finish_features(f, audio, content)
             f.attrs["complete"] = True
         os.replace(partial, path)
