@@ -2,6 +2,7 @@
 tiny random instance of its real class (no weights can be downloaded), saved as the hub holds it."""
 from __future__ import annotations
 
+import functools
 import json
 import multiprocessing
 import os
@@ -492,8 +493,12 @@ def test_a_trained_encoder_learns_only_the_layers_it_is_told_and_starts_where_th
     assert learning and all(not n.startswith("encoder.") or n.startswith("encoder.model.encoder.layers.1.")
                             for n in learning)
     assert any(n.startswith("encoder.model.encoder.layers.1.") for n in learning)
-    groups = trained.param_groups(1e-3)
-    assert [g.get("lr") for g in groups] == [None, 1e-4]
+    from genre.models.module import GenreClassifier
+
+    module = GenreClassifier(trained, trained_front, ["a", "b", "c", "d"], 3,
+                             optimizer=functools.partial(torch.optim.Adam, lr=1e-3))
+    groups = module.configure_optimizers().param_groups
+    assert [g["lr"] for g in groups] == [1e-3, pytest.approx(1e-4)]
     assert {id(p) for p in groups[1]["params"]} == {id(p) for n, p in trained.named_parameters()
                                                     if n.startswith("encoder.") and p.requires_grad}
     with pytest.raises(ConfigError, match="has 2 transformer layers"):

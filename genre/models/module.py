@@ -170,11 +170,11 @@ class GenreClassifier(pl.LightningModule):
                                    track_scores=results["track_scores"], track_embedding=results["track_embedding"])
 
     def configure_optimizers(self):
-        params = self.parameters()
-        if hasattr(self.net, "param_groups"):   # a network whose parts learn at rates of their own (a trained encoder)
-            params = self.net.param_groups(self.optimizer_factory.keywords.get("lr", 1e-3)
-                                           if hasattr(self.optimizer_factory, "keywords") else 1e-3)
+        # a network whose parts learn at rates of their own (a trained encoder) names its parameter groups
+        params = self.net.param_groups() if hasattr(self.net, "param_groups") else self.parameters()
         optimizer = self.optimizer_factory(params=params)
+        for group in optimizer.param_groups:   # a group's rate relative to the optimizer's (before any schedule)
+            group["lr"] *= group.get("lr_scale", 1.0)
         if self.scheduler_factory is None:
             return optimizer
         target = getattr(self.scheduler_factory, "func", self.scheduler_factory)

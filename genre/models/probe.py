@@ -71,12 +71,15 @@ class Probe(nn.Module):
         """The weights of the layers' sum (``layer=weighted``), ``(n_layers,)``; else ``None``."""
         return None if self.layer_weights is None else self.layer_weights.softmax(0)
 
-    def param_groups(self, lr: float) -> list[dict]:
-        """The optimizer's parameter groups: the head (and layer weights) at ``lr``; a trained encoder's layers at
-        ``encoder_lr`` (default ``lr / 10``): a pretrained network takes smaller steps than a new head."""
+    def param_groups(self) -> list[dict]:
+        """The optimizer's parameter groups: the head (and layer weights) at the optimizer's rate; a trained
+        encoder's layers at ``encoder_lr``, or else at a tenth of that rate (``lr_scale``, applied by
+        :meth:`genre.models.module.GenreClassifier.configure_optimizers`): a pretrained network takes smaller
+        steps than a new head."""
         encoder = [p for p in self.encoder.parameters() if p.requires_grad] if self.encoder is not None else []
         ours = [p for name, p in self.named_parameters() if not name.startswith("encoder.")]
-        return [{"params": ours}] + ([{"params": encoder, "lr": self.encoder_lr or lr / 10}] if encoder else [])
+        rate = {"lr": self.encoder_lr} if self.encoder_lr else {"lr_scale": 0.1}
+        return [{"params": ours}] + ([{"params": encoder, **rate}] if encoder else [])
 
     def embedded(self, x: torch.Tensor) -> torch.Tensor:
         """Clips of waveform windows ``(batch, 1, window_samples, n_windows)`` through the trained encoder ->
