@@ -157,6 +157,9 @@ def test_a_deepnorm_mert_scales_its_residuals_and_loads_what_it_saved(tmp_path):
 def test_the_layer_count_and_the_settings_are_checked_before_any_work(tiny_mert):
     with pytest.raises(ConfigError, match="gives 3 hidden states, its config says encoder.layers=13"):
         encoder(tiny_mert, layers=13)(torch.zeros(RATE))
+    with pytest.raises(ConfigError, match="gives 48 values a window, its config says encoder.layers x encoder.width "
+                                          "= 3 x 768 = 2304"):
+        encoder(tiny_mert, width=768)(torch.zeros(RATE))
     with pytest.raises(ConfigError, match="0 < hop <= window"):
         encoder(tiny_mert, hop_seconds=2.0)
     with pytest.raises(ConfigError, match="encoder.trainable='all': false .* top:N .* or true"):
@@ -479,7 +482,8 @@ def test_a_trained_encoder_learns_only_the_layers_it_is_told_and_starts_where_th
     assert [trainable_layers(v) for v in (False, "top:2", True)] == [None, 2, -1]
     with pytest.raises(ConfigError, match="top:N"):
         trainable_layers("top:zero")
-    settings = dict(name="mert_v1_95m", loader="mert", hub_id=TINY["hub_id"], revision="main", path=str(tiny_mert))
+    settings = dict(name="mert_v1_95m", loader="mert", hub_id=TINY["hub_id"], revision="main", path=str(tiny_mert),
+                    width=16)
     frozen_front, trained_front = encoder(tiny_mert), encoder(tiny_mert, trainable="top:1")
     assert trained_front.n_bands == RATE and trained_front.settings()["kind"] == "waveform windows"
     waveform = 0.1 * torch.randn(3 * RATE, generator=torch.Generator().manual_seed(6))
@@ -503,6 +507,9 @@ def test_a_trained_encoder_learns_only_the_layers_it_is_told_and_starts_where_th
                                                     if n.startswith("encoder.") and p.requires_grad}
     with pytest.raises(ConfigError, match="has 2 transformer layers"):
         Probe((RATE, 3), 4, n_layers=3, encoder={**settings, "trainable": "top:5"})
+    wide = Probe((RATE, 3), 4, n_layers=3, encoder={**settings, "width": 768, "trainable": "top:1"})
+    with pytest.raises(ConfigError, match="mert_v1_95m gives 48 values a window"):
+        wide(trained_front(waveform)[None, None])
 
 
 @pytest.mark.slow

@@ -177,6 +177,15 @@ class MERTWindows(nn.Module):
         return _layers_side_by_side(hidden, self.n_layers, skip=0)
 
 
+def checked_width(embeddings: torch.Tensor, n_layers: int, width: int, kind: str) -> torch.Tensor:
+    """``embeddings`` ``(..., values)`` of windows, refused unless each has ``n_layers * width`` values (a wrong
+    ``encoder.width`` would otherwise surface as a reshape deep in the cache or the probe)."""
+    if embeddings.shape[-1] != n_layers * width:
+        raise ConfigError(f"{kind} gives {embeddings.shape[-1]} values a window, its config says encoder.layers x "
+                          f"encoder.width = {n_layers} x {width} = {n_layers * width}; correct encoder.width")
+    return embeddings
+
+
 def _layers_side_by_side(hidden: tuple[torch.Tensor, ...], n_layers: int, skip: int) -> torch.Tensor:
     """Every hidden state ``(n, tokens, width)`` averaged over its tokens past the first ``skip``, side by side."""
     if len(hidden) != n_layers:
@@ -427,6 +436,8 @@ class Encoder(nn.Module):
         flat = waveform.reshape(-1, waveform.shape[-1])
         out = torch.stack([embed_windows(w, self.windows, self.window_samples, self.hop_length, self.batch_windows)
                            for w in flat])
+        if not isinstance(self.windows, WaveformWindows):
+            checked_width(out.transpose(-1, -2), self.n_layers, self.width, self.kind)
         return out.reshape(*lead, self.n_bands, out.shape[-1])
 
 

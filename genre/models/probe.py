@@ -33,17 +33,16 @@ class Probe(nn.Module):
         bands = input_shape[0]
         if not n_layers:
             raise ConfigError("model=probe reads a pretrained encoder's embeddings: choose one with "
-                              "features=mert_v1_95m (or mert_v1_330m, clap_music, ast), not a spectrogram front end")
+                              "features=mert_v1_95m (or mert_v1_330m, muq, clap_music, ast), not a spectrogram front end")
         from genre.features.encoders import embedder, trainable_layers
 
-        self.encoder, self.encoder_lr = None, encoder_lr
+        self.encoder, self.encoder_lr, self.encoder_name = None, encoder_lr, None
         if encoder is not None and trainable_layers(encoder.get("trainable")) is not None:
             # fine-tuning: clips are windows of waveform (bands = the window's samples), embedded here, with grads
             self.encoder, _ = embedder(encoder["name"], encoder["loader"], encoder["hub_id"], encoder["revision"],
                                        encoder.get("path"), n_layers, encoder["trainable"])
-            self.window_samples = bands
-            with torch.no_grad():
-                bands = self.encoder.eval()(torch.zeros(1, bands)).shape[-1]
+            self.window_samples, self.encoder_name = bands, encoder["name"]
+            bands = n_layers * int(encoder["width"])   # checked on the encoder's first windows
         if bands % n_layers:
             raise ConfigError(f"model.n_layers={n_layers} does not divide the front end's {bands} bands")
         self.n_layers, self.width = n_layers, bands // n_layers
@@ -85,8 +84,11 @@ class Probe(nn.Module):
         """Clips of waveform windows ``(batch, 1, window_samples, n_windows)`` through the trained encoder ->
         ``(batch, 1, n_layers * width, n_windows)``, as the frozen path's cache holds them."""
         batch, frames = x.shape[0], x.shape[-1]
+        from genre.features.encoders import checked_width
+
         windows = x[:, 0].transpose(1, 2).reshape(batch * frames, self.window_samples)
-        return self.encoder(windows).reshape(batch, frames, -1).transpose(1, 2).unsqueeze(1)
+        embedded = checked_width(self.encoder(windows), self.n_layers, self.width, self.encoder_name)
+        return embedded.reshape(batch, frames, -1).transpose(1, 2).unsqueeze(1)
 
     def pooled(self, x: torch.Tensor) -> torch.Tensor:
         """Clips ``(batch, 1, n_layers * width, n_windows)`` -> the probe's input ``(batch, features)``."""
