@@ -193,30 +193,36 @@ def _layers_side_by_side(hidden: tuple[torch.Tensor, ...], n_layers: int, skip: 
     return torch.cat([h[:, skip:].mean(1) for h in hidden], dim=-1)
 
 
-def kaldi_fbank(windows: torch.Tensor, sample_rate: int, n_mels: int) -> torch.Tensor:
+class KaldiFbank(nn.Module):
     """Log mel filter banks of each window ``(n, samples)`` -> ``(n, frames, n_mels)``, as
     ``torchaudio.compliance.kaldi.fbank(window, sample_frequency=rate, window_type="hanning", num_mel_bins=n_mels)``
     computes them one window at a time (what AST's feature extractor calls; tested to agree), for a batch at once
     and in a form ``torch.export`` takes: 25-ms frames every 10 ms, DC offset removed, pre-emphasis 0.97, a Hann
-    window, a 512-point power spectrum, Kaldi's mel banks from 20 Hz to Nyquist, natural log floored at float eps."""
-    from torchaudio.compliance.kaldi import get_mel_banks
+    window, a 512-point power spectrum, Kaldi's mel banks from 20 Hz to Nyquist, natural log floored at float eps.
+    The window and the banks are made once, here (buffers derived from the settings, not saved)."""
 
-    length, shift = int(sample_rate * 0.025), int(sample_rate * 0.010)
-    n_fft = 1 << (length - 1).bit_length()
-    frames = windows.unfold(-1, length, shift)
-    frames = frames - frames.mean(-1, keepdim=True)
-    frames = frames - 0.97 * torch.cat([frames[..., :1], frames[..., :-1]], dim=-1)
-    frames = frames * torch.hann_window(length, periodic=False, dtype=frames.dtype, device=frames.device)
-    power = torch.fft.rfft(frames, n=n_fft).abs() ** 2
-    banks, _ = get_mel_banks(n_mels, n_fft, float(sample_rate), 20.0, 0.0, 100.0, -500.0, 1.0)
-    banks = torch.nn.functional.pad(banks, (0, 1)).to(frames.dtype).to(frames.device)   # (n_mels, n_fft // 2 + 1)
-    return torch.log(torch.clamp(power @ banks.T, min=torch.finfo(frames.dtype).eps))
+    def __init__(self, sample_rate: int, n_mels: int):
+        from torchaudio.compliance.kaldi import get_mel_banks
+
+        super().__init__()
+        self.length, self.shift = int(sample_rate * 0.025), int(sample_rate * 0.010)
+        self.n_fft = 1 << (self.length - 1).bit_length()
+        banks, _ = get_mel_banks(n_mels, self.n_fft, float(sample_rate), 20.0, 0.0, 100.0, -500.0, 1.0)
+        self.register_buffer("banks", torch.nn.functional.pad(banks, (0, 1)).float(), persistent=False)  # (mels, bins)
+        self.register_buffer("window", torch.hann_window(self.length, periodic=False), persistent=False)
+
+    def forward(self, windows: torch.Tensor) -> torch.Tensor:
+        frames = windows.unfold(-1, self.length, self.shift)
+        frames = frames - frames.mean(-1, keepdim=True)
+        frames = frames - 0.97 * torch.cat([frames[..., :1], frames[..., :-1]], dim=-1)
+        power = torch.fft.rfft(frames * self.window, n=self.n_fft).abs() ** 2
+        return torch.log(torch.clamp(power @ self.banks.T, min=torch.finfo(frames.dtype).eps))
 
 
 class ASTWindows(nn.Module):
     """Windows ``(n, window_samples)`` at 16 kHz -> the Audio Spectrogram Transformer's every hidden state averaged
     over its patch tokens (the CLS and distillation tokens left out), ``(n, n_layers * width)``. The input is
-    AST's: Kaldi filter banks (:func:`kaldi_fbank`), zero-padded or cut to the model's ``max_length`` frames,
+    AST's: Kaldi filter banks (:class:`KaldiFbank`), zero-padded or cut to the model's ``max_length`` frames,
     standardised with its training statistics (``(x - mean) / (2 std)``; AudioSet's unless the folder's
     ``preprocessor_config.json`` says otherwise)."""
 
@@ -224,7 +230,8 @@ class ASTWindows(nn.Module):
                  sample_rate: int = 16000):
         super().__init__()
         self.model, self.n_layers = model, n_layers
-        self.mean, self.std, self.sample_rate = float(mean), float(std), int(sample_rate)
+        self.mean, self.std = float(mean), float(std)
+        self.fbank = KaldiFbank(int(sample_rate), model.config.num_mel_bins)
 
     @classmethod
     def from_folder(cls, folder: Path, n_layers: int) -> "ASTWindows":
@@ -244,7 +251,7 @@ class ASTWindows(nn.Module):
 
     def forward(self, windows: torch.Tensor) -> torch.Tensor:
         config = self.model.config
-        fbank = kaldi_fbank(windows, self.sample_rate, config.num_mel_bins)
+        fbank = self.fbank(windows)
         fbank = torch.nn.functional.pad(fbank, (0, 0, 0, max(0, config.max_length - fbank.shape[1])))
         fbank = (fbank[:, :config.max_length] - self.mean) / (2 * self.std)
         hidden = self.model(fbank, output_hidden_states=True, return_dict=True).hidden_states
