@@ -61,8 +61,9 @@ def measure(root: Path, models: list[str], seeds: list[int], extra: list[str]) -
     common = [f"paths.root_dir={root.resolve()}", "logger.experiment_name=domain_shift",
               "trainer.enable_progress_bar=false", *extra]
     rows, designed = [], network_settings()
+    recipes = {model: recipes_for(designed[model]) for model in models}
     for model in models:
-        for recipe, recipe_overrides in recipes_for(designed[model]).items():
+        for recipe, recipe_overrides in recipes[model].items():
             for seed in seeds:
                 start = time.perf_counter()
                 name = f"shift-{model}-{recipe}-s{seed}"
@@ -82,7 +83,7 @@ def measure(root: Path, models: list[str], seeds: list[int], extra: list[str]) -
                 print(f"{name}: a {rows[-1]['a']:.3f}, b {rows[-1]['b']:.3f} ({rows[-1]['seconds']:.0f} s)", flush=True)
     table = []
     for model in models:
-        for recipe in recipes_for(designed[model]):
+        for recipe in recipes[model]:
             chosen = [r for r in rows if r["model"] == model and r["recipe"] == recipe]
             a, b = np.array([r["a"] for r in chosen]), np.array([r["b"] for r in chosen])
             (a_mean, a_std, _), (b_mean, b_std, _), (drop_mean, drop_std, _) = map(mean_std, (a, b, a - b))
