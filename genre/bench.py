@@ -346,26 +346,21 @@ def figure_clip_paths(features_cache, n_frames: int, clip_frames: int, device: s
     return results
 
 
-def _encoder_models(device: torch.device) -> dict:
-    """The encoders figure 10 times: tiny random instances of MERT's, AST's and CLAP's real classes, and MERT-95M at its
-    real size with random weights (speed does not depend on the weights; on a CPU over 4 tracks only); on a GPU
-    MERT-330M at its real size too."""
-    from transformers import ASTConfig, ASTModel, ClapAudioConfig, ClapAudioModelWithProjection
-
+def _encoder_models(device: torch.device, work: Path) -> dict:
+    """The encoders figure 10 times: tiny random instances of MERT's, AST's and CLAP's real classes, saved as the hub
+    holds them (the tests' own, :mod:`genre.features.encoders`), and MERT-95M at its real size with random weights
+    (speed does not depend on the weights; on a CPU over 4 tracks only); on a GPU MERT-330M at its real size too.
+    Each is ``(loader, rate, window, folder or model, layers, width)``."""
+    from genre.features.encoders import save_tiny_ast, save_tiny_clap, save_tiny_mert
     from genre.features.mert import MERTConfig, MERTModel
 
     def mert(**config):
         return MERTModel(MERTConfig(mask_time_prob=0.0, **config))
 
-    tiny = dict(hidden_size=16, num_hidden_layers=2, num_attention_heads=2, intermediate_size=32,
-                conv_dim=(8,) * 7, num_conv_pos_embeddings=16, num_conv_pos_embedding_groups=2)
-    models = {"tiny_mert": ("mert", 24000, 5.0, mert(**tiny), 3, 16),
-              "tiny_ast": ("ast", 16000, 10.24, ASTModel(ASTConfig(hidden_size=16, num_hidden_layers=2,
-                                                                   num_attention_heads=2, intermediate_size=32)), 3, 16),
-              "tiny_clap": ("clap", 48000, 10.0, ClapAudioModelWithProjection(ClapAudioConfig(
-                  depths=[1, 1], num_attention_heads=[2, 2], patch_embeds_hidden_size=8, hidden_size=16,
-                  projection_dim=16, num_hidden_layers=2)), 1, 16)}
-    models["mert_v1_95m_size"] = ("mert", 24000, 5.0, mert(), 13, 768)   # on a CPU: over 4 tracks
+    models = {"tiny_mert": ("mert", 24000, 5.0, save_tiny_mert(work / "tiny_mert"), 3, 16),
+              "tiny_ast": ("ast", 16000, 10.24, save_tiny_ast(work / "tiny_ast", window_seconds=10.24), 3, 16),
+              "tiny_clap": ("clap", 48000, 10.0, save_tiny_clap(work / "tiny_clap"), 1, 16),
+              "mert_v1_95m_size": ("mert", 24000, 5.0, mert(), 13, 768)}   # on a CPU: over 4 tracks
     if device.type == "cuda":
         models["mert_v1_330m_size"] = ("mert", 24000, 5.0, mert(hidden_size=1024, num_hidden_layers=24,
                                                                  num_attention_heads=16, intermediate_size=4096), 25, 1024)
@@ -383,10 +378,11 @@ def figure_encoders(tracks, work: Path, seconds: float, epochs: int = 3) -> dict
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     results: dict = {"device": torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu",
                      "tracks": len(tracks), "track_seconds": seconds}
-    for name, (loader, rate, window, model, layers, width) in _encoder_models(device).items():
+    for name, (loader, rate, window, source, layers, width) in _encoder_models(device, work).items():
         some = tracks[:4] if name.endswith("_size") and device.type == "cpu" else tracks
         audio = build_audio_cache(some, rate, int(seconds * rate), work / "encoder_cache")
-        encoder = Encoder(name, loader, "random", "none", rate, window, window, layers, width, model=model)
+        given = {"path": str(source)} if isinstance(source, Path) else {"model": source}
+        encoder = Encoder(name, loader, "random", "none", rate, window, window, layers, width, **given)
         embed_s, built = _timed(build_feature_cache, audio, encoder, work / "encoder_cache")
         n_tracks = len(built.track_ids)
         rows = list(range(n_tracks))
