@@ -1,6 +1,7 @@
 """The commands: ``genre-train`` (``python train.py``: :func:`train_command`), ``genre-evaluate``
 (``python evaluate.py``: :func:`evaluate_command`),
-``genre-compare``, ``genre-replay``, ``genre-bench`` and ``genre-download-previews``.
+``genre-app`` (``python -m genre.app``: :func:`app_command`), ``genre-compare``, ``genre-replay``, ``genre-bench``
+and ``genre-download-previews``.
 
 Every command leaves the same way: a :class:`genre.runtime.errors.GenreError` (bad input or settings) prints
 ``error: <message>`` on stderr and exits with status 2, without a traceback; anything else is a bug
@@ -118,6 +119,21 @@ def evaluate(cfg: DictConfig) -> None:
     from genre.evaluate import evaluate as evaluate_model
 
     evaluate_model(cfg)
+
+
+@hydra.main(version_base="1.3", config_path="conf", config_name="app")
+@exit_on_user_error
+def app(cfg: DictConfig) -> None:
+    """``genre-app ...`` (``python -m genre.app``): the page for one song, until Ctrl-C."""
+    quiet_console()
+    from genre.app.main import serve
+
+    serve(cfg)
+
+
+def app_command() -> None:
+    """``genre-app`` and ``python -m genre.app``."""
+    _exit_at_once(app)
 
 
 def compare() -> None:

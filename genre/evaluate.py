@@ -179,19 +179,30 @@ def classify_file(model: LoadedClassifier | Predictor, audio_path: str | Path, l
     classifier = getattr(model, "module", model)   # a checkpoint's Predictor, or a training run's module
     duration = duration_seconds(audio_path)
     if duration is not None and duration > max(long_file_seconds, 2 * segment_seconds):
-        scores = _classify_in_segments(classifier, audio_path, segment_seconds)
-        return sorted(zip(classifier.genres, map(float, scores), strict=True), key=lambda pair: -pair[1])
+        return ranked(classifier.genres, _classify_in_segments(classifier, audio_path, segment_seconds))
+    waveform, _ = decode_for_classification(classifier, audio_path)
+    return ranked(classifier.genres, classifier.classify_waveform(waveform))
+
+
+def ranked(genres: list[str], scores: np.ndarray) -> list[tuple[str, float]]:
+    """``(genre, score)`` pairs, best first (ties in the genres' order)."""
+    return sorted(zip(genres, map(float, scores), strict=True), key=lambda pair: -pair[1])
+
+
+def decode_for_classification(classifier: Predictor, audio_path: str | Path) -> tuple[np.ndarray, float]:
+    """A file decoded at the classifier's rate, and the seconds of silence classifying it adds: what
+    ``evaluate.py audio=`` and the app (:mod:`genre.app`) both classify. A file that cannot be decoded, or a
+    silent one, raises :class:`AudioDecodeError`; one shorter than a clip is padded to it, and a warning says so."""
     rate = classifier.frontend.sample_rate
     waveform = load_audio(audio_path, rate)
     problem = input_problem(waveform)
     if problem:
         raise AudioDecodeError(audio_path, problem)
-    padded = min_samples(classifier.clip_frames, classifier.frontend.hop_length) - waveform.shape[0]
+    padded = max(0, min_samples(classifier.clip_frames, classifier.frontend.hop_length) - waveform.shape[0])
     if padded > 0:
         log.warning("%s lasts %.2f s, less than one clip: padded with %.2f s of silence, so the answer rests on "
                     "%.2f s of audio", audio_path, waveform.shape[0] / rate, padded / rate, waveform.shape[0] / rate)
-    scores = classifier.classify_waveform(waveform)
-    return sorted(zip(classifier.genres, map(float, scores), strict=True), key=lambda pair: -pair[1])
+    return waveform, padded / rate
 
 
 def _classify_in_segments(module: Predictor, audio_path: str | Path, segment_seconds: float) -> np.ndarray:
@@ -213,20 +224,29 @@ def _classify_in_segments(module: Predictor, audio_path: str | Path, segment_sec
     return aggregate_windows(torch.cat(probabilities), module.aggregation)
 
 
-def corpus_embeddings(model: LoadedClassifier, ckpt_path: str | Path, cache_dir: str,
-                      dataset_root: str | None = None) -> dict[str, np.ndarray]:
-    """The learned embedding of every track of the run's corpus (all splits): ``track_id``, ``genre``,
-    ``split``, ``embedding`` arrays. Computed once per checkpoint and corpus, kept beside the checkpoint
-    (``<checkpoint>.embeddings-<features cache key>.npz``, written whole or not at all) and reused."""
-    from tqdm import tqdm
-
-    from genre.data.cache import open_rows
+def corpus_data(model: LoadedClassifier, cache_dir: str, dataset_root: str | None = None) -> PreparedData:
+    """The run's corpus as it is now (indexed again, its caches built where missing), from ``dataset_root`` if
+    it moved since training."""
     from genre.runtime.build import prepare_data
+
     config = model.config.copy()
     config.paths.cache_dir = cache_dir
     if dataset_root:
         config.dataset.root = dataset_root
-    data = prepare_data(config, model.module.frontend)
+    return prepare_data(config, model.module.frontend)
+
+
+def corpus_embeddings(model: LoadedClassifier, ckpt_path: str | Path, cache_dir: str,
+                      dataset_root: str | None = None, data: PreparedData | None = None) -> dict[str, np.ndarray]:
+    """The learned embedding of every track of the run's corpus (all splits): ``track_id``, ``genre``,
+    ``split``, ``embedding`` arrays. Computed once per checkpoint and corpus, kept beside the checkpoint
+    (``<checkpoint>.embeddings-<features cache key>.npz``, written whole or not at all) and reused.
+    ``data``: the corpus already prepared (:func:`corpus_data`)."""
+    from tqdm import tqdm
+
+    from genre.data.cache import open_rows
+
+    data = data or corpus_data(model, cache_dir, dataset_root)
     ckpt = Path(ckpt_path)
     path = ckpt.with_name(f"{ckpt.name}.embeddings-{data.features.key}.npz")
     if path.is_file() and path.stat().st_mtime >= ckpt.stat().st_mtime:
@@ -283,8 +303,14 @@ def similar_tracks(model: LoadedClassifier, audio_path: str | Path, corpus: dict
     """The ``k`` tracks of ``corpus`` nearest to a song in the learned embedding space, nearest first:
     ``(track id, genre, split, cosine distance)``."""
     song = model.module.embed_waveform(load_audio(audio_path, model.module.frontend.sample_rate))
+    return nearest_tracks(corpus, song, k)
+
+
+def nearest_tracks(corpus: dict[str, np.ndarray], embedding: np.ndarray, k: int) -> list[tuple[str, str, str, float]]:
+    """The ``k`` tracks of ``corpus`` nearest to ``embedding`` (cosine distance), nearest first:
+    ``(track id, genre, split, distance)``."""
     unit = corpus["embedding"] / np.maximum(np.linalg.norm(corpus["embedding"], axis=1, keepdims=True), 1e-12)
-    distance = 1.0 - unit @ (song / max(float(np.linalg.norm(song)), 1e-12))
+    distance = 1.0 - unit @ (embedding / max(float(np.linalg.norm(embedding)), 1e-12))
     nearest = np.argsort(distance, kind="stable")[:k]
     return [(str(corpus["track_id"][i]), str(corpus["genre"][i]), str(corpus["split"][i]), float(distance[i]))
             for i in nearest]

@@ -65,11 +65,18 @@ def waveform_clips(waveform: np.ndarray, frontend: Callable[[torch.Tensor], torc
                    hop_length: int, device: torch.device | str = "cpu") -> torch.Tensor:
     """The windows covering a whole mono waveform (:func:`window_starts`), ``(n, 1, n_bands, clip_frames)``:
     zero-padded to one clip if shorter, features computed once for the whole waveform and then cut."""
+    return cut_windows(waveform_features(waveform, frontend, clip_frames, hop_length, device), clip_frames)
+
+
+def waveform_features(waveform: np.ndarray, frontend: Callable[[torch.Tensor], torch.Tensor], clip_frames: int,
+                      hop_length: int, device: torch.device | str = "cpu") -> torch.Tensor:
+    """The features ``(n_bands, n_frames)`` of a whole mono waveform, zero-padded to one clip if shorter: what
+    :func:`waveform_clips` cuts its windows from."""
     waveform = np.asarray(waveform, dtype=np.float32).reshape(-1)
     shortest = min_samples(clip_frames, hop_length)
     if waveform.shape[0] < shortest:
         waveform = np.pad(waveform, (0, shortest - waveform.shape[0]))
-    return cut_windows(frontend(torch.from_numpy(waveform).to(device)), clip_frames)
+    return frontend(torch.from_numpy(waveform).to(device))
 
 
 @torch.no_grad()
@@ -93,6 +100,13 @@ def window_probabilities(waveform: np.ndarray, frontend: Callable[[torch.Tensor]
                          hop_length: int, batch_size: int = 32, device: torch.device | str = "cpu") -> torch.Tensor:
     """The genre probabilities ``(n_windows, n_genres)`` of each window of :func:`waveform_clips`."""
     clips = waveform_clips(waveform, frontend, clip_frames, hop_length, device)
+    return clips_probabilities(clips, clip_probabilities, batch_size)
+
+
+@torch.no_grad()
+def clips_probabilities(clips: torch.Tensor, clip_probabilities: Callable[[torch.Tensor], torch.Tensor],
+                        batch_size: int = 32) -> torch.Tensor:
+    """The probabilities ``(n, n_genres)`` of clips ``(n, 1, n_bands, clip_frames)``, ``batch_size`` at a time."""
     return torch.cat([clip_probabilities(clips[i:i + batch_size]) for i in range(0, len(clips), batch_size)])
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import inspect
 import logging
+from dataclasses import dataclass
 from typing import Callable
 
 import numpy as np
@@ -18,7 +19,16 @@ from torchmetrics.functional.classification import multiclass_f1_score
 
 from genre.data.augment import Augment
 from genre.features import FrontEnd
-from genre.models.inference import aggregate_tracks, aggregate_windows, waveform_clips, window_probabilities
+from genre.models.inference import (
+    aggregate_tracks,
+    aggregate_windows,
+    clips_probabilities,
+    cut_windows,
+    waveform_clips,
+    waveform_features,
+    window_probabilities,
+    window_starts,
+)
 from genre.models.predictor import ClipClassifier, Normalize
 from genre.models.results import TestResults
 from genre.runtime.errors import ConfigError, TrainingDiverged
@@ -229,6 +239,20 @@ class GenreClassifier(pl.LightningModule):
                                     self.frontend.hop_length, batch_size, self.normalize.mean.device)
 
     @torch.no_grad()
+    def analyse_waveform(self, waveform: np.ndarray, batch_size: int = 32) -> WaveformAnalysis:
+        """Everything a person looking at one song is shown, from one pass of the front end: its features, its
+        windows' probabilities, the track's scores (as :meth:`classify_waveform` gives them, the same operations)
+        and its learned embedding (as :meth:`embed_waveform`)."""
+        self.eval()
+        device = self.normalize.mean.device
+        features = waveform_features(waveform, self.frontend, self.clip_frames, self.frontend.hop_length, device)
+        clips = cut_windows(features, self.clip_frames)
+        probabilities = clips_probabilities(clips, lambda batch: self(batch).softmax(-1), batch_size)
+        return WaveformAnalysis(features.cpu().numpy(), window_starts(features.shape[-1], self.clip_frames),
+                                probabilities.cpu().numpy(), aggregate_windows(probabilities, self.aggregation),
+                                self.embed_clips(clips))
+
+    @torch.no_grad()
     def embed_clips(self, clips: torch.Tensor, batch_size: int = 64) -> np.ndarray:
         """The learned embedding of a track from its clips ``(n, 1, n_bands, clip_frames)``: the mean of the
         clips' embeddings, as the run's t-SNE plots and separation scores take it."""
@@ -240,6 +264,17 @@ class GenreClassifier(pl.LightningModule):
         """The learned embedding of a whole mono waveform: its windows (as :meth:`classify_waveform`), embedded."""
         return self.embed_clips(waveform_clips(waveform, self.frontend, self.clip_frames, self.frontend.hop_length,
                                                self.normalize.mean.device))
+
+
+@dataclass
+class WaveformAnalysis:
+    """One song as :meth:`GenreClassifier.analyse_waveform` sees it."""
+
+    features: np.ndarray            # (n_bands, n_frames), the front end's output, frames hop_length samples apart
+    starts: np.ndarray              # (n_windows,) first frame of each window (clip_frames long)
+    probabilities: np.ndarray       # (n_windows, n_genres)
+    scores: np.ndarray              # (n_genres,), the windows aggregated as in evaluation
+    embedding: np.ndarray           # (width,), the learned embedding (mean over the windows)
 
 
 def tested(trainer: pl.Trainer, module: GenreClassifier, **test_kwargs) -> tuple[dict[str, float], TestResults | None]:
