@@ -1,6 +1,7 @@
 """Benchmark of the data pipeline against the seed projects' way and against the machine.
 
     python -m genre.bench [--tracks-per-genre 10] [--cache-tracks 1000] [--json bench.json] [--skip-main-command]
+                          [--only 9 11]
 
 Every figure is a ratio of two measurements taken side by side in the same run (machines are noisy;
 absolute times alone mean little), printed and written as JSON. The corpus is the synthetic one,
@@ -293,6 +294,46 @@ def figure_command_line(work: Path) -> dict:
             "targets": "refusal < 2 s; evaluate < 5 s and <= 2.5x bare import; answer < 0.2 s; exit < 0.5 s"}
 
 
+def figure_app(work: Path, song_mp3: Path) -> dict:
+    """11. The app (``genre-app``) answering one song (30 s by default), model loaded: upload, decode, classify, the timeline,
+    the front end's picture and 5 tracks like it, through its HTTP API (FastAPI's test client, in the process).
+    The run is figure 9's (the README's default network and front end, on a small corpus); the songs are a
+    44.1 kHz stereo MP3 of the benchmark's corpus and the same song as a 22.05 kHz mono WAV. Target: < 1 s."""
+    from fastapi.testclient import TestClient
+
+    from genre.app.server import create_app
+    from genre.app.service import AppModel
+
+    root = work / "command_line"
+    [checkpoint] = root.glob("outputs/runs/*/checkpoints/best-*.ckpt")
+    load_s, service = _timed(AppModel, checkpoint, 5, str(root / "cache"), tracking_uri=f"sqlite:///{root}/mlflow.db")
+    client = TestClient(create_app(service))
+    waveform = _decoded(song_mp3)
+    song_wav = work / "app_song.wav"
+    sf.write(str(song_wav), waveform, SAMPLE_RATE)
+    answers = {}
+    for name, path in (("mp3", song_mp3), ("wav", song_wav)):
+        body = path.read_bytes()
+
+        def ask(body=body, name=name):
+            answer = client.post("/api/classify", files={"file": (f"song.{name}", body)})
+            if answer.status_code != 200:
+                raise RuntimeError(f"the app answered {answer.status_code}: {answer.text[:500]}")
+            return answer.json()
+
+        ask()                                                     # warm-up
+        answers[name] = min(_timed(ask)[0] for _ in range(5))
+    return {"song_s": waveform.shape[0] / SAMPLE_RATE, "load_s": load_s, "answer_mp3_s": answers["mp3"],
+            "answer_wav_s": answers["wav"], "answer_over_1s_budget": answers["mp3"] / 1.0,
+            "target": "a 30-s song answered in < 1 s (ratio to the 1-s budget < 1)"}
+
+
+def _decoded(path: Path) -> np.ndarray:
+    from genre.data.audio import load_audio
+
+    return load_audio(path, SAMPLE_RATE)
+
+
 def figure_clip_paths(features_cache, n_frames: int, clip_frames: int, device: str | torch.device = "cpu",
                       n_tracks: int = 1000, model: str = "cnn3", batch_size: int = 32,
                       loader_workers: int | None = None, rounds: int = 2) -> dict:
@@ -402,35 +443,45 @@ def figure_encoders(tracks, work: Path, seconds: float, epochs: int = 3) -> dict
 
 
 def run(tracks_per_genre: int, seconds: float, n_clips: int, main_command: bool, memory: bool,
-        smoke: bool = False, cache_tracks: int = 1000, paths_tracks: int = 1000) -> dict:
+        smoke: bool = False, cache_tracks: int = 1000, paths_tracks: int = 1000, only: set[int] | None = None) -> dict:
+    """Every figure, or those numbered in ``only`` (11 brings 9, whose run it serves)."""
+    wanted = (lambda n: True) if not only else (lambda n: n in only or (n == 9 and 11 in only))
     with tempfile.TemporaryDirectory(prefix="genre-bench-") as tmp:
         work = Path(tmp)
         tracks = mp3_corpus(work / "corpus", tracks_per_genre, seconds)
         n_samples = int(seconds * SAMPLE_RATE)
-        cache_figure = figure_cache_build(tracks, work, n_samples, cache_tracks)
-        audio_cache = build_audio_cache(tracks, SAMPLE_RATE, n_samples, work / "cache")
-        features_cache, feature_figure = figure_feature_extraction(audio_cache, work)  # the cache 2 and 4 read
-        extractor = build_frontend(DEFAULTS.features)
-        n_frames, clip_frames = extractor.n_frames(n_samples), extractor.n_frames(int(CLIP_SECONDS * SAMPLE_RATE))
-        figures = {
-            "1_cache_build": cache_figure,
-            "2_epoch_data_cost": figure_epoch_data_cost(tracks, features_cache, n_frames, clip_frames, n_clips),
-            "3_feature_extraction": feature_figure,
-            "4_pipeline_overhead": figure_pipeline_overhead(features_cache, n_frames, clip_frames, len(tracks)),
-        }
-        if memory:
+        figures = {}
+        if wanted(1):
+            figures["1_cache_build"] = figure_cache_build(tracks, work, n_samples, cache_tracks)
+        if any(wanted(n) for n in (2, 3, 4, 7, 8)):
+            audio_cache = build_audio_cache(tracks, SAMPLE_RATE, n_samples, work / "cache")
+            features_cache, feature_figure = figure_feature_extraction(audio_cache, work)  # the cache 2 and 4 read
+            extractor = build_frontend(DEFAULTS.features)
+            n_frames, clip_frames = extractor.n_frames(n_samples), extractor.n_frames(int(CLIP_SECONDS * SAMPLE_RATE))
+        if wanted(2):
+            figures["2_epoch_data_cost"] = figure_epoch_data_cost(tracks, features_cache, n_frames, clip_frames, n_clips)
+        if wanted(3):
+            figures["3_feature_extraction"] = feature_figure
+        if wanted(4):
+            figures["4_pipeline_overhead"] = figure_pipeline_overhead(features_cache, n_frames, clip_frames, len(tracks))
+        if memory and wanted(5):
             figures["5_memory"] = figure_memory(work, tracks_per_genre, seconds)
-        if main_command:  # the README's command as it stands; --smoke shrinks it to check the plumbing
+        if main_command and wanted(6):  # the README's command as it stands; --smoke shrinks it to check the plumbing
             figures["6_main_command"] = figure_main_command(work, [
                 f"dataset.tracks_per_genre={tracks_per_genre}", f"dataset.track_seconds={seconds}",
                 "trainer.max_epochs=2"] if smoke else [])
-        if torch.cuda.is_available():
+        if torch.cuda.is_available() and wanted(7):
             for model in ("cnn3", "resnet"):
                 figures[f"7_gpu_clip_paths_{model}"] = figure_clip_paths(features_cache, n_frames, clip_frames,
                                                                         "cuda", paths_tracks, model)
-        figures["8_cpu_clip_paths"] = figure_clip_paths(features_cache, n_frames, clip_frames, "cpu", paths_tracks)
-        figures["9_command_line"] = figure_command_line(work)
-        figures["10_encoders"] = figure_encoders(tracks, work, seconds)
+        if wanted(8):
+            figures["8_cpu_clip_paths"] = figure_clip_paths(features_cache, n_frames, clip_frames, "cpu", paths_tracks)
+        if wanted(9):
+            figures["9_command_line"] = figure_command_line(work)
+        if wanted(10):
+            figures["10_encoders"] = figure_encoders(tracks, work, seconds)
+        if wanted(11):
+            figures["11_app"] = figure_app(work, Path(tracks[0].path))
     return {"machine": {"cpus": os.cpu_count(), "platform": platform.platform(), "python": platform.python_version(),
                         "torch": torch.__version__, "torch_threads": torch.get_num_threads(),
                         "gpu": torch.cuda.get_device_name() if torch.cuda.is_available() else None},
@@ -456,13 +507,14 @@ def main(argv: list[str] | None = None) -> int:
                         help="corpus size of figures 7 and 8, the two clip paths (default GTZAN's 1000)")
     parser.add_argument("--clips", type=int, default=100, help="clips for the per-item comparison")
     parser.add_argument("--json", type=Path, help="write the figures here")
+    parser.add_argument("--only", type=int, nargs="+", metavar="N", help="these figures alone (11 brings 9)")
     parser.add_argument("--skip-main-command", action="store_true", help="leave out figure 6 (minutes)")
     parser.add_argument("--skip-memory", action="store_true", help="leave out figure 5 (two training runs)")
     parser.add_argument("--smoke", action="store_true",
                         help="figure 6 on the benchmark's own small corpus for 2 epochs (tests), not the README command")
     args = parser.parse_args(argv)
     results = run(args.tracks_per_genre, args.seconds, args.clips, not args.skip_main_command, not args.skip_memory,
-                  args.smoke, args.cache_tracks, args.paths_tracks)
+                  args.smoke, args.cache_tracks, args.paths_tracks, set(args.only or ()))
     _print(results)
     if args.json:
         args.json.write_text(json.dumps(results, indent=2))

@@ -311,7 +311,7 @@ def _say_where(logger, cfg: DictConfig, tracking_uri: str) -> None:
     """The run's last lines: its name and id, its output folder, the command that shows it (from what
     the logger learned at the start: the server may be gone by now)."""
     for line in closing_lines(logger.run_name, logger.run_id, logger.experiment_id,
-                              str(Path(cfg.paths.output_dir).resolve()), tracking_uri):
+                              str(Path(cfg.paths.output_dir).resolve()), tracking_uri, cfg.paths.root_dir):
         log.info(line)
 
 

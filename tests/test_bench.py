@@ -21,6 +21,7 @@ FIGURES = {
     "10_encoders": {f"{encoder}_{key}" for encoder in ("tiny_mert", "tiny_ast", "tiny_clap", "mert_v1_95m_size")
                     for key in ("tracks_per_s", "real_time_factor", "cache_kb_per_track", "probe_epoch_s",
                                 "cache_saves_per_epoch")},
+    "11_app": {"song_s", "load_s", "answer_mp3_s", "answer_wav_s", "answer_over_1s_budget"},
 }
 
 

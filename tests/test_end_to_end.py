@@ -227,13 +227,17 @@ def test_console_says_what_happened_and_nothing_else(trained):
                   "GPU available: False", "TPU available", "FLOPs", "monitoring system metrics"):
         assert noise not in console, noise
     run, _ = run_and_client(root, metrics["run_id"])
-    last = [line.split(" - ", 1)[-1] for line in out.stdout.strip().splitlines()[-3:]]
+    last = [line.split(" - ", 1)[-1] for line in out.stdout.strip().splitlines()[-4:]]
     assert last[0] == f"run      {run.info.run_name}  (id {run.info.run_id})"
     assert last[1].startswith("outputs  ") and (root / "outputs") in Path(last[1].split()[-1]).parents
     # the command works as printed: "mlflow" where this environment's is on PATH, else its path
     program = last[2].split()[2]
     assert program == "mlflow" and shutil.which("mlflow") or (ROOT / program).is_file(), last[2]
     assert last[2].startswith(f"see it   {program} ui --backend-store-uri sqlite:///{root}/mlflow.db")
+    # and the app on it (tests/test_app.py starts it as printed)
+    app = last[3].split()[2]
+    assert app == "genre-app" and shutil.which("genre-app") or (ROOT / app).is_file(), last[3]
+    assert last[3] == f"try it   {app} run_id={run.info.run_id} paths.root_dir={root}   then open http://127.0.0.1:8050"
     assert re.search(r"model cnn3: \d+\.\d\d M parameters, clips of 32 bands x \d+ frames, 4 genres", console)
     assert not re.search(r"\d\.\d{10}", console)      # no 16-digit metric values
     # MLflow's own lines in the project's format

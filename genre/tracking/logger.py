@@ -193,11 +193,21 @@ def log_dataset_input(logger: MLFlowLogger, data) -> None:
                            f"logging dataset {data.index.name!r} as the run's input")
 
 
-def closing_lines(run_name: str, run_id: str, experiment_id: str, output_dir: str, tracking_uri: str) -> list[str]:
-    """The last lines of a run: what it is, where its files are, and the command that shows it."""
+def closing_lines(run_name: str, run_id: str, experiment_id: str, output_dir: str, tracking_uri: str,
+                  root_dir: str | Path = ".") -> list[str]:
+    """The last lines of a run: what it is, where its files are, the command that shows it, and the one that
+    starts the app on it (each as typed from the working directory)."""
+    from genre.tracking.store import resolve_tracking_uri
+
     if is_tracking_server(tracking_uri):
         show = f"open {tracking_uri.rstrip('/')}/#/experiments/{experiment_id}/runs/{run_id}"
     else:
         show = (f"{program_here('mlflow')} ui --backend-store-uri {tracking_uri}   then open "
                 f"http://127.0.0.1:5000/#/experiments/{experiment_id}/runs/{run_id}")
-    return [f"run      {run_name}  (id {run_id})", f"outputs  {output_dir}", f"see it   {show}"]
+    app = f"{program_here('genre-app')} run_id={run_id}"
+    if Path(root_dir).resolve() != Path.cwd().resolve():
+        app += f" paths.root_dir={Path(root_dir).resolve()}"
+    if tracking_uri != resolve_tracking_uri(None, root_dir):
+        app += f" tracking_uri={tracking_uri}"
+    return [f"run      {run_name}  (id {run_id})", f"outputs  {output_dir}", f"see it   {show}",
+            f"try it   {app}   then open http://127.0.0.1:8050"]
