@@ -189,10 +189,12 @@ def ranked(genres: list[str], scores: np.ndarray) -> list[tuple[str, float]]:
     return sorted(zip(genres, map(float, scores), strict=True), key=lambda pair: -pair[1])
 
 
-def decode_for_classification(classifier: Predictor, audio_path: str | Path) -> tuple[np.ndarray, float]:
+def decode_for_classification(classifier: Predictor, audio_path: str | Path, shown: str | None = None
+                              ) -> tuple[np.ndarray, float]:
     """A file decoded at the classifier's rate, and the seconds of silence classifying it adds: what
     ``evaluate.py audio=`` and the app (:mod:`genre.app`) both classify. A file that cannot be decoded, or a
-    silent one, raises :class:`AudioDecodeError`; one shorter than a clip is padded to it, and a warning says so."""
+    silent one, raises :class:`AudioDecodeError`; one shorter than a clip is padded to it, and a warning says so
+    (naming the file as ``shown``, the name a person gave it, when that is not its path here)."""
     rate = classifier.frontend.sample_rate
     waveform = load_audio(audio_path, rate)
     problem = input_problem(waveform)
@@ -201,7 +203,8 @@ def decode_for_classification(classifier: Predictor, audio_path: str | Path) -> 
     padded = max(0, min_samples(classifier.clip_frames, classifier.frontend.hop_length) - waveform.shape[0])
     if padded > 0:
         log.warning("%s lasts %.2f s, less than one clip: padded with %.2f s of silence, so the answer rests on "
-                    "%.2f s of audio", audio_path, waveform.shape[0] / rate, padded / rate, waveform.shape[0] / rate)
+                    "%.2f s of audio", shown or audio_path, waveform.shape[0] / rate, padded / rate,
+                    waveform.shape[0] / rate)
     return waveform, padded / rate
 
 

@@ -83,6 +83,14 @@ def test_a_port_in_use_or_out_of_range_is_refused_by_name():
         check_port("127.0.0.1", 70000)
 
 
+def test_another_host_is_said_to_let_other_machines_in():
+    from genre.app.main import reach_line
+
+    line = reach_line("0.0.0.0", 8050)
+    assert line.startswith("host=0.0.0.0: every machine that can reach this one on port 8050 can use the app")
+    assert "no login" in line and "host=127.0.0.1 keeps it to this machine" in line
+
+
 def test_limits_are_checked():
     with pytest.raises(ConfigError, match="max_upload_mb=0"):
         Limits(max_upload_mb=0)
@@ -428,6 +436,15 @@ def test_the_page_in_chromium_shows_evaluates_genre_and_plays_similar_tracks(tra
             "return [...document.querySelectorAll('#similar audio')].every(a => a.readyState >= 1 && !a.error)"))
         durations = browser.execute_script("return [...document.querySelectorAll('#similar audio')].map(a => a.duration)")
         assert len(durations) == 4 and all(d == pytest.approx(6.0, abs=0.01) for d in durations)
+        short = tmp_path / "short.wav"                   # 0.1 s: padded, and the page says so
+        sf.write(str(short), sf.read(str(path))[0][:2205], 22050)
+        picker.send_keys(str(short))
+        wait.until(lambda b: b.find_element(By.ID, "padded").is_displayed())
+        assert "padded with 2.8" in browser.find_element(By.ID, "padded").text
+        assert "short.wav: 0.1 s" in browser.find_element(By.ID, "song-line").text
+        picker.send_keys(str(path))
+        wait.until(lambda b: not b.find_element(By.ID, "padded").is_displayed()
+                   and b.find_element(By.ID, "result").is_displayed())
         artifacts = ROOT / "test-artifacts"
         artifacts.mkdir(exist_ok=True)
         browser.save_screenshot(str(artifacts / "app.png"))

@@ -464,6 +464,19 @@ def test_a_probe_run_finishes_with_a_cnn_runs_artifacts_and_a_model_that_takes_a
     assert like.returncode == 0, like.stderr[-3000:]
     assert len(re.findall(r"^\s+[\d.]+\s+\w+\s+\w+\.\d+\s+\((train|val|test)\)$", like.stdout + like.stderr,
                           re.MULTILINE)) == 2
+    # the app on the probe: evaluate.py's genres, the encoder's embeddings as its picture, tracks like the song
+    from fastapi.testclient import TestClient
+
+    from genre.app.server import create_app
+    from genre.app.service import AppModel
+
+    service = AppModel(best, 2, str(tmp_path / "cache"), tracking_uri=f"sqlite:///{tmp_path}/mlflow.db")
+    page = TestClient(create_app(service)).post("/api/classify", files={"file": ("song.wav", song.read_bytes())})
+    assert page.status_code == 200, page.text
+    page = page.json()
+    assert {r["genre"]: r["probability"] for r in page["ranking"]} == pytest.approx(ranking, abs=1e-6)
+    assert page["features"]["kind"] == "mert" and "MERT embeddings" in page["features"]["label"] and page["features"]["bands"] == service.module.frontend.n_bands
+    assert len(page["similar"]) == 2 and all(row["available"] for row in page["similar"])
 
     # a scikit-learn baseline on the same embeddings: read from the cache, the encoder never runs again
     baseline = run_cli("train.py", f"paths.root_dir={tmp_path}", *probe_settings(tiny_mert, model="svm"))

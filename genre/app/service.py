@@ -187,7 +187,7 @@ class AppModel:
             raise Refused(413, f"{shown} lasts {declared:.0f} s, longer than the {limits.max_seconds:.0f} s this app "
                                f"takes (max_seconds=...): cut it, or start the app with a larger limit")
         try:
-            waveform, padded = decode_for_classification(self.module, path)
+            waveform, padded = decode_for_classification(self.module, path, shown)
         except AudioDecodeError as error:
             raise Refused(422, f"{shown}: {error.reason}") from None
         rate = self.module.frontend.sample_rate
@@ -228,8 +228,12 @@ class AppModel:
         scaled = np.clip((rows - low) / max(float(high - low), 1e-9), 0, 1)
         buffer = io.BytesIO()
         imsave(buffer, scaled, cmap="magma", origin="lower", format="png")
-        kind = self.module.frontend.kind
-        return {"kind": kind, "label": FRONT_END_NAMES.get(kind, kind), "bands": int(features.shape[0]),
+        settings = self.module.frontend.settings()
+        kind = settings.get("loader") or self.module.frontend.kind       # an encoder by its family: mert, ast, ...
+        label = FRONT_END_NAMES.get(kind, kind)
+        if settings.get("kind") == "waveform windows":
+            label = "waveform, window by window (the encoder is trained inside the network)"
+        return {"kind": kind, "label": label, "bands": int(features.shape[0]),
                 "seconds": round(features.shape[1] * seconds_per_column, 4),
                 "image": "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode()}
 
