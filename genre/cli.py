@@ -1,6 +1,6 @@
 """The commands: ``genre-train`` (``python train.py``: :func:`train_command`), ``genre-evaluate``
 (``python evaluate.py``: :func:`evaluate_command`),
-``genre-app`` (``python -m genre.app``: :func:`app_command`), ``genre-compare``, ``genre-replay``, ``genre-bench``
+``genre-app`` (``python -m genre.app``: :func:`app_command`), ``genre-check``, ``genre-compare``, ``genre-replay``, ``genre-bench``
 and ``genre-download-previews``.
 
 Every command leaves the same way: a :class:`genre.runtime.errors.GenreError` (bad input or settings) prints
@@ -141,6 +141,13 @@ def compare() -> None:
     from genre.compare import main
 
     main()
+
+
+def check() -> None:
+    """``python -m genre.check``: does this machine reproduce the README's default run."""
+    from genre.check import main
+
+    sys.exit(main())
 
 
 def replay() -> None:

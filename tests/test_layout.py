@@ -37,7 +37,7 @@ def test_the_caches_layout_is_known_in_one_module_and_the_top_holds_only_command
     # the caches, and MSD's own metadata files (its summary HDF5), which are not a cache
     assert opening_hdf5 == ["data/cache.py", "datasets/msd.py"]
     top = sorted(p.stem for p in package.glob("*.py"))
-    assert top == ["__init__", "bench", "cli", "compare", "evaluate", "replay", "shift", "train"]
+    assert top == ["__init__", "bench", "check", "cli", "compare", "evaluate", "replay", "shift", "train"]
 
 
 def test_no_module_of_genre_imports_itself_through_others():
