@@ -303,12 +303,13 @@ def figure_app(work: Path, song_mp3: Path) -> dict:
 
     from genre.app.server import create_app
     from genre.app.service import AppModel
+    from genre.data.audio import load_audio
 
     root = work / "command_line"
     [checkpoint] = root.glob("outputs/runs/*/checkpoints/best-*.ckpt")
     load_s, service = _timed(AppModel, checkpoint, 5, str(root / "cache"), tracking_uri=f"sqlite:///{root}/mlflow.db")
     client = TestClient(create_app(service))
-    waveform = _decoded(song_mp3)
+    waveform = load_audio(song_mp3, SAMPLE_RATE)
     song_wav = work / "app_song.wav"
     sf.write(str(song_wav), waveform, SAMPLE_RATE)
     answers = {}
@@ -326,12 +327,6 @@ def figure_app(work: Path, song_mp3: Path) -> dict:
     return {"song_s": waveform.shape[0] / SAMPLE_RATE, "load_s": load_s, "answer_mp3_s": answers["mp3"],
             "answer_wav_s": answers["wav"], "answer_over_1s_budget": answers["mp3"] / 1.0,
             "target": "a 30-s song answered in < 1 s (ratio to the 1-s budget < 1)"}
-
-
-def _decoded(path: Path) -> np.ndarray:
-    from genre.data.audio import load_audio
-
-    return load_audio(path, SAMPLE_RATE)
 
 
 def figure_clip_paths(features_cache, n_frames: int, clip_frames: int, device: str | torch.device = "cpu",

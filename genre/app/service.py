@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from genre.data.audio import duration_seconds, excerpt_start, load_audio
+from genre.data.index import inside_root
 from genre.evaluate import (
     corpus_data,
     corpus_embeddings,
@@ -246,11 +247,8 @@ class AppModel:
         if track is None:
             raise Refused(404, f"no track {track_id!r} in the run's corpus")
         path = Path(track.path)
-        if self.dataset_root is not None:
-            try:
-                path.resolve().relative_to(self.dataset_root)
-            except ValueError:
-                raise Refused(404, f"no track {track_id!r} in the run's corpus") from None
+        if self.dataset_root is not None and inside_root(self.dataset_root, path) is None:
+            raise Refused(404, f"no track {track_id!r} in the run's corpus")
         if not path.is_file():
             raise Refused(410, f"track {track_id}: its file is gone since the run")
         rate = self.module.frontend.sample_rate

@@ -100,13 +100,6 @@ def window_probabilities(waveform: np.ndarray, frontend: Callable[[torch.Tensor]
                          hop_length: int, batch_size: int = 32, device: torch.device | str = "cpu") -> torch.Tensor:
     """The genre probabilities ``(n_windows, n_genres)`` of each window of :func:`waveform_clips`."""
     clips = waveform_clips(waveform, frontend, clip_frames, hop_length, device)
-    return clips_probabilities(clips, clip_probabilities, batch_size)
-
-
-@torch.no_grad()
-def clips_probabilities(clips: torch.Tensor, clip_probabilities: Callable[[torch.Tensor], torch.Tensor],
-                        batch_size: int = 32) -> torch.Tensor:
-    """The probabilities ``(n, n_genres)`` of clips ``(n, 1, n_bands, clip_frames)``, ``batch_size`` at a time."""
     return torch.cat([clip_probabilities(clips[i:i + batch_size]) for i in range(0, len(clips), batch_size)])
 
 

@@ -22,7 +22,6 @@ from genre.features import FrontEnd
 from genre.models.inference import (
     aggregate_tracks,
     aggregate_windows,
-    clips_probabilities,
     cut_windows,
     waveform_clips,
     waveform_features,
@@ -240,17 +239,19 @@ class GenreClassifier(pl.LightningModule):
 
     @torch.no_grad()
     def analyse_waveform(self, waveform: np.ndarray, batch_size: int = 32) -> WaveformAnalysis:
-        """Everything a person looking at one song is shown, from one pass of the front end: its features, its
-        windows' probabilities, the track's scores (as :meth:`classify_waveform` gives them, the same operations)
-        and its learned embedding (as :meth:`embed_waveform`)."""
+        """Everything a person looking at one song is shown, from one pass of the front end and one of the network:
+        its features, its windows' probabilities and the track's scores (as :meth:`classify_waveform` gives them:
+        ``forward`` is ``head(embed(x))``, batch by batch alike), and its learned embedding (as
+        :meth:`embed_waveform`, the mean of the windows' embeddings)."""
         self.eval()
         device = self.normalize.mean.device
         features = waveform_features(waveform, self.frontend, self.clip_frames, self.frontend.hop_length, device)
         clips = cut_windows(features, self.clip_frames)
-        probabilities = clips_probabilities(clips, lambda batch: self(batch).softmax(-1), batch_size)
+        embedded = [self.net.embed(self.normalize(clips[i:i + batch_size])) for i in range(0, len(clips), batch_size)]
+        probabilities = torch.cat([self.net.head(part).softmax(-1) for part in embedded])
         return WaveformAnalysis(features.cpu().numpy(), window_starts(features.shape[-1], self.clip_frames),
                                 probabilities.cpu().numpy(), aggregate_windows(probabilities, self.aggregation),
-                                self.embed_clips(clips))
+                                torch.cat(embedded).mean(0).cpu().numpy())
 
     @torch.no_grad()
     def embed_clips(self, clips: torch.Tensor, batch_size: int = 64) -> np.ndarray:
