@@ -104,7 +104,7 @@ def group_runs(runs) -> list[Group]:
     groups: dict[tuple, Group] = {}
     for run in runs:
         tags, params = run.data.tags, run.data.params
-        if tags.get(COMPARISON_TAG) == "comparison" or "test/track_acc" not in run.data.metrics:
+        if tags.get(COMPARISON_TAG) in ("comparison", "sweep") or "test/track_acc" not in run.data.metrics:
             continue
         settings = tuple(sorted((key, value) for key, value in params.items() if not is_run_local(key, tags)))
         key = (tags.get("split_protocol", "unknown"), tags.get("dataset", "?"), tags.get("features", "?"),

@@ -181,6 +181,10 @@ def train_checked(cfg: DictConfig) -> dict:
     data = prepare_data(cfg, frontend)               # and bad data here, before any epoch
     resolved = OmegaConf.to_container(cfg, resolve=True)
     tags = run_tags(cfg, data)
+    if _in_multirun() and resume is None:      # a job of a sweep: a child of the sweep's run
+        from genre.tracking.sweep import parent_tags
+
+        tags.update(parent_tags(HydraConfig.get().sweep.dir, tracking_uri, cfg.logger.experiment_name))
     logger = create_logger(cfg.logger.experiment_name, tracking_uri, artifact_location, run_name(cfg, tags),
                            tags, run_id=resume.run_id if resume else None,
                            unsent_path=Path(cfg.paths.output_dir) / "unsent_metrics.jsonl")
@@ -269,6 +273,10 @@ def _train_network(cfg: DictConfig, data: PreparedData, logger, resolved: dict, 
             log.error("the tracking server did not take the run's outputs (%s); the checkpoints are in %s and "
                       "metrics it refused in %s", type(error).__name__, checkpoint_dir, logger.unsent_path)
         logger.end_run("success")   # only now: a run shown FINISHED has all its outputs
+        if resume is not None:      # a sweep's job resumed: its sweep's summary says so
+            from genre.tracking.sweep import refresh_parent
+
+            refresh_parent(logger.run_id, tracking_uri)
         log.info("test (%s): clip accuracy %.3f, track accuracy %.3f", data.index.split_protocol,
                  metrics.get("test/acc", float("nan")), metrics.get("test/track_acc", float("nan")))
         _say_where(logger, cfg, tracking_uri)

@@ -59,12 +59,14 @@ def run_cli(*args: str, timeout: int = 600, env: dict | None = None):
                           env={**os.environ, **(env or {})})
 
 
-def mlflow_runs(root: Path, experiment: str = "genre"):
-    """The runs of ``experiment`` in the default sqlite store under ``root``."""
+def mlflow_runs(root: Path, experiment: str = "genre", sweeps: bool = False):
+    """The training runs of ``experiment`` in the default sqlite store under ``root`` (``sweeps``: the parent
+    runs of its sweeps instead)."""
     import mlflow
 
     mlflow.set_tracking_uri(f"sqlite:///{root}/mlflow.db")
-    return mlflow.search_runs(experiment_names=[experiment], output_format="list")
+    runs = mlflow.search_runs(experiment_names=[experiment], output_format="list")
+    return [r for r in runs if (r.data.tags.get("genre.kind") == "sweep") == sweeps]
 
 
 def exit_status(main, argv: list[str]) -> int:

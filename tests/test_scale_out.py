@@ -31,6 +31,18 @@ def assert_ok(process):
     return process
 
 
+def the_sweep(root: Path, runs, client=None):
+    """The sweep's parent run (one), after checking that every job's run is its child."""
+    if client is None:
+        [parent] = mlflow_runs(root, sweeps=True)
+    else:
+        [parent] = [r for r in client.search_runs([runs[0].info.experiment_id])
+                    if r.data.tags.get("genre.kind") == "sweep"]
+    assert {r.data.tags.get("mlflow.parentRunId") for r in runs} == {parent.info.run_id}
+    assert parent.data.tags["sweep"] == runs[0].data.tags["sweep"]
+    return parent
+
+
 def test_ddp_on_two_processes_logs_one_run_evaluated_on_the_whole_test_set(tmp_path):
     single, ddp = tmp_path / "single", tmp_path / "ddp"
     assert_ok(run_cli("train.py", *cli_overrides(single, **{"trainer.max_epochs": 4})))
@@ -78,6 +90,21 @@ def test_parallel_sweep_on_the_default_sqlite_store_loses_nothing(tmp_path):
     for run in runs:   # every metric row of every epoch arrived
         assert len(client.get_metric_history(run.info.run_id, "val/track_acc")) == 3
         assert len(client.get_metric_history(run.info.run_id, "train/loss")) == 3
+    # one parent run: the swept settings as params, its jobs as children, the best by validation accuracy
+    parent = the_sweep(tmp_path, runs)
+    assert parent.info.status == "FINISHED" and parent.data.tags["sweep_outcome"] == "completed"
+    assert parent.data.params["features"] == "mel,mfcc" and parent.data.params["features/stride_ms"] == "20,40"
+    assert parent.data.tags["jobs_planned"] == parent.data.tags["jobs_finished"] == "4"
+    best = max(runs, key=lambda r: (r.data.metrics["val/track_acc_best"], -int(r.data.tags["sweep_job"])))
+    assert parent.data.metrics["best/val_track_acc_best"] == best.data.metrics["val/track_acc_best"]
+    assert parent.data.metrics["best/test_track_acc"] == best.data.metrics["test/track_acc"]
+    assert parent.data.tags["best_run_id"] in {r.info.run_id for r in runs
+                                               if r.data.metrics["val/track_acc_best"] == best.data.metrics["val/track_acc_best"]}
+    assert parent.data.tags["split_protocol"] == best.data.tags["split_protocol"]
+    note = parent.data.tags["mlflow.note.content"]
+    assert all(f"| {r.data.tags['sweep_job']} | " in note for r in runs) and "FINISHED" in note
+    said = out.stdout + out.stderr
+    assert "completed; 4 finished of 4 planned; best job #" in said, said[-3000:]
 
 
 def test_a_killed_job_of_a_parallel_sweep_is_reported_while_the_others_finish(tmp_path):
@@ -100,6 +127,10 @@ def test_a_killed_job_of_a_parallel_sweep_is_reported_while_the_others_finish(tm
     assert "sweep job #0 (seed=1) killed by SIGKILL; the other jobs went on" in err
     status = {r.data.tags["seed"]: r.info.status for r in mlflow_runs(tmp_path)}
     assert status == {"1": "RUNNING", "2": "FINISHED"}      # the killed one resumable, the other complete
+    parent = the_sweep(tmp_path, mlflow_runs(tmp_path))     # the sweep's run says what happened
+    assert parent.info.status == "FAILED" and parent.data.tags["sweep_outcome"] == "stopped: a job failed or died"
+    assert (parent.data.tags["jobs_finished"], parent.data.tags["jobs_running"]) == ("1", "1")
+    assert "| 0 | seed=1 | RUNNING |" in parent.data.tags["mlflow.note.content"]
     # the message gives the command that resumes it, with its own last.ckpt (a template before): it works as printed
     [printed] = re.findall(r"resume it with: (.+)", err)
     assert "ckpt_path=" in printed and "<" not in printed and "seed=1" in printed
@@ -107,6 +138,12 @@ def test_a_killed_job_of_a_parallel_sweep_is_reported_while_the_others_finish(tm
     assert resumed.returncode == 0, resumed.stderr[-3000:]
     status = {r.data.tags["seed"]: r.info.status for r in mlflow_runs(tmp_path)}
     assert status == {"1": "FINISHED", "2": "FINISHED"}     # the same MLflow run, finished
+    parent = the_sweep(tmp_path, mlflow_runs(tmp_path))     # and its sweep complete now, with the true best
+    assert parent.info.status == "FINISHED" and parent.data.tags["sweep_outcome"] == "completed"
+    assert parent.data.tags["jobs_finished"] == "2" and parent.data.tags["jobs_running"] == "0"
+    best = max(mlflow_runs(tmp_path), key=lambda r: (r.data.metrics["val/track_acc_best"], -int(r.data.tags["sweep_job"])))
+    assert parent.data.metrics["best/val_track_acc_best"] == best.data.metrics["val/track_acc_best"]
+    assert len(mlflow.MlflowClient().get_metric_history(parent.info.run_id, "best/val_track_acc_best")) <= 2
 
 
 def test_ctrl_c_during_a_parallel_sweep_marks_every_running_job_failed_and_exits_130(tmp_path):
@@ -124,12 +161,16 @@ def test_ctrl_c_during_a_parallel_sweep_marks_every_running_job_failed_and_exits
     assert sweep.returncode == 130, err[-3000:]
     assert "Traceback" not in err
     assert [r.info.status for r in mlflow_runs(tmp_path)] == ["FAILED", "FAILED"], err[-3000:]
+    parent = the_sweep(tmp_path, mlflow_runs(tmp_path))
+    assert parent.info.status == "FAILED" and parent.data.tags["sweep_outcome"] == "interrupted by SIGINT"
+    assert parent.data.tags["jobs_failed"] == "2"
 
 
 def test_submitit_local_runs_the_cluster_code_path(tmp_path):
     assert_ok(run_cli("train.py", "-m", "hydra/launcher=local", "seed=1,2", *cli_overrides(tmp_path)))
     runs = mlflow_runs(tmp_path)
     assert sorted(r.data.tags["seed"] for r in runs) == ["1", "2"]
+    assert the_sweep(tmp_path, runs).info.status == "FINISHED"    # pickled jobs found their parent too
 
 
 def test_optuna_search_maximises_validation_track_accuracy(tmp_path):
@@ -140,6 +181,10 @@ def test_optuna_search_maximises_validation_track_accuracy(tmp_path):
     [results] = (tmp_path / "outputs" / "multiruns").rglob("optimization_results.yaml")
     best = max(r.data.metrics["val/track_acc_best"] for r in runs)
     assert yaml.safe_load(results.read_text())["best_value"] == pytest.approx(best, abs=1e-6)
+    parent = the_sweep(tmp_path, runs)
+    assert parent.info.status == "FINISHED" and parent.data.tags["jobs_planned"] == "3"
+    assert parent.data.params["optimizer/lr"] == "tag(log, interval(0.0001, 0.01))"   # the search space
+    assert parent.data.metrics["best/val_track_acc_best"] == pytest.approx(best, abs=1e-6)
 
 
 def start_server(root: Path, port: int, backend_store_uri: str | None = None) -> subprocess.Popen:
@@ -309,8 +354,10 @@ def test_sweep_against_a_tracking_server_on_postgresql(tmp_path):
                               f"logger.tracking_uri={uri}", *cli_overrides(tmp_path / "client", **{"trainer.max_epochs": 2}),
                               "seed=1,2,3,4", f"hydra.sweep.dir={tmp_path / 'sweep'}"))
             client = mlflow.MlflowClient(uri)
-            runs = client.search_runs([client.get_experiment_by_name("genre").experiment_id])
+            runs = [r for r in client.search_runs([client.get_experiment_by_name("genre").experiment_id])
+                    if r.data.tags.get("genre.kind") != "sweep"]
             assert sorted(r.data.tags["seed"] for r in runs) == ["1", "2", "3", "4"]
+            assert the_sweep(tmp_path, runs, client).info.status == "FINISHED"
             assert all(r.info.status == "FINISHED" for r in runs)
             for run in runs:
                 for key in run.data.metrics:

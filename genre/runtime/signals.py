@@ -112,6 +112,11 @@ def interrupted(signum: int) -> Interrupted:
     return Interrupted(signum)
 
 
+def stopping_signal() -> int | None:
+    """The signal this process is stopping for (SIGINT, SIGTERM), or None."""
+    return _received[0] if _received else None
+
+
 def install() -> None:
     """Make SIGINT and SIGTERM raise :class:`Interrupted` in this process (main thread only; elsewhere a
     no-op, as Python allows handlers only there)."""
