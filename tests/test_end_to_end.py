@@ -52,6 +52,21 @@ def test_run_is_in_the_mlflow_store_with_metrics_params_and_tags(trained):
     assert run.data.metrics["test/track_acc"] == pytest.approx(metrics["test/track_acc"])
 
 
+def test_every_metric_follows_one_step_scheme_the_epoch_or_zero_for_a_result(trained):
+    """Per-epoch metrics were at Lightning's global step, the separation scores at step 0 and the test metrics
+    at the last global step: two schemes in one run, and runs of other sizes did not line up."""
+    root, cfg, metrics, _ = trained
+    run, client = run_and_client(root, metrics["run_id"])
+    epochs = list(range(1, cfg.trainer.max_epochs + 1))          # as the console counts them: epoch 1/3 ...
+    assert "epoch" not in run.data.metrics                        # it is the step
+    for key in run.data.metrics:
+        steps = [m.step for m in client.get_metric_history(run.info.run_id, key)]
+        if key.startswith(("train/", "val/")):
+            assert steps == epochs, (key, steps)
+        elif key.startswith("test/"):
+            assert steps == [0], (key, steps)                      # a result: one value, a bar in the UI
+
+
 def test_run_has_plots_reports_skipped_files_and_the_model(trained):
     root, cfg, metrics, _ = trained
     run, client = run_and_client(root, metrics["run_id"])

@@ -27,6 +27,21 @@ log = logging.getLogger(__name__)
 HELD_PREFIX = "test/"   # metrics that wait for the model they describe (ResilientMLFlowLogger.send_test_metrics)
 
 
+def epoch_steps(metrics: dict, step: int | None) -> tuple[dict, int | None]:
+    """The run's one step scheme (README, "What a run records"): a per-epoch metric's step is the epoch it
+    describes, counted from 1 as the console counts them (``train/loss`` at steps 1..N), so that runs of
+    different sizes and batch counts line up epoch for epoch; a result computed once (``test/...``, the
+    separation scores) is at step 0, which MLflow draws as a bar. Lightning sends its global step and an
+    ``epoch`` value with every call: the value becomes the step, and is not logged as a metric of its own."""
+    epoch = metrics.get("epoch")
+    metrics = {k: v for k, v in metrics.items() if k != "epoch"}
+    if any(k.startswith(HELD_PREFIX) for k in metrics):
+        return metrics, 0
+    if epoch is not None:
+        return metrics, int(epoch) + 1
+    return metrics, step
+
+
 class ResilientMLFlowLogger(MLFlowLogger):
     """An MLFlowLogger whose metrics survive the tracking server going away mid-run.
 
@@ -62,6 +77,7 @@ class ResilientMLFlowLogger(MLFlowLogger):
         """Log what the run does not have at ``step`` yet: each metric once per step (Lightning sends its
         ``epoch`` value with the training and again with the validation metrics of a step). The test's
         metrics (``test/...``) wait for the model they describe: :meth:`send_test_metrics` links them to it."""
+        metrics, step = epoch_steps(metrics, step)
         metrics = {k: v for k, v in metrics.items() if (k, step or 0) not in self.already_logged}
         if not metrics:
             return
