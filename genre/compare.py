@@ -31,7 +31,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from genre.runtime.build import compose_config
 from genre.runtime.errors import ConfigError, exit_on_user_error
-from genre.tracking.store import resolve_tracking_uri
+from genre.tracking.store import RUN_KIND_TAG, resolve_tracking_uri
 
 METRICS = (("test/acc", "clip acc"), ("test/track_acc", "track acc"),
            ("test/features_silhouette", "feature silhouette"), ("test/features_knn_acc", "feature k-NN acc"),
@@ -42,7 +42,6 @@ RUN_LOCAL = ("seed", "ckpt_path", "processes", "logger/run_name", "logger/tracki
              "trainer/enable_model_summary", "trainer/log_every_n_steps")
 RUN_LOCAL_PREFIXES = ("paths/",)
 RUN_LOCAL_SUFFIXES = ("/dirpath",)   # where a callback writes (checkpoints): an output path
-COMPARISON_TAG = "genre.kind"
 
 
 def mean_std(values) -> tuple[float, float, int]:
@@ -104,7 +103,7 @@ def group_runs(runs) -> list[Group]:
     groups: dict[tuple, Group] = {}
     for run in runs:
         tags, params = run.data.tags, run.data.params
-        if tags.get(COMPARISON_TAG) in ("comparison", "sweep") or "test/track_acc" not in run.data.metrics:
+        if RUN_KIND_TAG in tags or "test/track_acc" not in run.data.metrics:   # a comparison, a sweep's parent
             continue
         settings = tuple(sorted((key, value) for key, value in params.items() if not is_run_local(key, tags)))
         key = (tags.get("split_protocol", "unknown"), tags.get("dataset", "?"), tags.get("features", "?"),
@@ -279,7 +278,7 @@ def compare(cfg: DictConfig, out_dir: str | Path | None = None) -> dict:
     compared = sum(len(g.run_ids) for g in groups)
     with mlflow.start_run(experiment_id=client.get_experiment_by_name(comparisons).experiment_id,
                           run_name=f"comparison of {compared} runs of {experiment}",
-                          tags={COMPARISON_TAG: "comparison", "compared_experiment": experiment,
+                          tags={RUN_KIND_TAG: "comparison", "compared_experiment": experiment,
                                 "mlflow.note.content": f"The comparison table of experiment {experiment}: "
                                                        f"{compared} runs in {len(groups)} configurations."}) as run:
         for path in [out / "comparison.md", out / "comparison.html", *images]:

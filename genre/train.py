@@ -48,10 +48,11 @@ from genre.tracking.store import (
     resolve_tracking_uri,
     sqlite_path,
 )
+from genre.tracking.sweep import parent_tags, refresh_parent
 
 log = logging.getLogger(__name__)
 PROJECT_DIR = Path(__file__).resolve().parent.parent
-def run_tags(cfg: DictConfig, data: PreparedData) -> dict[str, str]:
+def run_tags(cfg: DictConfig, data: PreparedData, tracking_uri: str) -> dict[str, str]:
     tags = {"dataset": data.index.name, "features": cfg.features.kind,
             "model": cfg.model.name,   # the option chosen (model=resnet), not derived from its class
             "split_protocol": data.index.split_protocol,
@@ -61,6 +62,8 @@ def run_tags(cfg: DictConfig, data: PreparedData) -> dict[str, str]:
         hydra_cfg = HydraConfig.get()
         tags.update({"sweep": Path(hydra_cfg.sweep.dir).name, "sweep_job": str(hydra_cfg.job.num),
                      "sweep_overrides": " ".join(hydra_cfg.overrides.task)})
+        tags.update(parent_tags(   # a job of a sweep: a child of the sweep's run
+            hydra_cfg.sweep.dir, tracking_uri, cfg.logger.experiment_name))
     return tags
 
 
@@ -180,11 +183,7 @@ def train_checked(cfg: DictConfig) -> dict:
         call_target(cfg.augment).check_features(frontend.kind)
     data = prepare_data(cfg, frontend)               # and bad data here, before any epoch
     resolved = OmegaConf.to_container(cfg, resolve=True)
-    tags = run_tags(cfg, data)
-    if _in_multirun() and resume is None:      # a job of a sweep: a child of the sweep's run
-        from genre.tracking.sweep import parent_tags
-
-        tags.update(parent_tags(HydraConfig.get().sweep.dir, tracking_uri, cfg.logger.experiment_name))
+    tags = run_tags(cfg, data, tracking_uri)
     logger = create_logger(cfg.logger.experiment_name, tracking_uri, artifact_location, run_name(cfg, tags),
                            tags, run_id=resume.run_id if resume else None,
                            unsent_path=Path(cfg.paths.output_dir) / "unsent_metrics.jsonl")
@@ -274,8 +273,6 @@ def _train_network(cfg: DictConfig, data: PreparedData, logger, resolved: dict, 
                       "metrics it refused in %s", type(error).__name__, checkpoint_dir, logger.unsent_path)
         logger.end_run("success")   # only now: a run shown FINISHED has all its outputs
         if resume is not None:      # a sweep's job resumed: its sweep's summary says so
-            from genre.tracking.sweep import refresh_parent
-
             refresh_parent(logger.run_id, tracking_uri)
         log.info("test (%s): clip accuracy %.3f, track accuracy %.3f", data.index.split_protocol,
                  metrics.get("test/acc", float("nan")), metrics.get("test/track_acc", float("nan")))

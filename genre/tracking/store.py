@@ -25,6 +25,9 @@ from genre.runtime.errors import ConfigError, TrackingError
 from genre.runtime.parallel import file_lock
 
 log = logging.getLogger(__name__)
+# A run that is not a training run says what it is: "comparison" (genre.compare), "sweep" (a sweep's parent
+# run, genre.tracking.sweep). Whatever lists training runs leaves such runs out.
+RUN_KIND_TAG = "genre.kind"
 
 
 def resolve_tracking_uri(tracking_uri: str | None, root_dir: str | Path) -> str:

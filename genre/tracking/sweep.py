@@ -31,9 +31,8 @@ from pathlib import Path
 log = logging.getLogger(__name__)
 
 SWEEP_FILE = "mlflow_sweep_run.json"
-KIND_TAG = "genre.kind"     # as genre.compare's comparison runs: "sweep" for a sweep's parent run
 OBJECTIVE = "val/track_acc_best"
-_open: dict[str, object] = {}   # the parent run this process opened: id, client, sweep dir
+_open: dict[str, object] = {}   # the parent run this process opened: its id and store, and whether it is closed
 
 
 def swept_settings(task_overrides: list[str]) -> dict[str, str]:
@@ -75,7 +74,7 @@ def open_sweep_run(config, tracking_uri: str) -> str:
     from mlflow import MlflowClient
     from omegaconf import OmegaConf
 
-    from genre.tracking.store import git_commit
+    from genre.tracking.store import RUN_KIND_TAG, git_commit
 
     sweep_dir = Path(str(config.hydra.sweep.dir)).absolute()
     task = [str(o) for o in config.hydra.overrides.task]
@@ -89,7 +88,7 @@ def open_sweep_run(config, tracking_uri: str) -> str:
     client = MlflowClient(tracking_uri)
     experiment = client.get_experiment_by_name(config.logger.experiment_name)
     shown = " ".join(f"{k.replace('/', '.')}={v}" for k, v in swept.items()) or " ".join(task)
-    tags = {KIND_TAG: "sweep", "sweep": sweep_dir.name, "sweep_dir": str(sweep_dir),
+    tags = {RUN_KIND_TAG: "sweep", "sweep": sweep_dir.name, "sweep_dir": str(sweep_dir),
             "sweep_overrides": " ".join(task), "sweeper": sweeper, "launcher": launcher,
             "git_commit": git_commit(Path(__file__).resolve().parents[2]),
             "mlflow.note.content": f"Sweep `{shown}`: its jobs are the child runs below it; the summary "
@@ -106,8 +105,7 @@ def open_sweep_run(config, tracking_uri: str) -> str:
     partial = sweep_dir / f".{SWEEP_FILE}.{os.getpid()}"
     partial.write_text(json.dumps(record))
     partial.replace(sweep_dir / SWEEP_FILE)       # a job never reads half of it
-    _open.update(run_id=run_id, tracking_uri=tracking_uri, sweep_dir=sweep_dir,
-                 direction=str(config.hydra.sweeper.get("direction", "maximize")))
+    _open.update(run_id=run_id, tracking_uri=tracking_uri)
     atexit.register(_close_at_exit)
     log.info("sweep %s: MLflow parent run %s, its jobs are child runs", sweep_dir.name, run_id)
     return run_id
@@ -192,8 +190,9 @@ def summarise(parent_id: str, tracking_uri: str, completed: bool, interrupted_by
     status = "FINISHED" if outcome == "completed" and every_run_finished else "FAILED"
     counts = {"jobs_finished": len(finished), "jobs_failed": len(by_status.get("FAILED", [])),
               "jobs_running": len(by_status.get("RUNNING", []))}
+    settings = _settings(children)
     tags = {**{k: str(v) for k, v in counts.items()}, "sweep_outcome": outcome,
-            "mlflow.note.content": _note(parent, children, best, outcome, planned_n)}
+            "mlflow.note.content": _note(parent, children, settings, best, outcome, planned_n)}
     if completed:
         tags["sweeper_completed"] = "true"
     if best is not None:
@@ -213,7 +212,7 @@ def summarise(parent_id: str, tracking_uri: str, completed: bool, interrupted_by
         ", ".join(f"{v} {k.split('_')[1]}" for k, v in counts.items() if v) + \
         (f" of {planned_n} planned" if planned_n is not None else "")
     if best is not None:
-        line += f"; best job #{_job_number(best)} ({_settings(children)[best.info.run_id]}): " \
+        line += f"; best job #{_job_number(best)} ({settings[best.info.run_id]}): " \
                 f"{OBJECTIVE} {_metric(best, OBJECTIVE):.3f}, run {best.info.run_id}"
     log.info("%s (parent run %s, %s)", line, parent_id, status)
     return status
@@ -226,10 +225,10 @@ def _settings(children: list) -> dict[str, str]:
     return {run_id: " ".join(w for w in ws if w not in shared) for run_id, ws in words.items()}
 
 
-def _note(parent, children: list, best, outcome: str, planned: int | None) -> str:
-    """The parent run's description (Markdown, shown on its page): the outcome and one row per job."""
+def _note(parent, children: list, settings: dict[str, str], best, outcome: str, planned: int | None) -> str:
+    """The parent run's description (Markdown, shown on its page): the outcome and one row per job (``settings``:
+    each one's own, by run id)."""
     shown = parent.info.run_name.removeprefix("sweep ")
-    settings = _settings(children)
     lines = [f"Sweep `{shown}`: {outcome}; {len(children)} job runs"
              + (f" of {planned} planned" if planned is not None else "") + ".",
              f"Best job by {OBJECTIVE} (validation; never chosen by a test metric): "
@@ -252,13 +251,15 @@ def refresh_parent(run_id: str, tracking_uri: str) -> None:
     """After a job of a sweep resumed from its checkpoint finished: its sweep's summary is made true again."""
     from mlflow import MlflowClient
 
+    from genre.tracking.store import RUN_KIND_TAG
+
     client = MlflowClient(tracking_uri)
     parent_id = client.get_run(run_id).data.tags.get("mlflow.parentRunId")
     if not parent_id:
         return
     try:
         parent = client.get_run(parent_id)
-        if parent.data.tags.get(KIND_TAG) == "sweep" and parent.info.status != "RUNNING":
+        if parent.data.tags.get(RUN_KIND_TAG) == "sweep" and parent.info.status != "RUNNING":
             summarise(parent_id, tracking_uri, completed=False)
     except Exception as error:
         log.warning("could not update the sweep's run %s (%s)", parent_id, type(error).__name__)
