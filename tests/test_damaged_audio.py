@@ -57,6 +57,43 @@ def test_a_file_that_exists_but_cannot_be_decoded_is_not_called_missing(tmp_path
         and "does not exist" not in str(refused.value)
 
 
+@pytest.mark.parametrize("decoder", ["raises", "returns no samples"])
+def test_a_damaged_file_is_called_damaged_whatever_the_decoder_version(tmp_path, monkeypatch, decoder):
+    """soundfile 0.13 raises for an ID3 tag followed by garbage; some 0.14 builds return 0 samples, and the
+    file was then called "empty audio (0 samples)". Both decoders must lead to the same message, on the
+    whole-file and the streaming path alike."""
+    import genre.data.audio as audio
+
+    path = tmp_path / "song.mp3"
+    path.write_bytes(b"ID3" + np.random.default_rng(1).bytes(200_000))
+    if decoder == "raises":
+        def fake_read(*args, **kwargs):
+            raise sf.LibsndfileError(0, prefix="Error opening 'song.mp3': ")
+        monkeypatch.setattr(audio.sf, "read", fake_read)
+    else:
+        monkeypatch.setattr(audio.sf, "read", lambda *a, **k: (np.zeros((0, 1), dtype=np.float32), 44100))
+        monkeypatch.setattr(audio.sf, "info", lambda *a, **k: type("Info", (), {"samplerate": 44100,
+                                                                                "channels": 1})())
+        monkeypatch.setattr(audio.sf, "blocks", lambda *a, **k: iter(()))
+    monkeypatch.setattr(audio.librosa, "load", lambda *a, **k: (np.zeros(0, dtype=np.float32), 44100))
+    readers = [lambda: load_audio(path, SR)]
+    if decoder == "returns no samples":
+        readers.append(lambda: list(audio.stream_audio(path, SR)))
+    for read in readers:
+        with pytest.raises(AudioDecodeError) as refused:
+            read()
+        message = str(refused.value)
+        assert "song.mp3" in message and "damaged" in message and "unreadable" in message, message
+        assert "empty audio" not in message
+
+
+def test_a_wav_header_with_no_frames_is_called_empty(tmp_path):
+    path = tmp_path / "empty.wav"
+    sf.write(str(path), np.zeros(0, dtype=np.float32), SR)
+    with pytest.raises(AudioDecodeError, match="empty audio"):
+        load_audio(path, SR)
+
+
 def test_silent_and_garbage_files_are_skipped_counted_and_reported(tmp_path, caplog):
     good = write_tone(tmp_path / "good.wav", 4.0, SR)
     silent = tmp_path / "silent.wav"

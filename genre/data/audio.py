@@ -33,6 +33,7 @@ def load_audio(path: str | Path, sample_rate: int) -> np.ndarray:
     head = _checked_head(path)
     try:
         data, native_rate = sf.read(str(path), dtype="float32", always_2d=True)
+        _check_frames(path, head, data.shape[0], "libsndfile")
         # a matrix-vector product: 14x faster than data.mean(axis=1) on (n, 2) arrays
         waveform = data @ np.full(data.shape[1], 1.0 / data.shape[1], dtype=np.float32)
     except Exception as sf_error:  # libsndfile raises several types; fall back before giving up
@@ -40,9 +41,10 @@ def load_audio(path: str | Path, sample_rate: int) -> np.ndarray:
             with warnings.catch_warnings():  # librosa warns that it falls back; the caller reports
                 warnings.simplefilter("ignore")
                 waveform, native_rate = librosa.load(str(path), sr=None, mono=True)
+            _check_frames(path, head, waveform.shape[0], "the fallback decoder")
         except Exception as fallback_error:
-            raise AudioDecodeError(path, f"unreadable audio ({_decoder_message(sf_error)}; "
-                                         f"fallback: {type(fallback_error).__name__})") from None
+            raise AudioDecodeError(path, f"{UNREADABLE} ({_decoder_message(sf_error)}; "
+                                         f"fallback: {_fallback_message(fallback_error)})") from None
     problem = waveform_problem(waveform)
     if problem:
         raise AudioDecodeError(path, problem)
@@ -84,6 +86,10 @@ def stream_audio(path: str | Path, sample_rate: int, block_seconds: float = 60.0
         if tail.size:
             yield np.ascontiguousarray(tail, dtype=np.float32)
     if decoded == 0:
+        try:
+            _check_frames(path, head, 0, "libsndfile")
+        except _NoFrames as no_frames:
+            raise AudioDecodeError(path, f"{UNREADABLE} ({no_frames})") from None
         raise AudioDecodeError(path, "empty audio (0 samples)")
     check_complete(path, head, decoded, native_rate)
 
@@ -142,6 +148,33 @@ def _not_a_file(path: Path) -> str:
     if path.is_symlink():
         return "a symbolic link that leads nowhere (its target is missing, or the links loop)"
     return "file not found"
+
+
+UNREADABLE = "unreadable audio: the file is damaged or not audio"
+
+# A file holding more than this beyond its header that decodes to no samples at all is damaged, not empty:
+# decoders differ in how they say so (soundfile 0.13 raises for an ID3 tag followed by garbage, some 0.14
+# builds return 0 samples), and the message must not depend on which one is installed.
+EMPTY_CONTAINER_BYTES = 4096
+
+
+class _NoFrames(Exception):
+    """A decoder returned no samples from a file that holds data: treated as the decoder failing."""
+
+
+def _check_frames(path: Path, head: bytes, n_frames: int, decoder: str) -> None:
+    """Raise :class:`_NoFrames` when ``decoder`` gave no samples from a file of more than
+    :data:`EMPTY_CONTAINER_BYTES` (a truly empty container, a header without frames, passes on to be
+    called "empty audio")."""
+    if n_frames == 0:
+        size = path.stat().st_size
+        if size > EMPTY_CONTAINER_BYTES:
+            raise _NoFrames(f"{decoder} decoded no audio from its {size} bytes")
+
+
+def _fallback_message(error: Exception) -> str:
+    """The fallback decoder's reason: our own words for no samples, the exception's type otherwise."""
+    return str(error) if isinstance(error, _NoFrames) else type(error).__name__
 
 
 def _decoder_message(error: Exception) -> str:
