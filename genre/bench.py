@@ -25,16 +25,16 @@ import numpy as np
 import soundfile as sf
 import torch
 
+from genre.assembly.build import build_frontend, compose_config
+from genre.assembly.targets import build_network
 from genre.data.cache import build_audio_cache, build_feature_cache
 from genre.data.clips import ResidentClips, ResidentRows, cached_loader, train_plan
 from genre.data.index import Track
 from genre.datasets.gtzan import scan_gtzan
 from genre.datasets.synthetic import ensure_corpus
 from genre.models.cnn3 import CNN3
-from genre.runtime.build import build_frontend, compose_config
 from genre.runtime.console import STAGE_LINE
 from genre.runtime.errors import exit_on_user_error
-from genre.runtime.targets import build_network
 
 DEFAULTS = compose_config("train")   # the README's main command: log-mel at 100/40 ms, 10-s clips
 SAMPLE_RATE, N_MELS, CLIP_SECONDS = DEFAULTS.features.sample_rate, DEFAULTS.features.n_mels, DEFAULTS.clips.clip_seconds
@@ -260,7 +260,7 @@ def figure_command_line(work: Path) -> dict:
     import mlflow
     import pandas as pd
 
-    from genre.models.predictor import load_predictor
+    from genre.assembly.predictor import load_predictor
 
     os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
     root = work / "command_line"

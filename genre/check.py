@@ -76,7 +76,7 @@ def measure(root: Path, overrides: list[str], train: bool) -> dict:
     under ``root``, or reused), and with ``train`` the test metrics of that command run there (seed 42)."""
     if train:
         return _trained(root, overrides)
-    from genre.runtime.build import build_frontend, compose_config, prepare_data
+    from genre.assembly.build import build_frontend, compose_config, prepare_data
     from genre.train import numerics_tags
 
     cfg = compose_config("train", [f"paths.root_dir={root}", *overrides])

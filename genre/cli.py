@@ -17,6 +17,7 @@ import sys
 import hydra
 from omegaconf import DictConfig, OmegaConf
 
+from genre.assembly.targets import check_targets
 from genre.runtime import signals
 from genre.runtime.console import quiet_console
 from genre.runtime.errors import ConfigError, exit_on_user_error
@@ -47,6 +48,7 @@ def train(cfg: DictConfig) -> float:
     """
     try:
         check_settings(cfg)
+        check_targets(cfg)   # every _target_ is one of genre's components (genre.assembly.targets)
     except ConfigError:
         _remove_empty_run_dir(cfg)
         raise

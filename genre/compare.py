@@ -29,7 +29,7 @@ import mlflow
 import numpy as np
 from omegaconf import DictConfig, OmegaConf
 
-from genre.runtime.build import compose_config
+from genre.assembly.build import compose_config
 from genre.runtime.errors import ConfigError, exit_on_user_error
 from genre.tracking.store import RUN_KIND_TAG, resolve_tracking_uri
 

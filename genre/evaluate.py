@@ -19,16 +19,17 @@ import numpy as np
 import torch
 from omegaconf import DictConfig, OmegaConf
 
+from genre.assembly.predictor import load_predictor
 from genre.data.audio import duration_seconds, load_audio, stream_audio
 from genre.data.waveform import input_problem
 from genre.models.inference import aggregate_windows, cut_windows, min_samples
-from genre.models.predictor import Predictor, load_predictor
+from genre.models.predictor import Predictor
 from genre.runtime.errors import AudioDecodeError, ConfigError, DatasetError
 
 if TYPE_CHECKING:   # what scores a split needs (Lightning, MLflow, the data pipeline) is imported there:
+    from genre.assembly.build import LoadedClassifier  # classifying a file needs none of it, and starts in a second
     from genre.data.datamodule import PreparedData
     from genre.data.index import DatasetIndex
-    from genre.runtime.build import LoadedClassifier  # classifying a file needs none of it, and starts in a second
 
 log = logging.getLogger(__name__)
 
@@ -59,8 +60,8 @@ def evaluate_split(model: LoadedClassifier, split: str, cache_dir: str, dataset_
     With ``log_to_mlflow``, metrics (``evaluate/<split>/...``), confusion matrices and reports are
     added to the training run.
     """
+    from genre.assembly.build import prepare_data
     from genre.data.index import SPLITS
-    from genre.runtime.build import prepare_data
 
     if split not in SPLITS:
         raise DatasetError(f"split={split!r}: choose one of {list(SPLITS)}")
@@ -102,9 +103,9 @@ def evaluate_corpus(model: LoadedClassifier, dataset_cfg: DictConfig, split: str
     """Clip and track metrics of ``model`` on another corpus (``dataset=...``): ``split`` of that corpus's
     own protocol, or ``all`` its tracks. Logged to the training run as ``evaluate/<dataset>/<split>/...``
     with confusion matrices and reports."""
+    from genre.assembly.build import build_index
     from genre.data.datamodule import prepare
     from genre.data.index import SPLITS
-    from genre.runtime.build import build_index
 
     if split not in (*SPLITS, "all"):
         raise ConfigError(f"split={split!r}: choose one of {[*SPLITS, 'all']}")
@@ -126,8 +127,8 @@ def score(model: LoadedClassifier, data: PreparedData, split: str, prefix: str, 
     import mlflow
     import pytorch_lightning as pl
 
+    from genre.assembly.build import build_datamodule
     from genre.models.module import tested
-    from genre.runtime.build import build_datamodule
 
     datamodule = build_datamodule(model.config, data, test_split=split)
     trainer = pl.Trainer(accelerator="cpu", devices=1, logger=False, enable_checkpointing=False,
@@ -230,7 +231,7 @@ def _classify_in_segments(module: Predictor, audio_path: str | Path, segment_sec
 def corpus_data(model: LoadedClassifier, cache_dir: str, dataset_root: str | None = None) -> PreparedData:
     """The run's corpus as it is now (indexed again, its caches built where missing), from ``dataset_root`` if
     it moved since training."""
-    from genre.runtime.build import prepare_data
+    from genre.assembly.build import prepare_data
 
     config = model.config.copy()
     config.paths.cache_dir = cache_dir
@@ -339,7 +340,7 @@ def evaluate(cfg: DictConfig) -> dict:
         ranking = classify_file(load_predictor(ckpt_path), cfg.audio)
         _print_ranking(cfg.audio, ranking, cfg.top_k)
         return {"ranking": ranking}
-    from genre.runtime.build import load_classifier
+    from genre.assembly.build import load_classifier
 
     model = load_classifier(ckpt_path)
     if cfg.audio:

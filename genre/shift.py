@@ -32,7 +32,7 @@ def network_settings() -> dict[str, list[str]]:
     """Every network of conf/model with the settings it was designed with (its ``meant_for``: resnet, a
     short-chunk model, trains on 3-s clips; cnn3 on the seed project's 10 s)."""
     from genre import CONFIG_DIR
-    from genre.runtime.build import compose_config
+    from genre.assembly.build import compose_config
 
     networks = {}
     for option in sorted(p.stem for p in (CONFIG_DIR / "model").glob("*.yaml")):
@@ -45,7 +45,7 @@ def network_settings() -> dict[str, list[str]]:
 def recipes_for(settings: list[str]) -> dict[str, list[str]]:
     """The recipes a network is compared under: both, unless its settings choose a pretrained encoder, whose
     embeddings the modern recipe's augmentation in dB does not apply to (it is refused there): plain alone."""
-    from genre.runtime.build import compose_config
+    from genre.assembly.build import compose_config
 
     return {"plain": RECIPES["plain"]} if "encoder" in compose_config("train", settings) else RECIPES
 

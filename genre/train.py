@@ -1,6 +1,6 @@
 """``train(cfg)``: one run from a composed config, top to bottom: check the settings and the tracking
 store, prepare the data (:mod:`genre.data`), open the MLflow run, build the trainer and the module
-(:mod:`genre.runtime.build`), fit, test the best checkpoint, record the outputs (:mod:`genre.tracking.report`).
+(:mod:`genre.assembly.build`), fit, test the best checkpoint, record the outputs (:mod:`genre.tracking.report`).
 ``train.py`` at the top level (``genre-train``) is its command line."""
 from __future__ import annotations
 
@@ -12,7 +12,6 @@ import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
-import hydra
 import pytorch_lightning as pl
 from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
@@ -20,11 +19,7 @@ from omegaconf import DictConfig, OmegaConf
 from pytorch_lightning.callbacks import ModelCheckpoint
 from pytorch_lightning.utilities.exceptions import SIGTERMException
 
-from genre.data.datamodule import PreparedData
-from genre.models.classical import fit_and_score, is_classical
-from genre.models.module import GenreClassifier, tested
-from genre.models.results import TestResults
-from genre.runtime.build import (
+from genre.assembly.build import (
     build_callbacks,
     build_classifier,
     build_datamodule,
@@ -33,6 +28,11 @@ from genre.runtime.build import (
     prepare_data,
     read_checkpoint,
 )
+from genre.assembly.targets import check_targets, instantiate
+from genre.data.datamodule import PreparedData
+from genre.models.classical import fit_and_score, is_classical
+from genre.models.module import GenreClassifier, tested
+from genre.models.results import TestResults
 from genre.runtime.console import resume_command
 from genre.runtime.errors import ConfigError, refuse_unwritable
 from genre.runtime.settings import check_settings
@@ -161,6 +161,7 @@ def train(cfg: DictConfig) -> dict:
     ``run_id`` and ``best_checkpoint``.
     """
     check_settings(cfg)                              # cheap, complete, before anything else
+    check_targets(cfg)                               # every _target_ is one of genre's components
     return train_checked(cfg)
 
 
@@ -213,7 +214,7 @@ def _train_network(cfg: DictConfig, data: PreparedData, logger, resolved: dict, 
     # numbers the uninterrupted run did not draw at this point
     resumed = {"num_sanity_val_steps": 0} if resume else {}
     # the data module gives each process its own share of the tracks (genre.data.clips): no sampler wrapping
-    trainer: pl.Trainer = hydra.utils.instantiate(cfg.trainer, logger=logger,
+    trainer: pl.Trainer = instantiate(cfg.trainer, logger=logger,
                                                   callbacks=[*callbacks.values(), *progress_bar(cfg.trainer)],
                                                   default_root_dir=str(cfg.paths.output_dir),
                                                   use_distributed_sampler=False, plugins=[AtomicCheckpointIO()],
@@ -247,7 +248,7 @@ def _train_network(cfg: DictConfig, data: PreparedData, logger, resolved: dict, 
             if resume:  # it continues in its own checkpoint folder, on purpose
                 warnings.filterwarnings("ignore", r"Checkpoint directory .* exists and is not empty")
             trainer.fit(module, datamodule=datamodule, ckpt_path=str(resume.ckpt_path) if resume else None,
-                        weights_only=True)   # plain data only (genre.runtime.build.read_checkpoint)
+                        weights_only=True)   # plain data only (genre.assembly.build.read_checkpoint)
         fit_metrics = {k: float(v) for k, v in trainer.callback_metrics.items()}  # testing resets them
         # verbose=False: its table prints 16 digits; the run's last lines give the test accuracy
         _, test_results = tested(trainer, module, datamodule=datamodule, ckpt_path=checkpoint.best_model_path or None,

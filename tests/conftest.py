@@ -13,7 +13,7 @@ CONF = ROOT / "conf"
 
 def compose_config(config_name: str, overrides: list[str], root: Path):
     """The config ``python <config_name>.py <overrides>`` would get, with every path under ``root``."""
-    from genre.runtime.build import compose_config as compose
+    from genre.assembly.build import compose_config as compose
 
     return compose(config_name, [f"paths.root_dir={root}", f"paths.output_dir={root}/output", *overrides])
 

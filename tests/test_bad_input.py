@@ -53,7 +53,7 @@ def test_command_line_prints_the_message_not_a_traceback(tmp_path):
 def test_a_checkpoint_that_is_missing_or_not_genres_is_named(tmp_path):
     import torch
 
-    from genre.runtime.build import load_classifier
+    from genre.assembly.build import load_classifier
     from genre.runtime.errors import ConfigError
 
     with pytest.raises(ConfigError, match=r"ckpt_path=.*nothing.ckpt does not exist"):

@@ -52,9 +52,9 @@ def test_benchmark_at_a_tiny_size_writes_every_figure(tmp_path, capsys):
 def test_clip_paths_figure_trains_an_epoch_through_both_paths(tmp_path):
     # figure 8 (and on a GPU figure 7): one epoch through the HDF5 path and the resident path
     from conftest import write_tone
+    from genre.assembly.build import build_frontend
     from genre.data.cache import build_audio_cache, build_feature_cache
     from genre.data.index import Track
-    from genre.runtime.build import build_frontend
 
     tracks = [Track(f"t{i}", write_tone(tmp_path / f"t{i}.wav", 12.0, bench.SAMPLE_RATE, 200 + 50 * i), "blues")
               for i in range(3)]

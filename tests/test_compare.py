@@ -71,7 +71,7 @@ def test_every_run_gets_its_own_name_that_says_what_ran():
     """MLflow drew every run's name from Python's random, which the run's seed had just fixed."""
     import random
 
-    from genre.runtime.build import compose_config
+    from genre.assembly.build import compose_config
     from genre.train import run_name
 
     tags = {"model": "cnn3", "features": "mel", "dataset": "gtzan", "seed": "42"}
@@ -92,9 +92,9 @@ def test_classical_baselines_run_like_any_model_and_share_the_table(tmp_path):
     import numpy as np
 
     from conftest import compose_config, tiny_overrides
+    from genre.assembly.build import compose_config as compose
     from genre.compare import compare
     from genre.models.classical import track_statistics
-    from genre.runtime.build import compose_config as compose
     from genre.train import train
 
     def overrides(model):   # the network's sizes only for the network
@@ -116,7 +116,7 @@ def test_classical_baselines_run_like_any_model_and_share_the_table(tmp_path):
         assert {"confusion_matrix_track.png", "classification_report_track.txt", "config.yaml"} <= artifacts
 
     # the statistics are each band's mean and spread over the track, as the docstring says
-    from genre.runtime.build import build_frontend, prepare_data
+    from genre.assembly.build import build_frontend, prepare_data
     cfg = compose_config("train", tiny_overrides(), tmp_path)
     data = prepare_data(cfg, build_frontend(cfg.features))
     with h5py.File(data.features.path) as f:

@@ -3,8 +3,8 @@ import pytest
 import torch
 
 from conftest import compose_config, tiny_overrides
+from genre.assembly.build import build_frontend, prepare_data
 from genre.data.datamodule import GenreDataModule
-from genre.runtime.build import build_frontend, prepare_data
 from genre.train import train
 
 

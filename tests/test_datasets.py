@@ -238,7 +238,7 @@ def test_fma_artist_split_from_tracks_csv(tmp_path):
 
 def test_a_root_with_spaces_dashes_and_equals_signs_works_quoted_as_the_readme_says(tmp_path):
     """``python train.py dataset=folder "dataset.root='/data/My Music – 2024=best'"``"""
-    from genre.runtime.build import build_index, compose_config
+    from genre.assembly.build import build_index, compose_config
 
     root = tmp_path / "My Music – 2024=best"
     for genre in ("jazz", "rock"):

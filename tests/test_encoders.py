@@ -418,8 +418,8 @@ def test_a_probe_run_finishes_with_a_cnn_runs_artifacts_and_a_model_that_takes_a
 
     import mlflow
 
+    from genre.assembly.build import load_classifier
     from genre.evaluate import classify_file
-    from genre.runtime.build import load_classifier
 
     out = run_cli("train.py", f"paths.root_dir={tmp_path}", *probe_settings(tiny_mert))
     assert out.returncode == 0, out.stderr[-3000:]
@@ -532,8 +532,8 @@ def test_fine_tuning_an_encoder_under_ddp_leaves_it_trained_in_the_checkpoints_a
 
     import mlflow
 
+    from genre.assembly.build import load_classifier
     from genre.evaluate import classify_file
-    from genre.runtime.build import load_classifier
 
     out = run_cli("train.py", f"paths.root_dir={tmp_path}", *probe_settings(tiny_mert), "encoder.trainable=top:1",
                   "trainer=ddp_sim", "trainer.max_epochs=2")

@@ -15,9 +15,9 @@ import numpy as np
 import pytest
 
 from conftest import ROOT, compose_config, run_cli, tiny_overrides, write_tone
+from genre.assembly.build import load_classifier
 from genre.datasets.synthetic import ensure_corpus
 from genre.evaluate import classify_file, evaluate, similar_tracks
-from genre.runtime.build import load_classifier
 
 pytestmark = pytest.mark.slow
 GENRES = ["classical", "disco", "metal", "reggae"]
@@ -410,7 +410,7 @@ print(sorted(m for m in ("pytorch_lightning", "lightning", "mlflow", "h5py", "ma
 
 def test_classifying_a_file_loads_neither_lightning_nor_mlflow_and_agrees_with_the_trained_module(trained, tmp_path):
     """evaluate.py audio= took 70 s for 0.08 s of work, 60 s of it imports: it needs the network alone."""
-    from genre.models.predictor import load_predictor
+    from genre.assembly.predictor import load_predictor
 
     root, cfg, metrics, _ = trained
     song = write_tone(tmp_path / "song.wav", 7.0, sample_rate=44100, frequency=523.0)

@@ -71,7 +71,7 @@ def test_each_preset_trains_a_step_on_its_dataset_format(tmp_path, preset):
 
 
 def test_homburg_preset_reads_the_real_layout_with_stratified_ten_fold_cross_validation(tmp_path):
-    from genre.runtime.build import build_index
+    from genre.assembly.build import build_index
 
     preset_fixture("homburg2005", tmp_path)
     test_sets = []

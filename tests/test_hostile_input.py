@@ -46,7 +46,7 @@ def test_a_checkpoint_holding_code_is_refused_for_evaluation_and_for_resume_and_
 def test_a_truncated_checkpoint_is_named_not_a_traceback(tmp_path):
     import torch
 
-    from genre.runtime.build import read_checkpoint
+    from genre.assembly.build import read_checkpoint
     from genre.runtime.errors import ConfigError
 
     whole = tmp_path / "whole.ckpt"
@@ -71,8 +71,8 @@ def test_a_float_wav_with_absurd_samples_is_skipped_and_reported_and_refused_by_
     import numpy as np
     import soundfile as sf
 
+    from genre.assembly.build import build_frontend, prepare_data
     from genre.data.audio import load_audio
-    from genre.runtime.build import build_frontend, prepare_data
     from genre.runtime.errors import AudioDecodeError
 
     corpus = _folder_corpus(tmp_path / "music")

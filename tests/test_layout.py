@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from conftest import ROOT
-from genre.runtime.build import build_callbacks, build_classifier, build_frontend, compose_config
+from genre.assembly.build import build_callbacks, build_classifier, build_frontend, compose_config
 
 
 def test_every_module_opens_with_a_docstring_saying_its_job():
@@ -177,10 +177,10 @@ def test_every_network_front_end_and_dataset_option_meets_its_contract(tmp_path)
     import inspect
 
     from genre import CONFIG_DIR
+    from genre.assembly.targets import build_network
     from genre.features import FrontEnd
     from genre.features.encoders import EMBEDDERS, save_tiny_ast, save_tiny_clap, save_tiny_mert, save_tiny_muq
     from genre.models import Network
-    from genre.runtime.targets import build_network
 
     # a pretrained encoder's option loads its real class, here with tiny random weights saved as the hub has them
     tiny = {"mert": save_tiny_mert(tmp_path / "mert"), "ast": save_tiny_ast(tmp_path / "ast"),

@@ -6,7 +6,7 @@ import sys
 import pytest
 
 from conftest import ROOT
-from genre.runtime.build import compose_config
+from genre.assembly.build import compose_config
 from genre.runtime.errors import ConfigError
 from genre.runtime.settings import check_settings
 
@@ -83,7 +83,7 @@ def test_every_dataset_is_named_after_its_option_and_a_wrapper_names_itself(tmp_
     """folder.build hard-coded the name "folder", so a thin wrapper of it could not name itself."""
     from conftest import write_tone
     from genre import CONFIG_DIR
-    from genre.runtime.build import build_index
+    from genre.assembly.build import build_index
 
     for option in sorted((CONFIG_DIR / "dataset").glob("*.yaml")):
         assert compose_config("train", [f"dataset={option.stem}"]).dataset.name == option.stem, option.name

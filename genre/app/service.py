@@ -106,7 +106,7 @@ class AppModel:
     def __init__(self, ckpt_path: str | Path, similar: int = 5, cache_dir: str = "cache",
                  dataset_root: str | None = None, tracking_uri: str | None = None, mlflow_ui: str | None = None,
                  named: str | None = None):
-        from genre.runtime.build import load_classifier
+        from genre.assembly.build import load_classifier
 
         self.ckpt_path = Path(ckpt_path)
         self.model = load_classifier(ckpt_path)

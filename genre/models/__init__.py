@@ -8,7 +8,7 @@
 - :mod:`genre.models.predictor`: a checkpoint as a function of audio.
 
 A new network is its module here and its yaml in ``conf/model/`` (``name``, ``_target_`` and its own
-settings); :func:`genre.runtime.targets.build_network` builds it, and it must meet :class:`Network`.
+settings); :func:`genre.assembly.targets.build_network` builds it, and it must meet :class:`Network`.
 """
 from __future__ import annotations
 

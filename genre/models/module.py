@@ -1,5 +1,5 @@
 """The LightningModule: normalisation, loss, optimizer, clip and track metrics, track aggregation, inference
-on audio. Built from the config in one step by :func:`genre.runtime.build.build_classifier`."""
+on audio. Built from the config in one step by :func:`genre.assembly.build.build_classifier`."""
 from __future__ import annotations
 
 import inspect

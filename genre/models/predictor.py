@@ -1,8 +1,9 @@
 """A trained network as a function of audio, without Lightning or MLflow: what ``evaluate.py audio=``
 loads from a checkpoint to classify a file in about the time torch takes to import.
 
-:func:`read_checkpoint` reads a checkpoint as plain data only; :func:`load_predictor` rebuilds the front
-end, the normalisation and the network from the run's config inside it, with the trained weights. The
+:func:`read_checkpoint` reads a checkpoint as plain data only; :func:`genre.assembly.predictor.load_predictor`
+rebuilds the front end, the normalisation and the network from the run's config inside it, with the trained
+weights. The
 prediction itself is :mod:`genre.models.inference`'s, the code the logged MLflow model and
 :class:`genre.models.module.GenreClassifier` run, so all three agree to the last bit.
 """
@@ -13,12 +14,11 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig
 from torch import nn
 
 from genre.models.inference import classify_waveform, waveform_clips, window_probabilities
 from genre.runtime.errors import ConfigError
-from genre.runtime.targets import build_network, call_target
 
 
 class Normalize(nn.Module):
@@ -68,10 +68,10 @@ def read_checkpoint(path: str | Path) -> dict:
         raise ConfigError(f"ckpt_path={path} holds more than plain data ({named[:200]}); it was refused, because "
                           f"loading it could run code written into it. train.py writes tensors and plain values "
                           f"only: use a checkpoint of this project from a source you trust") from None
-    except (RuntimeError, EOFError, OSError) as error:
+    except Exception as error:   # torch's unpickler raises many types for what is not a checkpoint
         raise ConfigError(f"ckpt_path={path} cannot be read as a checkpoint ({type(error).__name__}: "
                           f"{str(error).splitlines()[0][:200] if str(error) else 'truncated'}); it may be damaged "
-                          f"or cut short: use another checkpoint of the run") from None
+                          f"or cut short, or not a checkpoint at all: name a .ckpt written by train.py") from None
     if not isinstance(checkpoint, dict) or not checkpoint.get("genre"):
         raise ConfigError(f"ckpt_path={path} was not written by genre's train.py (no run information in it)")
     return checkpoint
@@ -110,21 +110,3 @@ class Predictor:
         """The learned embedding of a waveform: the mean of its windows' embeddings."""
         clips = waveform_clips(waveform, self.frontend, self.clip_frames, self.frontend.hop_length)
         return self.net.embed(self.normalize(clips)).mean(0).numpy()
-
-
-def load_predictor(ckpt_path: str | Path) -> Predictor:
-    """The :class:`Predictor` of a checkpoint written by ``train.py`` (read as plain data only)."""
-    checkpoint = read_checkpoint(ckpt_path)
-    info = checkpoint["genre"]
-    config = OmegaConf.create(info["config"])
-    frontend = call_target(config.features)
-    net = build_network(config.model, (frontend.n_bands, info["clip_frames"]), len(info["genres"]))
-    normalize = Normalize(frontend.n_bands)
-    state = checkpoint["state_dict"]
-    parts = (("normalize.", normalize), ("net.", net))
-    if not getattr(frontend, "weights_outside_checkpoints", False):   # a frozen encoder loads its own weights
-        parts = (("frontend.", frontend), *parts)
-    for prefix, part in parts:
-        part.load_state_dict({key[len(prefix):]: value for key, value in state.items() if key.startswith(prefix)})
-    return Predictor(frontend.eval(), normalize.eval(), net.eval(), list(info["genres"]), info["clip_frames"],
-                     config.clips.aggregation, config, dict(info))

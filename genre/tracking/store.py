@@ -36,10 +36,12 @@ def resolve_tracking_uri(tracking_uri: str | None, root_dir: str | Path) -> str:
     A URI with a password in it is refused: the URI is recorded in the run's params and checkpoints.
     """
     if tracking_uri:
-        if urllib.parse.urlsplit(str(tracking_uri)).password:
-            raise ConfigError("logger.tracking_uri holds a password, and the URI is recorded in every run's "
-                              "params and checkpoints: drop the user:password@ part and set MLFLOW_TRACKING_USERNAME "
-                              "and MLFLOW_TRACKING_PASSWORD (or MLFLOW_TRACKING_TOKEN) in the environment instead")
+        where = _secret_in_uri(str(tracking_uri))
+        if where:
+            raise ConfigError(f"logger.tracking_uri holds a password ({where}), and the URI is recorded in every "
+                              f"run's params and checkpoints: take it out and give it through the environment "
+                              f"instead (a server: MLFLOW_TRACKING_USERNAME and MLFLOW_TRACKING_PASSWORD, or "
+                              f"MLFLOW_TRACKING_TOKEN; a database: PGPASSWORD or ~/.pgpass for PostgreSQL)")
         return str(tracking_uri)
     return f"sqlite:///{(Path(root_dir) / 'mlflow.db').resolve()}"
 
@@ -67,13 +69,37 @@ def git_commit(directory: Path) -> str:
         return "unknown"
 
 
+# query parameters that carry a secret in database and HTTP URIs (libpq's password and sslpassword, drivers'
+# passwd and pwd, tokens and keys)
+SECRET_QUERY_KEYS = ("password", "passwd", "pwd", "pass", "sslpassword", "token", "access_token", "secret",
+                     "api_key", "apikey", "key")
+
+
+def _secret_in_uri(uri: str) -> str | None:
+    """Where ``uri`` holds a password (``user:password@``, or a query parameter such as ``?password=``), or None."""
+    parts = urllib.parse.urlsplit(uri)
+    if parts.password:
+        return "its user:password@ part"
+    for key, _ in urllib.parse.parse_qsl(parts.query, keep_blank_values=True):
+        if key.lower() in SECRET_QUERY_KEYS:
+            return f"its query's {key}="
+    return None
+
+
+# the default port of each database a SQLAlchemy URI may name (mlflow server's backend stores)
+DATABASE_PORTS = {"postgresql": 5432, "postgres": 5432, "mysql": 3306, "mssql": 1433}
+
+
 def is_tracking_server(tracking_uri: str) -> bool:
     return tracking_uri.startswith(("http://", "https://"))
 
 
 def check_reachable(tracking_uri: str, timeout_s: float = 10.0) -> None:
-    """Stop before any training when a tracking server does not answer its health check."""
+    """Stop before any training when a tracking server does not answer its health check, or a database store
+    (``postgresql://...``) does not accept a connection, within ``timeout_s`` (MLflow's own client would retry
+    an unreachable database for minutes, silently, after the data is prepared)."""
     if not is_tracking_server(tracking_uri):
+        _check_database_reachable(tracking_uri, timeout_s)
         return
     parts = urllib.parse.urlsplit(tracking_uri)
     shown = f"{parts.scheme}://{parts.hostname}{f':{parts.port}' if parts.port else ''}{parts.path}"  # no password
@@ -84,6 +110,25 @@ def check_reachable(tracking_uri: str, timeout_s: float = 10.0) -> None:
         raise TrackingError(f"cannot reach the MLflow tracking server at {shown} "
                             f"({getattr(error, 'reason', error)}); start it (mlflow server --host HOST --port PORT "
                             f"...) or drop logger.tracking_uri to log to the local sqlite store") from None
+
+
+def _check_database_reachable(tracking_uri: str, timeout_s: float) -> None:
+    """A database store's host must accept a TCP connection on its port within ``timeout_s``."""
+    import socket
+
+    parts = urllib.parse.urlsplit(tracking_uri)
+    dialect = parts.scheme.split("+")[0]
+    if dialect not in DATABASE_PORTS or not parts.hostname:
+        return   # sqlite, file stores, or a local socket (no host): nothing to reach over the network
+    port = parts.port or DATABASE_PORTS[dialect]
+    try:
+        with socket.create_connection((parts.hostname, port), timeout=timeout_s):
+            pass
+    except OSError as error:
+        reason = "no answer" if isinstance(error, TimeoutError) else (error.strerror or type(error).__name__)
+        raise TrackingError(f"cannot reach the {dialect} database of logger.tracking_uri at {parts.hostname}:{port} "
+                            f"within {timeout_s:g} s ({reason}); start it, or drop logger.tracking_uri to log to the "
+                            f"local sqlite store") from None
 
 
 def limit_http_retries() -> None:

@@ -11,16 +11,15 @@ import functools
 from dataclasses import dataclass
 from pathlib import Path
 
-import hydra
 from omegaconf import DictConfig, OmegaConf
 
 from genre import CONFIG_DIR
+from genre.assembly.targets import build_network, call_target, check_targets, instantiate
 from genre.data.datamodule import GenreDataModule, PreparedData, prepare
 from genre.data.index import DatasetIndex
 from genre.features import FrontEnd
 from genre.models.module import GenreClassifier
 from genre.models.predictor import read_checkpoint
-from genre.runtime.targets import build_network, call_target
 
 
 def compose_config(config_name: str = "train", overrides: list[str] | tuple[str, ...] = ()) -> DictConfig:
@@ -72,10 +71,10 @@ def build_classifier(cfg: DictConfig, genres: list[str], clip_frames: int, front
     """
     frontend = frontend or build_frontend(cfg.features)
     net = build_network(cfg.model, (frontend.n_bands, clip_frames), len(genres))
-    optimizer = hydra.utils.instantiate(cfg.optimizer)
+    optimizer = instantiate(cfg.optimizer)
     if lr_scale != 1.0:
         optimizer = functools.partial(optimizer, lr=cfg.optimizer.lr * lr_scale)
-    scheduler = hydra.utils.instantiate(cfg.scheduler) if cfg.get("scheduler") else None
+    scheduler = instantiate(cfg.scheduler) if cfg.get("scheduler") else None
     augment = call_target(cfg.augment) if cfg.get("augment") else None
     return GenreClassifier(net, frontend, genres, clip_frames, optimizer=optimizer, scheduler=scheduler,
                            aggregation=cfg.clips.aggregation, band_mean=band_mean, band_std=band_std,
@@ -88,7 +87,7 @@ def build_callbacks(callbacks_cfg: DictConfig, checkpoint_dir: Path | None = Non
     built = {}
     for name, node in callbacks_cfg.items():
         extra = {"dirpath": str(checkpoint_dir)} if checkpoint_dir is not None and "dirpath" in node else {}
-        built[name] = hydra.utils.instantiate(node, **extra)
+        built[name] = instantiate(node, **extra)
     return built
 
 
@@ -105,6 +104,7 @@ def load_classifier(ckpt_path: str | Path) -> LoadedClassifier:
     checkpoint = read_checkpoint(ckpt_path)
     info = checkpoint["genre"]
     config = OmegaConf.create(info["config"])
+    check_targets(config)   # a checkpoint's config names only genre's components (genre.assembly.targets)
     module = build_classifier(config, info["genres"], info["clip_frames"], run_info=info)
     module.load_state_dict(checkpoint["state_dict"])
     return LoadedClassifier(module.eval(), config, info.get("run_id"), info.get("tracking_uri"))

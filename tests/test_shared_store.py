@@ -1,0 +1,62 @@
+"""What a shared store, a slow server or a hostile name still broke (issue 31, after the configs that ran
+code: tests/test_config_targets.py). Each test reproduces one report and failed before its fix."""
+from __future__ import annotations
+
+import socket
+import time
+
+import pytest
+
+from conftest import compose_config, tiny_overrides
+
+
+@pytest.mark.parametrize("uri", ["postgresql://u@db.example/mlflow?password=hunter2",
+                                 "postgresql://u@db.example/mlflow?sslmode=require&PASSWORD=hunter2",
+                                 "mysql+pymysql://u@db.example/mlflow?passwd=hunter2",
+                                 "https://mlflow.example/?token=hunter2",
+                                 "postgresql://u:hunter2@db.example/mlflow"])
+def test_a_password_anywhere_in_the_tracking_uri_is_refused_without_repeating_it(uri):
+    from genre.runtime.errors import ConfigError
+    from genre.tracking.store import resolve_tracking_uri
+
+    with pytest.raises(ConfigError, match="logger.tracking_uri holds a password") as refused:
+        resolve_tracking_uri(uri, ".")
+    assert "hunter2" not in str(refused.value)
+
+
+def test_a_uri_without_a_password_passes():
+    from genre.tracking.store import resolve_tracking_uri
+
+    uri = "postgresql://mlflow@127.0.0.1:5432/mlflow?sslmode=require"
+    assert resolve_tracking_uri(uri, ".") == uri
+
+
+def test_an_unreachable_database_store_stops_the_run_before_any_work_in_one_line(tmp_path):
+    """It hung inside MLflow's retry loop after the data was prepared, with no message."""
+    from genre.runtime.errors import TrackingError
+    from genre.train import train
+
+    with socket.socket() as probe:      # a port nothing listens on
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    cfg = compose_config("train", tiny_overrides(**{"logger.tracking_uri": f"postgresql://u@127.0.0.1:{port}/db"}),
+                         tmp_path)
+    started = time.monotonic()
+    with pytest.raises(TrackingError, match=rf"cannot reach the postgresql database of logger.tracking_uri at "
+                                            rf"127.0.0.1:{port} within"):
+        train(cfg)
+    assert time.monotonic() - started < 30
+    assert not (tmp_path / "data").exists() and not (tmp_path / "cache").exists()
+
+
+@pytest.mark.parametrize("name, content", [("passwd", b"root:x:0:0:root:/root:/bin/bash\n" * 20),
+                                           ("zeros.ckpt", bytes(4096)), ("empty.ckpt", b"")])
+def test_a_file_that_is_no_checkpoint_is_named_not_a_traceback(tmp_path, name, content):
+    """``ckpt_path=/etc/passwd`` gave an IndexError traceback from torch's unpickler."""
+    from genre.models.predictor import read_checkpoint
+    from genre.runtime.errors import ConfigError
+
+    path = tmp_path / name
+    path.write_bytes(content)
+    with pytest.raises(ConfigError, match=rf"ckpt_path=.*{name} cannot be read as a checkpoint"):
+        read_checkpoint(path)
