@@ -60,3 +60,31 @@ def test_a_file_that_is_no_checkpoint_is_named_not_a_traceback(tmp_path, name, c
     path.write_bytes(content)
     with pytest.raises(ConfigError, match=rf"ckpt_path=.*{name} cannot be read as a checkpoint"):
         read_checkpoint(path)
+
+
+@pytest.mark.slow   # a whole training command
+def test_a_run_whose_loss_runs_away_without_reaching_nan_is_failed_with_what_to_change(tmp_path):
+    """``optimizer.lr=1e6`` grew the loss to 9e35; the run exited 0, FINISHED, with a chance-level model."""
+    from conftest import mlflow_runs
+    from genre.runtime.errors import TrainingDiverged
+    from genre.train import train
+
+    cfg = compose_config("train", tiny_overrides(**{"optimizer.lr": 1e6, "trainer.max_epochs": 3,
+                                                    "divergence.steps": 3, "logger.system_metrics": "false"}),
+                         tmp_path)
+    with pytest.raises(TrainingDiverged, match=r"training diverged: the training loss is \S+e\+\d+ at epoch \d, step "
+                                               r"\d+, above 10 x its reference .* for 3 steps running "
+                                               r"\(divergence.factor, divergence.steps\).*optimizer.lr=1000000.0"):
+        train(cfg)
+    [run] = mlflow_runs(tmp_path)
+    assert run.info.status == "FAILED"
+    assert "test/track_acc" not in run.data.metrics
+
+
+def test_the_divergence_settings_are_checked_with_the_others(tmp_path):
+    from genre.runtime.errors import ConfigError
+    from genre.runtime.settings import check_settings
+
+    cfg = compose_config("train", ["divergence.factor=0.5", "divergence.steps=0"], tmp_path)
+    with pytest.raises(ConfigError, match=r"(?s)divergence.factor=0.5: must be a number > 1.*divergence.steps=0"):
+        check_settings(cfg)

@@ -78,7 +78,8 @@ def build_classifier(cfg: DictConfig, genres: list[str], clip_frames: int, front
     augment = call_target(cfg.augment) if cfg.get("augment") else None
     return GenreClassifier(net, frontend, genres, clip_frames, optimizer=optimizer, scheduler=scheduler,
                            aggregation=cfg.clips.aggregation, band_mean=band_mean, band_std=band_std,
-                           run_info=run_info, augment=augment, label_smoothing=cfg.get("label_smoothing", 0.0))
+                           run_info=run_info, augment=augment, label_smoothing=cfg.get("label_smoothing", 0.0),
+                           divergence=dict(cfg.get("divergence") or {}))
 
 
 def build_callbacks(callbacks_cfg: DictConfig, checkpoint_dir: Path | None = None) -> dict:

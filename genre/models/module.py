@@ -50,11 +50,13 @@ class GenreClassifier(pl.LightningModule):
                  optimizer: Callable[..., torch.optim.Optimizer] = torch.optim.Adam,
                  scheduler: Callable[..., torch.optim.lr_scheduler.LRScheduler] | None = None,
                  aggregation: str = "mean", band_mean: np.ndarray | None = None, band_std: np.ndarray | None = None,
-                 run_info: dict | None = None, augment: Augment | None = None, label_smoothing: float = 0.0):
+                 run_info: dict | None = None, augment: Augment | None = None, label_smoothing: float = 0.0,
+                 divergence: dict | None = None):
         """``optimizer(params)`` and ``scheduler(optimizer)`` build them (``_partial_`` config nodes);
         ``band_mean``/``band_std`` ``(n_bands,)`` are the training split's statistics; ``run_info``
         (config, genres, run id, split protocol) is saved into every checkpoint; ``augment`` changes training
-        batches (:mod:`genre.data.augment`); ``label_smoothing`` softens the training loss's targets."""
+        batches (:mod:`genre.data.augment`); ``label_smoothing`` softens the training loss's targets;
+        ``divergence`` (``factor``, ``steps``) says when a loss that runs away stops the run."""
         super().__init__()
         if aggregation not in AGGREGATIONS:
             raise ConfigError(f"clips.aggregation={aggregation!r}: choose one of {AGGREGATIONS}")
@@ -63,6 +65,10 @@ class GenreClassifier(pl.LightningModule):
                                           "run_info", "augment"], logger=False)
         self.augment = augment
         self.label_smoothing = label_smoothing
+        divergence = {"factor": 10.0, "steps": 10, **(divergence or {})}
+        self.divergence_factor, self.divergence_steps = float(divergence["factor"]), int(divergence["steps"])
+        self._loss_reference: float | None = None   # set by the first step (divergence)
+        self._steps_above = 0
         self.optimizer_factory = optimizer
         self.scheduler_factory = scheduler
         self.net = net
@@ -91,16 +97,39 @@ class GenreClassifier(pl.LightningModule):
             x, target = self.augment(x, y, len(self.genres), self.global_step)
         logits = self(x)
         loss = F.cross_entropy(logits, target, label_smoothing=self.label_smoothing)
-        if not torch.isfinite(loss):
-            # a NaN run must not go on to end FINISHED with an accuracy that means nothing
-            lr = getattr(self.optimizer_factory, "keywords", {}).get("lr")
-            raise TrainingDiverged(f"training diverged: the training loss is {loss.item()} at epoch "
-                                   f"{self.current_epoch}, step {self.global_step}; the run is marked FAILED. "
-                                   f"Lower the learning rate (optimizer.lr={lr}) or look for damaged audio")
+        self._check_divergence(loss)
         self.train_acc(logits, y if target is y else target.argmax(1))
         self.log("train/loss", loss, on_step=False, on_epoch=True, prog_bar=True, sync_dist=True)
         self.log("train/acc", self.train_acc, on_step=False, on_epoch=True, prog_bar=True)
         return loss
+
+    def _check_divergence(self, loss: torch.Tensor) -> None:
+        """Stop a run whose loss is NaN or infinite, or has stayed above ``divergence.factor`` x its reference for
+        ``divergence.steps`` steps running (``optimizer.lr=1e6`` grew it to 9e35 and the run ended FINISHED with a
+        chance-level model). Under DDP the processes decide together, so that none waits for a stopped one."""
+        value = float(loss.detach())
+        finite = np.isfinite(value)
+        if self._loss_reference is None and finite:
+            # the loss before any update, at least chance level: what a run that learns stays below
+            self._loss_reference = max(float(np.log(max(len(self.genres), 2))), value)
+        reference = self._loss_reference or float("inf")
+        self._steps_above = self._steps_above + 1 if finite and value > self.divergence_factor * reference else 0
+        stop = not finite or self._steps_above >= self.divergence_steps
+        if self._trainer is not None and self._trainer.world_size > 1:
+            stop = self._trainer.strategy.reduce_boolean_decision(stop, all=False)
+        if not stop:
+            return
+        lr = getattr(self.optimizer_factory, "keywords", {}).get("lr")
+        where = f"at epoch {self.current_epoch}, step {self.global_step}"
+        if finite:
+            why = (f"training diverged: the training loss is {value:.4g} {where}, above {self.divergence_factor:g} x "
+                   f"its reference {reference:.3g} (the first step's loss, at least chance level) for "
+                   f"{self._steps_above} steps running (divergence.factor, divergence.steps)")
+        else:
+            why = f"training diverged: the training loss is {value} {where}"
+        # a diverged run must not go on to end FINISHED with an accuracy that means nothing
+        raise TrainingDiverged(f"{why}; the run is marked FAILED. Lower the learning rate (optimizer.lr={lr}) or "
+                               f"look for damaged audio")
 
     def on_train_epoch_end(self):
         """One line per epoch in the console and ``train.log``: someone tailing the log sees the run move. The

@@ -40,6 +40,8 @@ RULES: tuple[tuple[str, str, Callable[[Any], bool]], ...] = (
     ("similar", "an integer >= 0 (tracks like the song to list)", lambda v: _int(v) and v >= 0),
     ("clips.cache_workers", "null (one per core) or an integer >= 1", lambda v: v is None or (_int(v) and v >= 1)),
     ("label_smoothing", "a share >= 0 and < 1", lambda v: _number(v) and 0 <= v < 1),
+    ("divergence.factor", "a number > 1 (times the loss of the first step)", lambda v: _number(v) and v > 1),
+    ("divergence.steps", "an integer >= 1 (training steps running)", lambda v: _int(v) and v >= 1),
     ("augment.mixup_alpha", "a number >= 0 (0 = off)", lambda v: _number(v) and v >= 0),
     ("optimizer.lr", "a learning rate > 0", lambda v: _number(v) and v > 0),
     ("optimizer.weight_decay", "a number >= 0", lambda v: _number(v) and v >= 0),
