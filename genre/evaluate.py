@@ -49,7 +49,13 @@ def find_checkpoint(run_id: str, tracking_uri: str) -> Path:
         return Path(recorded)
     artifacts = [a.path for a in client.list_artifacts(run_id, "checkpoints") if a.path.endswith(".ckpt")]
     if not artifacts:
-        raise DatasetError(f"run {run_id} has no checkpoint (neither {recorded} nor a logged one)")
+        if not recorded:   # a scikit-learn baseline keeps no checkpoint; its logged model is MLflow's
+            raise DatasetError(f"run {run_id} has no checkpoint: it trained {run.data.tags.get('model', 'a model')}, "
+                               f"which keeps none (a scikit-learn baseline; its logged model serves with mlflow "
+                               f"models serve). evaluate.py and genre-app take the run of a network (model=cnn3, "
+                               f"resnet or probe)")
+        raise DatasetError(f"run {run_id} has no checkpoint: its recorded one ({recorded}) is gone and none was "
+                           f"logged to the store; name a checkpoint with ckpt_path=...")
     return Path(client.download_artifacts(run_id, artifacts[0]))
 
 

@@ -200,7 +200,7 @@ def train_checked(cfg: DictConfig) -> dict:
             last = Path(resume.ckpt_path.parent if resume else last_cfg.dirpath) / f"{last_cfg.filename}.ckpt" \
                 if last_cfg is not None else None
             if last is not None and last.is_file():
-                error.detail += f"; resume it with: {resume_command()} ckpt_path={last} <the same settings>"
+                error.detail += f"; resume it with: {resume_command(ckpt_path=last)}"
         raise
 
 
@@ -277,7 +277,7 @@ def _train_network(cfg: DictConfig, data: PreparedData, logger, resolved: dict, 
             refresh_parent(logger.run_id, tracking_uri)
         log.info("test (%s): clip accuracy %.3f, track accuracy %.3f", data.index.split_protocol,
                  metrics.get("test/acc", float("nan")), metrics.get("test/track_acc", float("nan")))
-        _say_where(logger, cfg, tracking_uri)
+        _say_where(logger, cfg, tracking_uri, resume=resume)
     return {**metrics, "run_id": logger.run_id, "best_checkpoint": checkpoint.best_model_path}
 
 
@@ -309,15 +309,20 @@ def _train_classical(cfg: DictConfig, data: PreparedData, logger, resolved: dict
     logger.end_run("success")
     log.info("test (%s): track accuracy %.3f with %s", data.index.split_protocol, metrics["test/track_acc"],
              cfg.model.name)
-    _say_where(logger, cfg, tracking_uri)
+    _say_where(logger, cfg, tracking_uri, servable=False)
     return {**metrics, "run_id": logger.run_id, "best_checkpoint": None}
 
 
-def _say_where(logger, cfg: DictConfig, tracking_uri: str) -> None:
+def _say_where(logger, cfg: DictConfig, tracking_uri: str, resume: ResumePoint | None = None,
+               servable: bool = True) -> None:
     """The run's last lines: its name and id, its output folder, the command that shows it (from what
-    the logger learned at the start: the server may be gone by now)."""
-    for line in closing_lines(logger.run_name, logger.run_id, logger.experiment_id,
-                              str(Path(cfg.paths.output_dir).resolve()), tracking_uri, cfg.paths.root_dir):
+    the logger learned at the start: the server may be gone by now), and the app's command when the run has a
+    checkpoint to serve (``servable``). A resumed run's folder is the one its checkpoints stay in."""
+    output_dir = Path(cfg.paths.output_dir).resolve()
+    if resume is not None:
+        output_dir = resume.ckpt_path.resolve().parent.parent
+    for line in closing_lines(logger.run_name, logger.run_id, logger.experiment_id, str(output_dir), tracking_uri,
+                              cfg.paths.root_dir, servable=servable):
         log.info(line)
 
 

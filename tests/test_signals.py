@@ -9,6 +9,7 @@ import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import pytest
 
@@ -88,23 +89,25 @@ def test_sigterm_during_fit_exits_143_without_a_traceback_and_the_printed_resume
     assert "Traceback" not in err
     [line] = [line for line in err.splitlines() if line.startswith("stopped:")]
     printed = re.match(r"stopped: interrupted by SIGTERM: run \S+ \(id \w+\) is marked FAILED; resume it with: "
-                       r"(\S+ train.py ckpt_path=(\S+/last.ckpt)) <the same settings>$", line)
+                       r"(\S+ train.py (.+) ckpt_path=(\S+/last.ckpt))$", line)
     assert printed, line
+    # the run's own settings, as it was given them (they were printed as "<the same settings>")
+    assert shlex.split(printed.group(2)) == [f"paths.root_dir={tmp_path}", *overrides]
     [interrupted] = mlflow_runs(tmp_path)
     assert interrupted.info.status == "FAILED"
 
     import torch
 
-    reached = torch.load(printed.group(2), map_location="cpu", weights_only=True)["epoch"]
-    overrides = [o for o in overrides if not o.startswith("trainer.max_epochs=")]
-    settings = " ".join(shlex.quote(o) for o in [f"paths.root_dir={tmp_path}", *overrides,
-                                                 f"trainer.max_epochs={reached + 2}"])
-    # the printed command, as printed, in that shell; the user adds the settings the run had
-    resumed = subprocess.run(["bash", "-c", f"{printed.group(1)} {settings}"], cwd=ROOT, capture_output=True,
-                             text=True, timeout=600, env=bare)
+    reached = torch.load(printed.group(3), map_location="cpu", weights_only=True)["epoch"]
+    # the printed command, as printed, in that shell; only its epochs cut short, for the test's time
+    command = printed.group(1).replace("trainer.max_epochs=200", f"trainer.max_epochs={reached + 2}")
+    resumed = subprocess.run(["bash", "-c", command], cwd=ROOT, capture_output=True, text=True, timeout=600, env=bare)
     assert resumed.returncode == 0, resumed.stderr[-3000:]
     [finished] = mlflow_runs(tmp_path)
     assert finished.info.run_id == interrupted.info.run_id and finished.info.status == "FINISHED"
+    # its last lines name the folder its checkpoints stay in, not the new session's
+    [outputs] = re.findall(r"outputs  (\S+)", resumed.stderr + resumed.stdout)
+    assert Path(printed.group(3)).resolve().parent.parent == Path(outputs).resolve()
 
 
 def next_run_dir(root, process, seconds=120):

@@ -88,10 +88,22 @@ def program_here(name: str) -> str:
         return str(beside.absolute())
 
 
-def resume_command() -> str:
+def resume_command(ckpt_path: str | Path | None = None) -> str:
     """The command that ran this one, as typed from the working directory: ``python train.py`` (or the venv's
-    python, when it is not the one on PATH), else ``genre-train``."""
+    python, when it is not the one on PATH), else ``genre-train``; with ``ckpt_path``, followed by the run's own
+    overrides (Hydra's, shell-quoted, any earlier ``ckpt_path=`` left out) and ``ckpt_path=<it>``: the command
+    that resumes it."""
+    import shlex
     import sys
+
+    if ckpt_path is not None:
+        try:
+            from hydra.core.hydra_config import HydraConfig
+
+            overrides = [o for o in HydraConfig.get().overrides.task if not o.startswith("ckpt_path=")]
+        except ValueError:   # outside a Hydra run (a test calling train() directly): the command line's own
+            overrides = [a for a in sys.argv[1:] if "=" in a and not a.startswith(("ckpt_path=", "-"))]
+        return " ".join([resume_command(), *map(shlex.quote, overrides), shlex.quote(f"ckpt_path={ckpt_path}")])
 
     script = Path(sys.argv[0])
     if script.suffix == ".py":

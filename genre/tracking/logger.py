@@ -210,9 +210,10 @@ def log_dataset_input(logger: MLFlowLogger, data) -> None:
 
 
 def closing_lines(run_name: str, run_id: str, experiment_id: str, output_dir: str, tracking_uri: str,
-                  root_dir: str | Path = ".") -> list[str]:
+                  root_dir: str | Path = ".", servable: bool = True) -> list[str]:
     """The last lines of a run: what it is, where its files are, the command that shows it, and the one that
-    starts the app on it (each as typed from the working directory)."""
+    starts the app on it (each as typed from the working directory), only for a run with a checkpoint to serve
+    (``servable``: a scikit-learn baseline has none)."""
     from genre.tracking.store import resolve_tracking_uri
 
     if is_tracking_server(tracking_uri):
@@ -225,5 +226,7 @@ def closing_lines(run_name: str, run_id: str, experiment_id: str, output_dir: st
         app += f" paths.root_dir={Path(root_dir).resolve()}"
     if tracking_uri != resolve_tracking_uri(None, root_dir):
         app += f" tracking_uri={tracking_uri}"
-    return [f"run      {run_name}  (id {run_id})", f"outputs  {output_dir}", f"see it   {show}",
-            f"try it   {app}   then open http://127.0.0.1:8050"]
+    lines = [f"run      {run_name}  (id {run_id})", f"outputs  {output_dir}", f"see it   {show}"]
+    if servable:
+        lines.append(f"try it   {app}   then open http://127.0.0.1:8050")
+    return lines
