@@ -81,13 +81,25 @@ def _exit_at_once(command):
     os._exit(status)
 
 
+@exit_on_user_error
+def _refuse_typos(config_name: str) -> None:
+    """A setting of the command line that names nothing is ``error: ...`` with the closest valid name, exit 2,
+    before Hydra composes it (:mod:`genre.runtime.overrides`)."""
+    from genre import CONFIG_DIR
+    from genre.runtime.overrides import check_overrides
+
+    check_overrides(CONFIG_DIR, config_name, sys.argv[1:])
+
+
 def train_command() -> None:
     """``python train.py`` and ``genre-train``."""
+    _refuse_typos("train")
     _exit_at_once(train)
 
 
 def evaluate_command() -> None:
     """``python evaluate.py`` and ``genre-evaluate``."""
+    _refuse_typos("evaluate")
     _exit_at_once(evaluate)
 
 
@@ -135,6 +147,7 @@ def app(cfg: DictConfig) -> None:
 
 def app_command() -> None:
     """``genre-app`` and ``python -m genre.app``."""
+    _refuse_typos("app")
     _exit_at_once(app)
 
 

@@ -25,3 +25,33 @@ def test_a_classical_run_prints_no_app_command_and_evaluate_says_why_it_has_no_c
     assert answer.returncode == 2
     assert "None" not in answer.stderr and "Traceback" not in answer.stderr
     assert re.search(rf"run {run.info.run_id} has no checkpoint: it trained knn, which keeps none", answer.stderr)
+
+
+@pytest.mark.parametrize("typed, meant", [
+    (["feature=mfcc"], "did you mean features=mfcc?"),
+    (["clips.batch_sise=8"], "did you mean clips.batch_size=8?"),
+    (["model=cnn"], "did you mean model=cnn3? its options: cnn3,"),
+    (["trainer.max_epoch=3"], "did you mean trainer.max_epochs=3?"),
+    (["debug=tiny", "model=resnet", "model.chanels=8"], "did you mean model.channels=8?"),
+    (["-m", "seed=1,2", "model=cnn3,resnt"], "did you mean model=resnet?"),
+])
+def test_a_typo_gets_one_line_with_the_closest_valid_name_and_exit_2(typed, meant):
+    """Hydra answered ``feature=mfcc`` with "To append to your config use +feature=mfcc", and exit 1."""
+    out = run_cli("train.py", *typed, timeout=120)
+    assert out.returncode == 2, out.stderr[-2000:]
+    assert out.stderr.startswith("error: ") and out.stderr.count("\n") == 1, out.stderr
+    assert meant in out.stderr and "append" not in out.stderr
+
+
+def test_evaluate_and_the_app_get_the_same_advice():
+    out = run_cli("evaluate.py", "ckpt_path=x.ckpt", "audio=song.wav", "similr=3", timeout=120)
+    assert out.returncode == 2 and "did you mean similar=3?" in out.stderr
+    out = run_cli("-m", "genre.app", "run_id=x", "prot=9000", timeout=120)
+    assert out.returncode == 2 and "did you mean port=9000?" in out.stderr, out.stderr
+
+
+def test_valid_settings_of_any_group_pass_the_check():
+    out = run_cli("train.py", "debug=tiny", "features=mfcc", "model=resnet", "features.n_mfcc=13",
+                  "dataset.fractions={train: 0.5, val: 0.25, test: 0.25}", "--cfg", "job", timeout=120)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert "n_mfcc: 13" in out.stdout
