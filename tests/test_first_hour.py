@@ -55,3 +55,9 @@ def test_valid_settings_of_any_group_pass_the_check():
                   "dataset.fractions={train: 0.5, val: 0.25, test: 0.25}", "--cfg", "job", timeout=120)
     assert out.returncode == 0, out.stderr[-2000:]
     assert "n_mfcc: 13" in out.stdout
+
+
+def test_a_setting_that_must_be_given_is_not_called_a_typo(tmp_path):
+    """``dataset=folder dataset.root=...``: the folder's root is ``???`` until given."""
+    out = run_cli("train.py", "dataset=folder", f"dataset.root={tmp_path}", "--cfg", "job", timeout=120)
+    assert out.returncode == 0, out.stderr[-2000:]

@@ -88,3 +88,38 @@ def test_the_divergence_settings_are_checked_with_the_others(tmp_path):
     cfg = compose_config("train", ["divergence.factor=0.5", "divergence.steps=0"], tmp_path)
     with pytest.raises(ConfigError, match=r"(?s)divergence.factor=0.5: must be a number > 1.*divergence.steps=0"):
         check_settings(cfg)
+
+
+def test_file_names_that_are_not_utf8_are_read_and_reported_escaped(tmp_path):
+    """``\\xff\\xfe-latin.wav`` was called unreadable, and the run crashed writing skipped_files.csv after training
+    (a UnicodeEncodeError in MLflow's log_text), FAILED with no model logged."""
+    import os
+
+    import numpy as np
+    import soundfile as sf
+
+    from genre.assembly.build import build_frontend, prepare_data
+    from genre.data.index import skipped_csv
+
+    corpus = tmp_path / "c"
+    for g, genre in enumerate(("jazz", "rock", "metal")):
+        for i in range(3):
+            (corpus / genre).mkdir(parents=True, exist_ok=True)
+            t = np.arange(22050 * 4) / 22050
+            sf.write(str(corpus / genre / f"{genre}{i}.wav"), 0.5 * np.sin(2 * np.pi * (220 * (g + 1) + 30 * i) * t),
+                     22050)
+    latin = os.fsencode(corpus / "jazz") + b"/\xff\xfe-latin.wav"
+    sf.write(latin, 0.5 * np.sin(np.arange(22050 * 4) * 0.07), 22050)
+    with open(os.fsencode(corpus / "rock") + b"/\xff-broken.wav", "wb") as f:
+        f.write(b"RIFF" + bytes(50_000))
+    cfg = compose_config("train", ["dataset=folder", f"dataset.root={corpus}", "dataset.track_seconds=4",
+                                   "clips.clip_seconds=2", "clips.cache_workers=1", "features.n_mels=32",
+                                   "dataset.fractions={train: 0.34, val: 0.33, test: 0.33}"], tmp_path)
+    data = prepare_data(cfg, build_frontend(cfg.features))
+    kept = [track for split in data.track_ids.values() for track in split]
+    assert "jazz/\\xff\\xfe-latin" in kept and len(kept) == 10
+    [skipped] = data.skipped
+    assert skipped.reason.startswith("unreadable audio: the file is damaged")
+    written = skipped_csv(data.skipped)
+    written.encode("utf-8")                        # what MLflow's log_text does with it
+    assert "rock/\\xff-broken.wav,unreadable audio" in written

@@ -10,6 +10,7 @@ the frame count, which libsndfile's mpg123 reports as ``info.frames``).
 """
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import soundfile as sf
@@ -66,7 +67,7 @@ def declared_frames(path: Path, head: bytes) -> int | None:
         total = ((streaminfo[13] & 0x0F) << 32) | int.from_bytes(streaminfo[14:18], "big")
         return total or None
     if suffix == ".mp3" and _has_frame_count_header(head):
-        return sf.info(str(path)).frames   # mpg123 reads the frame count from that header
+        return sf.info(os.fsencode(path)).frames   # mpg123 reads the frame count from that header
     return None
 
 

@@ -10,7 +10,7 @@ import io
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from genre.runtime.errors import DatasetError
+from genre.runtime.errors import DatasetError, printable
 
 SPLITS = ("train", "val", "test")
 
@@ -24,6 +24,12 @@ class Track:
     genre: str
     split: str = "train"
     artist: str | None = None
+
+    def __post_init__(self):
+        # ids and genres are names, written to HDF5, MLflow and logs: a folder's non-UTF-8 bytes escaped (the
+        # path stays the file's own)
+        object.__setattr__(self, "track_id", printable(self.track_id))
+        object.__setattr__(self, "genre", printable(self.genre))
 
 
 def inside_root(root: Path, relative: str | Path) -> Path | None:
@@ -78,7 +84,7 @@ def skipped_csv(skipped: list[SkippedFile]) -> str:
     writer = csv.writer(out)
     writer.writerow(["path", "reason"])
     for item in skipped:
-        writer.writerow([item.path, item.reason])
+        writer.writerow([printable(item.path), printable(item.reason)])
     return out.getvalue()
 
 

@@ -18,6 +18,13 @@ from genre.runtime.signals import Interrupted
 USER_ERROR_STATUS = 2
 
 
+def printable(text) -> str:
+    """``text`` (a name or a path) as it can be written anywhere: a UTF-8 log, HDF5, MLflow. A file name's bytes
+    that are not UTF-8 (``\\xff\\xfe-latin.wav``), which Python keeps as surrogates, are written escaped
+    (``\\xff``); everything else is unchanged."""
+    return str(text).encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+
+
 class GenreError(Exception):
     """Base of every user-facing error: its message is complete for the person who ran the command."""
 
@@ -53,7 +60,7 @@ class AudioDecodeError(GenreError):
     def __init__(self, path: str | Path, reason: str):
         self.path = str(path)
         self.reason = reason
-        super().__init__(f"{self.path}: {reason}")
+        super().__init__(f"{printable(self.path)}: {printable(reason)}")
 
 
 _FULL = (errno.ENOSPC, errno.EDQUOT)

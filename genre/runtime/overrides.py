@@ -13,7 +13,7 @@ from __future__ import annotations
 import difflib
 from pathlib import Path
 
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig
 
 from genre.runtime.errors import ConfigError
 
@@ -84,12 +84,19 @@ def check_overrides(config_dir: Path, config_name: str, argv: list[str]) -> None
         return   # it does not compose for another reason: Hydra says which
     top_level = [g for g in groups if "/" not in g]
     for key, value in settings:
-        if OmegaConf.select(config, key, default=_MISSING, throw_on_missing=False) is not _MISSING:
+        if _has(config, key):
             continue
         raise ConfigError(_unknown_setting(config, key, value, top_level))
 
 
-_MISSING = object()
+def _has(config: DictConfig, key: str) -> bool:
+    """Whether ``key`` (dotted) is a setting of ``config``, set or not (``???``, null)."""
+    node = config
+    for part in key.split("."):
+        if not isinstance(node, DictConfig) or part not in node.keys():   # `in node` is False for ???
+            return False
+        node = node._get_node(part)
+    return True
 
 
 def _unknown_setting(config: DictConfig, key: str, value: str, groups: list[str]) -> str:
