@@ -7,6 +7,7 @@ import io
 import os
 import signal
 import subprocess
+import sys
 import threading
 import time
 import urllib.request
@@ -49,7 +50,7 @@ def client(service):
 
     from genre.app.server import create_app
 
-    return TestClient(create_app(service, LIMITS))
+    return TestClient(create_app(service, LIMITS), base_url="http://127.0.0.1")
 
 
 def post(client, *files: tuple[str, bytes]):
@@ -283,8 +284,13 @@ def test_the_run_facts_name_the_model_split_accuracy_and_the_skipped_file(client
     assert facts["split_protocol"].startswith("random-stratified-by-track(")
     assert facts["test_track_acc"] == pytest.approx(metrics["test/track_acc"])
     assert facts["run_id"] == metrics["run_id"] and "mlflow ui --backend-store-uri sqlite:///" in facts["ui_command"]
-    assert [Path(p).name for p, _ in facts["skipped"]] == ["metal.00004.au"]     # the damaged file of the corpus
+    assert [p for p, _ in facts["skipped"]] == ["genres/metal/metal.00004.au"]   # the corpus's damaged file
     assert facts["limits"] == {"max_upload_mb": 2.0, "max_seconds": 20.0}
+    # names, not where things live on this machine (checkpoint, venv, store)
+    assert facts["checkpoint"] == Path(metrics["best_checkpoint"]).name
+    assert facts["ui_command"].startswith("mlflow ui --backend-store-uri sqlite:///mlflow.db")
+    assert str(Path(metrics["best_checkpoint"]).parent.parent.parent) not in str(facts)
+    assert sys.prefix not in str(facts)
 
 
 @pytest.mark.slow
@@ -331,7 +337,7 @@ def test_a_full_queue_is_answered_503(service, tmp_path, monkeypatch):
 
     from genre.app.server import create_app
 
-    client = TestClient(create_app(service, Limits(workers=1, queue=0)))
+    client = TestClient(create_app(service, Limits(workers=1, queue=0)), base_url="http://127.0.0.1")
     body = song(tmp_path / "a.wav").read_bytes()
     release = threading.Event()
     real = service.analyse

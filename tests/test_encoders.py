@@ -471,7 +471,7 @@ def test_a_probe_run_finishes_with_a_cnn_runs_artifacts_and_a_model_that_takes_a
     from genre.app.service import AppModel
 
     service = AppModel(best, 2, str(tmp_path / "cache"), tracking_uri=f"sqlite:///{tmp_path}/mlflow.db")
-    page = TestClient(create_app(service)).post("/api/classify", files={"file": ("song.wav", song.read_bytes())})
+    page = TestClient(create_app(service), base_url="http://127.0.0.1").post("/api/classify", files={"file": ("song.wav", song.read_bytes())})
     assert page.status_code == 200, page.text
     page = page.json()
     assert {r["genre"]: r["probability"] for r in page["ranking"]} == pytest.approx(ranking, abs=1e-6)

@@ -304,15 +304,58 @@ class HostileServer:
                             time.sleep(0.2)
                     except OSError:
                         pass
+                elif digital_id == 1105:   # a Content-Length shorter than the body
+                    self.send_header("Content-Length", "100")
+                    self.end_headers()
+                    self.wfile.write(good)
+                elif digital_id == 1106:   # two Content-Length headers
+                    self.send_header("Content-Length", str(len(good)))
+                    self.send_header("Content-Length", "200")
+                    self.end_headers()
+                    self.wfile.write(good)
                 else:
                     self.send_header("Content-Length", str(len(good)))
                     self.end_headers()
                     self.wfile.write(good)
 
+            def send_response(self, code, message=None):
+                digital_id = int(urllib.parse.urlsplit(self.path).path.rsplit("/", 1)[-1])
+                if digital_id != 1104:
+                    return super().send_response(code, message)
+                try:   # the status line and headers dripped a byte a second
+                    for byte in b"HTTP/1.1 200 OK\r\nContent-Type: audio/mpeg\r\nX-Slow: " + b"a" * 300:
+                        self.wfile.write(bytes([byte]))
+                        self.wfile.flush()
+                        time.sleep(1.0)
+                except OSError:
+                    pass
+                raise ConnectionAbortedError
+
         self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.httpd.daemon_threads = True
         self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}"
         threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
+
+
+def test_the_deadline_covers_dripped_headers_and_lying_lengths_are_not_kept(tmp_path):
+    """Headers a byte a second held a download with timeout_s=5 for over 212 s; a Content-Length shorter than
+    the body, or two of them, kept a 100- or 200-byte file as "fetched", and a re-run counted it present."""
+    hostile = HostileServer(mp3_bytes("Rock", 1))
+    out = tmp_path / "previews"
+    out.mkdir()
+    (out / f"{track_id(7)}.mp3").write_bytes(mp3_bytes("Rock", 1)[:100])   # what such a run kept
+    downloader = sevendigital.Downloader(out, KEY, SECRET, hostile.url, timeout_s=2.0, retries=0, rate_per_s=100,
+                                         max_bytes=2_000_000)
+    started = time.monotonic()
+    report = downloader.run({track_id(4): 1104, track_id(5): 1105, track_id(6): 1106, track_id(7): 1107},
+                            concurrency=4)
+    assert time.monotonic() - started < 8
+    assert "timed out" in report.failed[track_id(4)] or "longer than 2 s" in report.failed[track_id(4)]
+    assert "too short for a preview" in report.failed[track_id(5)]
+    assert "2 different Content-Lengths" in report.failed[track_id(6)]
+    assert report.fetched == [track_id(7)] and report.present == []    # the 100-byte file was fetched again
+    assert sorted(p.name for p in out.iterdir()) == [f"{track_id(7)}.mp3"]
+    hostile.httpd.shutdown()
 
 
 def test_a_hostile_server_cannot_fill_the_disk_hang_crash_or_leave_error_pages(tmp_path, monkeypatch):

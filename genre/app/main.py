@@ -70,9 +70,19 @@ def serve(cfg: DictConfig) -> None:
 
     from genre.app.server import create_app
 
-    app = create_app(service, limits)
+    app = create_app(service, limits, host)
     shown = f"[{host}]" if ":" in host else host
     if not is_loopback(host):
         log.warning(reach_line(host, cfg.port))
     log.info("the genre app serves %s: http://%s:%d (Ctrl-C stops it)", named, shown, cfg.port)
-    uvicorn.run(app, host=host, port=cfg.port, log_level="warning")
+    uvicorn.run(app, **server_settings(host, cfg.port, int(cfg.workers) + int(cfg.queue)))
+
+
+def server_settings(host: str, port: int, requests: int) -> dict:
+    """uvicorn's settings for the app: a request's headers within 10 s (:func:`request_deadline_protocol`) and
+    16 kB, idle connections closed after 5 s, and at most ``requests`` + 16 connections at once (503 beyond)."""
+    from genre.app.server import request_deadline_protocol
+
+    return {"host": host, "port": port, "log_level": "warning", "http": request_deadline_protocol(10.0),
+            "timeout_keep_alive": 5, "limit_concurrency": requests + 16, "h11_max_incomplete_event_size": 16 * 1024,
+            "server_header": False}

@@ -39,16 +39,28 @@ class UploadLimit:
     """ASGI middleware: a body to ``/api/classify`` over ``limit`` bytes is answered 413, from its
     Content-Length before any of it is read, or (sent in chunks) as soon as the bytes read pass the limit."""
 
-    def __init__(self, app, limit: int):
+    def __init__(self, app, limit: int, admit=None, release=None):
         self.app = app
         self.limit = limit
+        self.admit, self.release = admit, release   # the queue's turnstile (create_app), or None
 
     async def __call__(self, scope, receive, send):
         if scope["type"] != "http" or scope["path"] != CLASSIFY:
             return await self.app(scope, receive, send)
+        if self.admit is not None and not self.admit():
+            # decided before any of the body is read: a full queue holds no bodies in flight
+            busy = {"detail": "every worker is busy and the queue is full: try again in a moment"}
+            return await JSONResponse(busy, status_code=503, headers={"Connection": "close"})(scope, receive, send)
+        try:
+            await self._limited(scope, receive, send)
+        finally:
+            if self.admit is not None:
+                self.release()
+
+    async def _limited(self, scope, receive, send):
         declared = dict(scope["headers"]).get(b"content-length")
-        message = (f"the upload is larger than the {self.limit / 2 ** 20:.0f} MB this app takes (max_upload_mb=...): "
-                   f"send a shorter or compressed file")
+        message = (f"the upload is larger than the {self.limit / 2 ** 20:.0f} MB this app takes (its max_upload_mb "
+                   f"setting): send a shorter or compressed file")
         if declared is not None and declared.isdigit() and int(declared) > self.limit:
             return await JSONResponse({"detail": message}, status_code=413)(scope, receive, send)
         read, started = 0, False
@@ -81,14 +93,50 @@ def shown_name(filename: str | None) -> str:
     return name or "the uploaded file"
 
 
-def create_app(service: AppModel, limits: Limits | None = None) -> FastAPI:
-    """The FastAPI application around a loaded run (``service``)."""
+LOOPBACK_NAMES = ("127.0.0.1", "localhost", "::1", "[::1]")
+
+
+def allowed_hosts(host: str) -> list[str]:
+    """The ``Host`` headers the app answers: this machine's loopback names, and the host it was asked to serve
+    (with its machine's name and addresses when that is every interface). Any other is refused 400: a page on
+    another site that rebinds its own name to 127.0.0.1 (DNS rebinding) reaches no fact and no audio."""
+    names = {*LOOPBACK_NAMES, host}
+    if host in ("0.0.0.0", "::"):
+        import socket
+
+        try:
+            name, aliases, addresses = socket.gethostbyname_ex(socket.gethostname())
+            names |= {name, *aliases, *addresses, socket.gethostname()}
+        except OSError:
+            pass
+    return sorted(names)
+
+
+def create_app(service: AppModel, limits: Limits | None = None, host: str = "127.0.0.1") -> FastAPI:
+    """The FastAPI application around a loaded run (``service``), answering the ``Host`` names of
+    :func:`allowed_hosts`."""
+    from starlette.middleware.trustedhost import TrustedHostMiddleware
+
     limits = limits or Limits()
     app = FastAPI(title="genre", docs_url=None, redoc_url=None, openapi_url=None)   # the docs pages need a CDN
-    app.add_middleware(UploadLimit, limit=limits.max_upload_bytes)
     # at most `workers` songs decoded and analysed at once (memory stays that of `workers` songs); the requests
-    # waiting for a turn (each in a thread of the pool) are counted, and beyond `queue` of them answered 503
+    # admitted beyond them wait for a turn, and beyond `queue` waiting a request is answered 503 before its
+    # body is read
     gate, counting, waiting = threading.BoundedSemaphore(limits.workers), threading.Lock(), [0]
+
+    def admit() -> bool:
+        with counting:
+            if waiting[0] >= limits.workers + limits.queue:
+                return False
+            waiting[0] += 1
+            return True
+
+    def release() -> None:
+        with counting:
+            waiting[0] -= 1
+
+    app.add_middleware(UploadLimit, limit=limits.max_upload_bytes, admit=admit, release=release)
+    app.add_middleware(TrustedHostMiddleware, allowed_hosts=allowed_hosts(host))
     assets = resources.files("genre.app") / "static"
 
     def static(name: str, media_type: str):
@@ -117,15 +165,7 @@ def create_app(service: AppModel, limits: Limits | None = None) -> FastAPI:
                 raise Refused(400, f"{len(files)} files at once: send one song at a time")
             upload = files[0]
             shown = shown_name(upload.filename)
-            with counting:
-                if waiting[0] >= limits.workers + limits.queue:
-                    raise Refused(503, "every worker is busy and the queue is full: try again in a moment")
-                waiting[0] += 1
-            try:
-                return await run_in_threadpool(_gated, gate, service, upload, shown, limits)
-            finally:
-                with counting:
-                    waiting[0] -= 1
+            return await run_in_threadpool(_gated, gate, service, upload, shown, limits)
         finally:
             await form.close()
 
@@ -154,3 +194,47 @@ def _analyse_upload(service: AppModel, upload: UploadFile, shown: str, limits: L
         if path.stat().st_size == 0:
             raise Refused(400, f"{shown} is empty (0 bytes): choose an audio file")
         return service.analyse(path, shown, limits)
+
+
+def request_deadline_protocol(seconds: float = 10.0):
+    """uvicorn's h11 protocol with a deadline on a request's headers: they must all arrive within ``seconds`` of
+    the connection or of the last response, else the connection is closed. uvicorn has none (headers sent a byte
+    every 0.5 s held a connection for as long as they came); its keep-alive timeout ends with the first byte."""
+    from uvicorn.protocols.http.h11_impl import H11Protocol
+
+    class RequestDeadline(H11Protocol):
+        _deadline = None
+
+        def connection_made(self, transport):
+            super().connection_made(transport)
+            self._arm()
+
+        def _arm(self):
+            self._cancel()
+            self._deadline = self.loop.call_later(seconds, self._too_slow)
+
+        def _cancel(self):
+            if self._deadline is not None:
+                self._deadline.cancel()
+                self._deadline = None
+
+        def handle_events(self):
+            before = self.cycle
+            super().handle_events()
+            if self.cycle is not before:   # a request's headers are complete
+                self._cancel()
+
+        def on_response_complete(self):
+            self._arm()                    # the next request's headers (a pipelined one cancels it at once)
+            super().on_response_complete()
+
+        def connection_lost(self, exc):
+            self._cancel()
+            super().connection_lost(exc)
+
+        def _too_slow(self):
+            self._deadline = None
+            if not self.transport.is_closing():
+                self.transport.close()
+
+    return RequestDeadline

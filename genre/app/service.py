@@ -24,7 +24,7 @@ from genre.evaluate import (
     nearest_tracks,
     ranked,
 )
-from genre.runtime.errors import AudioDecodeError, ConfigError, GenreError
+from genre.runtime.errors import AudioDecodeError, ConfigError, GenreError, printable
 
 log = logging.getLogger(__name__)
 
@@ -148,9 +148,9 @@ class AppModel:
                  "split_protocol": info.get("split_protocol", "unknown"), "genres": self.genres,
                  "clip_seconds": float(config.clips.clip_seconds), "aggregation": self.module.aggregation,
                  "sample_rate": int(self.module.frontend.sample_rate), "run_id": run_id, "named": self.named,
-                 "checkpoint": str(self.ckpt_path), "test_track_acc": None, "test_acc": None, "run_url": None,
+                 "checkpoint": Path(self.ckpt_path).name, "test_track_acc": None, "test_acc": None, "run_url": None,
                  "ui_command": None, "corpus_tracks": 0 if self.corpus is None else len(self.corpus["track_id"]),
-                 "corpus_problem": self.corpus_problem, "skipped": [(s.path, s.reason) for s in self.skipped],
+                 "corpus_problem": self.corpus_problem, "skipped": [(self._shown_path(s.path), printable(s.reason)) for s in self.skipped],
                  "similar": self.similar}
         if not (run_id and uri):
             return facts
@@ -172,11 +172,20 @@ class AppModel:
         ui = mlflow_ui or (uri if is_tracking_server(uri) else None)
         if ui:
             facts["run_url"] = f"{ui.rstrip('/')}/#/experiments/{experiment}/runs/{run_id}"
-        else:
-            from genre.runtime.console import program_here
-
-            facts["ui_command"] = f"{program_here('mlflow')} ui --backend-store-uri {uri}"
+        else:   # names, not paths: the page says what to type in the folder of the run's store
+            store = uri.rsplit("/", 1)[-1] if uri.startswith("sqlite:") else None
+            facts["ui_command"] = (f"mlflow ui --backend-store-uri sqlite:///{store}   (in the folder that holds "
+                                   f"{store})") if store else "mlflow ui (with the run's store)"
         return facts
+
+    def _shown_path(self, path: str) -> str:
+        """A corpus file as the page names it: relative to the dataset's root, never the machine's full path."""
+        try:
+            root = getattr(self, "dataset_root", None)
+            return printable(Path(path).resolve().relative_to(root)) if root else \
+                printable(Path(path).name)
+        except ValueError:
+            return printable(Path(path).name)
 
     def analyse(self, path: str | Path, shown: str, limits: Limits) -> dict:
         """The page's answer for the file at ``path`` (``shown``: its name as the person gave it).

@@ -132,7 +132,38 @@ class Downloader:
                          self.consumer_key, self.consumer_secret)
         self.limiter.wait()
         deadline = time.monotonic() + self.timeout_s
-        with urllib.request.urlopen(url, timeout=self.timeout_s) as response:
+        # the deadline covers the whole request: a server that drips its status line and headers is cut off
+        # too (urlopen's timeout is per read, and headers a byte a second never meet it)
+        watch = _Deadline(self.timeout_s)
+        try:
+            body, expected = self._read(watch.opener().open(url, timeout=self.timeout_s), deadline)
+        except (OSError, http.client.HTTPException):   # a connection shut at the deadline ends either way
+            if watch.expired:
+                raise TimeoutError(f"the request took longer than {self.timeout_s:g} s") from None
+            raise
+        finally:
+            watch.cancel()
+        if watch.expired:   # the socket was shut mid-body: what was read is cut short by the deadline
+            raise TimeoutError(f"the request took longer than {self.timeout_s:g} s")
+        if expected is not None and len(body) != expected:
+            raise http.client.IncompleteRead(bytes(body), expected - len(body))
+        if not body:
+            raise http.client.IncompleteRead(b"")
+        try:   # an error page sent with status 200 must not be kept as an .mp3
+            check_signature(partial.with_name("preview.mp3"), bytes(body[:HEAD_BYTES]))
+        except AudioDecodeError:
+            raise BadPreview(f"the body is not MP3 audio (it starts with {bytes(body[:16])!r})") from None
+        if len(body) < MIN_PREVIEW_BYTES:   # a Content-Length shorter than the body cuts it short
+            raise BadPreview(f"the body is {len(body)} bytes, too short for a preview (at least {MIN_PREVIEW_BYTES})")
+        partial.write_bytes(body)
+
+    def _read(self, opened, deadline: float) -> tuple[bytearray, int | None]:
+        """The body of a response and the length it declared, within the deadline and the size cap."""
+        with opened as response:
+            lengths = {value.strip() for value in response.headers.get_all("Content-Length") or []}
+            if len(lengths) > 1:
+                raise BadPreview(f"the server declared {len(lengths)} different Content-Lengths "
+                                 f"({', '.join(sorted(lengths))[:60]}): the body cannot be trusted")
             declared = response.headers.get("Content-Length")
             expected = int(declared) if declared is not None and declared.strip().isdigit() else None
             if declared is not None and expected is None:
@@ -151,15 +182,7 @@ class Downloader:
                 if len(body) > self.max_bytes:
                     raise BadPreview(f"the body is over the cap of {self.max_bytes} bytes (--max-mb; previews "
                                      f"are under about 2 MB)")
-        if expected is not None and len(body) != expected:
-            raise http.client.IncompleteRead(bytes(body), expected - len(body))
-        if not body:
-            raise http.client.IncompleteRead(b"")
-        try:   # an error page sent with status 200 must not be kept as an .mp3
-            check_signature(partial.with_name("preview.mp3"), bytes(body[:HEAD_BYTES]))
-        except AudioDecodeError:
-            raise BadPreview(f"the body is not MP3 audio (it starts with {bytes(body[:16])!r})") from None
-        partial.write_bytes(body)
+        return body, expected
 
     def fetch(self, track_id: str, digital_id: int) -> tuple[str, str]:
         """Download one preview; returns ``(status, reason)``, status one of fetched/missing/failed.
@@ -239,9 +262,60 @@ class BadPreview(Exception):
     """A body that must not be kept: over the size cap, not audio, or with a malformed length."""
 
 
+MIN_PREVIEW_BYTES = 8192   # a second of MP3 at 64 kbps; a 30-s preview is hundreds of kB
+
+
+class _Deadline:
+    """An opener whose connections are shut when ``seconds`` have passed, whatever they are waiting for (the
+    status line, headers or body)."""
+
+    def __init__(self, seconds: float):
+        self.sockets: list = []
+        self.expired = False
+        self.timer = threading.Timer(seconds, self._expire)
+        self.timer.daemon = True
+        self.timer.start()
+
+    def _expire(self) -> None:
+        import socket
+
+        self.expired = True
+        for sock in list(self.sockets):   # the sockets themselves: a connection drops its own after the headers
+            try:
+                sock.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+
+    def cancel(self) -> None:
+        self.timer.cancel()
+
+    def opener(self) -> urllib.request.OpenerDirector:
+        watched = self
+
+        def recorded(base):
+            class Connection(base):
+                def connect(self):
+                    super().connect()
+                    watched.sockets.append(self.sock)
+            return Connection
+
+        class HTTP(urllib.request.HTTPHandler):
+            def http_open(self, req):
+                return self.do_open(recorded(http.client.HTTPConnection), req)
+
+        class HTTPS(urllib.request.HTTPSHandler):
+            def https_open(self, req):
+                return self.do_open(recorded(http.client.HTTPSConnection), req, context=self._context)
+
+        return urllib.request.build_opener(HTTP, HTTPS)
+
+
 def _is_audio(path: Path) -> bool:
-    """A preview on disk that is an MP3 file (not an error page an older version kept)."""
+    """A preview on disk that is an MP3 file of a preview's size (not an error page an older version kept, nor a
+    body cut short by a lying Content-Length)."""
     try:
+        if path.stat().st_size < MIN_PREVIEW_BYTES:
+            return False
         with open(path, "rb") as f:
             check_signature(path, f.read(HEAD_BYTES))
         return True
