@@ -61,3 +61,11 @@ def test_a_setting_that_must_be_given_is_not_called_a_typo(tmp_path):
     """``dataset=folder dataset.root=...``: the folder's root is ``???`` until given."""
     out = run_cli("train.py", "dataset=folder", f"dataset.root={tmp_path}", "--cfg", "job", timeout=120)
     assert out.returncode == 0, out.stderr[-2000:]
+
+
+def test_the_joblib_launcher_is_refused_with_the_one_that_survives_a_dead_job(tmp_path):
+    """Issue 31: one dead joblib worker stopped the sweep within 1 s and left a child run RUNNING."""
+    out = run_cli("train.py", "-m", "hydra/launcher=joblib", "seed=1,2", f"paths.root_dir={tmp_path}", timeout=120)
+    assert out.returncode == 2, out.stderr[-2000:]
+    assert "use hydra/launcher=parallel" in out.stderr and out.stderr.count("\n") == 1
+    assert not (tmp_path / "mlflow.db").exists()

@@ -55,9 +55,23 @@ def _values(value: str, sweep: bool) -> list[str]:
     return [v.strip() for v in value.split(",")] if sweep else [value.strip()]
 
 
+# launchers a sweep must not use, and why
+REFUSED_LAUNCHERS = {
+    "joblib": "hydra/launcher=joblib: joblib's launcher stops the whole sweep when one job's process dies "
+              "(TerminatedWorkerError) and leaves that job's MLflow run RUNNING; use hydra/launcher=parallel "
+              "(hydra.launcher.n_jobs=N), which runs the jobs in parallel the same way, survives a dead job and "
+              "marks its run FAILED",
+}
+
+
 def check_overrides(config_dir: Path, config_name: str, argv: list[str]) -> None:
     """Refuse the first override of ``argv`` that names no config group option or setting of ``config_name``
-    (composed from ``config_dir`` with the command's group choices), with the closest valid name."""
+    (composed from ``config_dir`` with the command's group choices), with the closest valid name; and a launcher
+    of :data:`REFUSED_LAUNCHERS`."""
+    for arg in argv:
+        key, _, value = arg.lstrip("+").partition("=")
+        if key == "hydra/launcher" and value in REFUSED_LAUNCHERS:
+            raise ConfigError(REFUSED_LAUNCHERS[value])
     pairs, sweep = _parse(argv)
     if not pairs:
         return
