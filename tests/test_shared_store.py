@@ -123,3 +123,59 @@ def test_file_names_that_are_not_utf8_are_read_and_reported_escaped(tmp_path):
     written = skipped_csv(data.skipped)
     written.encode("utf-8")                        # what MLflow's log_text does with it
     assert "rock/\\xff-broken.wav,unreadable audio" in written
+
+
+def test_a_damaged_cache_is_said_and_built_again_not_trusted_or_fatal(tmp_path, caplog):
+    """64 bytes overwritten inside an HDF5 cache gave ``KeyError: ... bad symbol table node signature`` on every
+    run, and the cache was never rebuilt."""
+    import logging
+
+    import numpy as np
+
+    from conftest import write_tone
+    from genre.data.cache import build_audio_cache
+    from genre.data.index import Track
+
+    tracks = [Track(f"t{i}", write_tone(tmp_path / f"t{i}.wav", 2.0, 8000, frequency=300 + 50 * i), "blues")
+              for i in range(3)]
+    first = build_audio_cache(tracks, 8000, 8000, tmp_path / "cache", num_workers=1)
+    data = bytearray(first.path.read_bytes())
+    where = data.find(b"SNOD")              # the root group's symbol table node
+    assert where > 0
+    data[where:where + 64] = np.random.default_rng(0).bytes(64)
+    first.path.write_bytes(bytes(data))
+    with caplog.at_level(logging.WARNING):
+        again = build_audio_cache(tracks, 8000, 8000, tmp_path / "cache", num_workers=1)
+    assert again.track_ids == ["t0", "t1", "t2"]
+    assert f"the cache {first.path} cannot be read" in caplog.text and "building it again" in caplog.text
+    from genre.data.cache import open_rows
+
+    with open_rows(again.path) as rows:
+        assert rows.shape == (3, 8000) and np.abs(rows[0]).max() > 0.1
+
+
+@pytest.mark.parametrize("excerpt", ["start", "middle", 20.0, 55.0])
+def test_a_long_file_gives_the_same_excerpt_streamed_with_memory_of_the_excerpt(tmp_path, monkeypatch, excerpt):
+    """The corpus cache and the app decoded whole files: a 3-hour WAV used for 6 s peaked at 4.0 GB."""
+    import tracemalloc
+
+    import numpy as np
+    import soundfile as sf
+
+    import genre.data.audio as audio
+
+    rate, seconds = 8000, 60.0
+    t = np.arange(int(rate * seconds)) / rate
+    path = tmp_path / "long.wav"
+    sf.write(str(path), (0.5 * np.sin(2 * np.pi * 220 * t) * (1 + t / seconds) / 2).astype(np.float32), rate,
+             subtype="FLOAT")
+    n = 6 * rate
+    whole, available = audio.load_excerpt(path, rate, n, excerpt)           # under the threshold: decoded whole
+    monkeypatch.setattr(audio, "STREAM_ABOVE_SECONDS", 10.0)
+    tracemalloc.start()
+    streamed, streamed_available = audio.load_excerpt(path, rate, n, excerpt, block_seconds=2.0)
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    assert streamed_available == available == len(t)
+    np.testing.assert_array_equal(streamed, whole)
+    assert peak < 0.5 * len(t) * 4, f"{peak} bytes for an excerpt of {n * 4}"   # not the whole file's samples

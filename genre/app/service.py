@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from genre.data.audio import duration_seconds, excerpt_start, load_audio
+from genre.data.audio import duration_seconds, excerpt_start, load_audio, load_excerpt
 from genre.data.index import inside_root
 from genre.evaluate import (
     corpus_data,
@@ -261,14 +261,15 @@ class AppModel:
         if not path.is_file():
             raise Refused(410, f"track {track_id}: its file is gone since the run")
         rate = self.module.frontend.sample_rate
-        try:
-            waveform = load_audio(path, rate)
+        try:   # only the excerpt the run used is decoded into memory, whatever the file's length
+            if self.track_seconds:
+                n = int(round(self.track_seconds * rate))
+                waveform, available = load_excerpt(path, rate, n, self.excerpt)
+                waveform = waveform[:max(0, min(n, available - excerpt_start(available, n, self.excerpt, rate)))]
+            else:
+                waveform = load_audio(path, rate)
         except AudioDecodeError as error:
             raise Refused(422, f"track {track_id}: {error.reason}") from None
-        if self.track_seconds:
-            n = int(round(self.track_seconds * rate))
-            start = excerpt_start(waveform.shape[0], n, self.excerpt, rate)
-            waveform = waveform[start:start + n]
         import soundfile as sf
 
         buffer = io.BytesIO()

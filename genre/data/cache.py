@@ -32,7 +32,7 @@ import h5py
 import numpy as np
 from tqdm import tqdm
 
-from genre.data.audio import excerpt_start, fix_length, load_audio
+from genre.data.audio import load_excerpt
 from genre.data.index import SkippedFile, Track
 from genre.data.waveform import SILENCE_DBFS, is_silent, loudest_level
 from genre.features import FrontEnd
@@ -57,6 +57,24 @@ def _is_complete(path: Path, key: str) -> bool:
             return bool(f.attrs.get("complete", False)) and f.attrs.get("key") == key
     except OSError:
         return False
+
+
+def _open_complete(path: Path, key: str) -> CachedTracks | None:
+    """The complete cache at ``path``, or None when there is none to use: missing, incomplete, or damaged (a
+    file HDF5 cannot read, 64 bytes overwritten inside it gave ``KeyError: bad symbol table node signature`` on
+    every later run). A damaged one is said in one line and rebuilt by the caller, over it."""
+    if not _is_complete(path, key):
+        return None
+    try:
+        cached = CachedTracks.open(path, key)
+        with open_rows(path) as rows:   # the rows' header too: every later read goes through it
+            if rows.shape[0] != len(cached.track_ids):
+                raise ValueError(f"{rows.shape[0]} rows for {len(cached.track_ids)} tracks")
+        return cached
+    except Exception as error:   # h5py raises KeyError, OSError, ValueError... for a damaged file
+        reason = str(error).splitlines()[0][:200] if str(error) else type(error).__name__
+        log.warning("the cache %s cannot be read (%s: %s): building it again", path, type(error).__name__, reason)
+        return None
 
 
 def _remove_stale_partials(path: Path) -> None:
@@ -179,14 +197,13 @@ def _decode(job: tuple[str, int, int, int, str, int, str | float]) -> str | None
     process has no serial write to do (``python -m genre.bench``, figure 1).
     """
     path, sample_rate, n_samples, min_samples, target, offset, excerpt_at = job
-    try:
-        waveform = load_audio(path, sample_rate)
+    try:   # only the excerpt is kept in memory, whatever the file's length (genre.data.audio.load_excerpt)
+        excerpt, available = load_excerpt(path, sample_rate, n_samples, excerpt_at)
     except AudioDecodeError as error:
         return error.reason
-    if waveform.shape[0] < min_samples:
-        return (f"too short: {waveform.shape[0] / sample_rate:.2f} s, less than one clip "
+    if available < min_samples:
+        return (f"too short: {available / sample_rate:.2f} s, less than one clip "
                 f"({min_samples / sample_rate:.2f} s)")
-    excerpt = fix_length(waveform[excerpt_start(waveform.shape[0], n_samples, excerpt_at, sample_rate):], n_samples)
     if is_silent(excerpt):   # carries nothing to learn from
         return (f"silent: its loudest sample over the {n_samples / sample_rate:.1f} s used is "
                 f"{loudest_level(excerpt)} (below {SILENCE_DBFS:.0f} dBFS)")
@@ -220,8 +237,9 @@ def build_audio_cache(tracks: list[Track], sample_rate: int, n_samples: int, cac
                    "n_samples": n_samples, "min_seconds": min_seconds, "excerpt": excerpt})
     path = Path(cache_dir) / f"audio-{key}.h5"
     with file_lock(path.with_suffix(".lock")):   # a parallel job building the same cache: wait for it
-        if _is_complete(path, key):
-            return CachedTracks.open(path, key)
+        cached = _open_complete(path, key)
+        if cached is not None:
+            return cached
         return _write_audio_cache(path, key, tracks, sample_rate, n_samples, num_workers, min_seconds, excerpt)
 
 
@@ -301,8 +319,9 @@ def build_feature_cache(audio: CachedTracks, extractor: FrontEnd, cache_dir: str
     key = _digest({"version": CACHE_VERSION, "audio": audio.key, "features": extractor.settings()})
     path = Path(cache_dir) / f"features-{key}.h5"
     with file_lock(path.with_suffix(".lock")):
-        if _is_complete(path, key):
-            return CachedTracks.open(path, key)
+        cached = _open_complete(path, key)
+        if cached is not None:
+            return cached
         return _write_feature_cache(path, key, audio, extractor, batch_tracks, num_workers)
 
 
