@@ -8,4 +8,10 @@ LightningModule (:mod:`genre.models.module`), and the MLflow run (:mod:`genre.tr
 """
 from pathlib import Path
 
+from omegaconf import OmegaConf
+
+# ${seconds:...}: a number of seconds as a name says it (6 and 6.0 both "6"), so that a folder named after a
+# setting is the same folder whichever way the setting was typed (dataset.track_seconds=6 made a second corpus)
+OmegaConf.register_new_resolver("seconds", lambda value: f"{float(value):g}", replace=True)
+
 CONFIG_DIR = Path(__file__).resolve().parent / "conf"   # Hydra's conf/, shipped inside the package

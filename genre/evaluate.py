@@ -34,8 +34,10 @@ if TYPE_CHECKING:   # what scores a split needs (Lightning, MLflow, the data pip
 log = logging.getLogger(__name__)
 
 
-def find_checkpoint(run_id: str, tracking_uri: str) -> Path:
-    """The best checkpoint of an MLflow run: its recorded path if present, else the logged artifact."""
+def find_checkpoint(run_id: str, tracking_uri: str, cache_dir: str | Path | None = None) -> Path:
+    """The best checkpoint of an MLflow run: its recorded path if present, else the logged artifact, fetched
+    once into ``cache_dir/checkpoints/<run id>/`` (inside the roots the command names; a temporary folder was
+    left behind by every call) and reused; written whole, then moved into place."""
     import mlflow
 
     client = mlflow.MlflowClient(tracking_uri)
@@ -56,7 +58,22 @@ def find_checkpoint(run_id: str, tracking_uri: str) -> Path:
                                f"resnet or probe)")
         raise DatasetError(f"run {run_id} has no checkpoint: its recorded one ({recorded}) is gone and none was "
                            f"logged to the store; name a checkpoint with ckpt_path=...")
-    return Path(client.download_artifacts(run_id, artifacts[0]))
+    if cache_dir is None:
+        return Path(client.download_artifacts(run_id, artifacts[0]))
+    import os
+    import shutil
+
+    kept = Path(cache_dir) / "checkpoints" / run_id / Path(artifacts[0]).name
+    if kept.is_file():
+        return kept
+    staging = kept.parent / f".partial-{os.getpid()}"
+    staging.mkdir(parents=True, exist_ok=True)
+    try:
+        fetched = Path(client.download_artifacts(run_id, artifacts[0], dst_path=str(staging)))
+        os.replace(fetched, kept)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    return kept
 
 
 def evaluate_split(model: LoadedClassifier, split: str, cache_dir: str, dataset_root: str | None = None,
@@ -341,7 +358,8 @@ def evaluate(cfg: DictConfig) -> dict:
     else:
         from genre.tracking.store import resolve_tracking_uri
 
-        ckpt_path = find_checkpoint(cfg.run_id, resolve_tracking_uri(cfg.tracking_uri, cfg.paths.root_dir))
+        ckpt_path = find_checkpoint(cfg.run_id, resolve_tracking_uri(cfg.tracking_uri, cfg.paths.root_dir),
+                                    cfg.paths.cache_dir)
     if cfg.audio and not cfg.get("similar"):   # the network and its front end only: no Lightning, no MLflow
         ranking = classify_file(load_predictor(ckpt_path), cfg.audio)
         _print_ranking(cfg.audio, ranking, cfg.top_k)

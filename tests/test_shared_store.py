@@ -179,3 +179,75 @@ def test_a_long_file_gives_the_same_excerpt_streamed_with_memory_of_the_excerpt(
     assert streamed_available == available == len(t)
     np.testing.assert_array_equal(streamed, whole)
     assert peak < 0.5 * len(t) * 4, f"{peak} bytes for an excerpt of {n * 4}"   # not the whole file's samples
+
+
+def test_a_lock_another_user_made_can_still_be_taken_and_new_ones_follow_the_umask(tmp_path, monkeypatch):
+    """A cache built by one user could not be shared with another: the lock file was 0644 and only its owner
+    could open it to write."""
+    import builtins
+    import os
+
+    import genre.runtime.parallel as parallel
+
+    previous = os.umask(0o002)
+    try:
+        with parallel.file_lock(tmp_path / "ours.lock"):
+            pass
+    finally:
+        os.umask(previous)
+    assert (tmp_path / "ours.lock").stat().st_mode & 0o777 == 0o664
+
+    theirs = tmp_path / "theirs.lock"
+    theirs.write_text("")
+
+    def as_another_user(file, mode="r", *args, **kwargs):   # (the tests may run as root, who writes anything)
+        if str(file) == str(theirs) and mode != "r":
+            raise PermissionError(13, "Permission denied", str(file))
+        return builtins.open(file, mode, *args, **kwargs)
+
+    monkeypatch.setattr(parallel, "open", as_another_user, raising=False)
+    with parallel.file_lock(theirs):
+        assert theirs.read_text() == ""      # held, read-only: nothing written into another user's file
+
+
+def test_a_length_typed_as_6_or_6_0_names_one_corpus(tmp_path):
+    roots = {str(compose_config("train", [f"dataset.track_seconds={v}"], tmp_path).dataset.root) for v in ("6", "6.0")}
+    assert len(roots) == 1 and roots.pop().endswith("x6s-seed0")
+
+
+def test_evaluate_run_id_fetches_a_logged_checkpoint_once_into_the_cache_and_leaves_no_temporary_copy(tmp_path,
+                                                                                                     monkeypatch):
+    """Every ``evaluate.py run_id=`` call left a copy of the checkpoint in a temporary folder."""
+    import types
+
+    import mlflow
+
+    from genre.evaluate import find_checkpoint
+
+    downloads = []
+
+    class Client:
+        def __init__(self, uri):
+            pass
+
+        def get_run(self, run_id):
+            return types.SimpleNamespace(data=types.SimpleNamespace(tags={"model": "cnn3"}))
+
+        def list_artifacts(self, run_id, path):
+            return [types.SimpleNamespace(path="checkpoints/best-02.ckpt")]
+
+        def download_artifacts(self, run_id, path, dst_path=None):
+            assert dst_path is not None, "downloaded into a temporary folder"
+            downloads.append(path)
+            target = tmp_path.joinpath(dst_path, path)
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.write_bytes(b"checkpoint")
+            return str(target)
+
+    monkeypatch.setattr(mlflow, "MlflowClient", Client)
+    cache = tmp_path / "cache"
+    first = find_checkpoint("abc123", "sqlite:///x.db", cache)
+    second = find_checkpoint("abc123", "sqlite:///x.db", cache)
+    assert first == second == cache / "checkpoints" / "abc123" / "best-02.ckpt" and first.read_bytes() == b"checkpoint"
+    assert downloads == ["checkpoints/best-02.ckpt"]
+    assert sorted(p.name for p in first.parent.iterdir()) == ["best-02.ckpt"]

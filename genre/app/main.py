@@ -63,7 +63,8 @@ def serve(cfg: DictConfig) -> None:
     uri = resolve_tracking_uri(cfg.tracking_uri, cfg.paths.root_dir)
     from genre.app.service import AppModel, resolve_checkpoint
 
-    ckpt_path, named = resolve_checkpoint(cfg.ckpt_path, cfg.run_id, cfg.registered_model, cfg.alias, uri)
+    ckpt_path, named = resolve_checkpoint(cfg.ckpt_path, cfg.run_id, cfg.registered_model, cfg.alias, uri,
+                                         cfg.paths.cache_dir)
     log.info("loading %s (%s)", named, ckpt_path)
     service = AppModel(ckpt_path, cfg.similar, cfg.paths.cache_dir, cfg.dataset_root, uri, cfg.mlflow_ui, named)
     import uvicorn

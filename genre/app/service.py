@@ -63,9 +63,10 @@ class Limits:
 
 
 def resolve_checkpoint(ckpt_path: str | None, run_id: str | None, registered_model: str | None, alias: str | None,
-                       tracking_uri: str) -> tuple[Path, str]:
+                       tracking_uri: str, cache_dir: str | Path | None = None) -> tuple[Path, str]:
     """The checkpoint the app serves, and how it was named: exactly one of ``ckpt_path``, ``run_id`` or
-    ``registered_model`` (its version ``alias``, else its latest version) in ``tracking_uri``."""
+    ``registered_model`` (its version ``alias``, else its latest version) in ``tracking_uri``; a logged one is
+    fetched once into ``cache_dir`` (:func:`genre.evaluate.find_checkpoint`)."""
     named = [name for name, value in (("ckpt_path", ckpt_path), ("run_id", run_id),
                                       ("registered_model", registered_model)) if value]
     if len(named) != 1:
@@ -76,7 +77,7 @@ def resolve_checkpoint(ckpt_path: str | None, run_id: str | None, registered_mod
     if ckpt_path:
         return Path(ckpt_path), f"checkpoint {ckpt_path}"
     if run_id:
-        return find_checkpoint(run_id, tracking_uri), f"run {run_id}"
+        return find_checkpoint(run_id, tracking_uri, cache_dir), f"run {run_id}"
     import mlflow
 
     client = mlflow.MlflowClient(tracking_uri)
@@ -93,7 +94,7 @@ def resolve_checkpoint(ckpt_path: str | None, run_id: str | None, registered_mod
                           f"{tracking_uri} ({error.message}); see the names with the MLflow UI's Models page, or set "
                           f"tracking_uri=...") from None
     named = f"{registered_model} version {version.version}" + (f" (@{alias})" if alias else "")
-    return find_checkpoint(version.run_id, tracking_uri), named
+    return find_checkpoint(version.run_id, tracking_uri, cache_dir), named
 
 
 class AppModel:

@@ -85,7 +85,13 @@ def file_lock(path: Path, report_every_s: float = 10.0, poll_s: float = 0.2) -> 
     import fcntl
 
     path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "a+") as handle:
+    try:
+        handle = open(path, "a+")   # created as the umask says: 0664 under a group's umask 002
+        writable = True
+    except PermissionError:         # another user's lock (0644 under umask 022): flock works read-only too
+        handle = open(path)
+        writable = False
+    with handle:
         started, next_report = time.monotonic(), 0.0
         while True:
             try:
@@ -98,13 +104,15 @@ def file_lock(path: Path, report_every_s: float = 10.0, poll_s: float = 0.2) -> 
                     next_report += report_every_s
                 time.sleep(poll_s)
         try:
-            handle.seek(0)
-            handle.truncate()
-            handle.write(f"{os.getpid()} {' '.join(sys.argv)[:300]}\n")   # who holds it, for those who wait
-            handle.flush()
+            if writable:
+                handle.seek(0)
+                handle.truncate()
+                handle.write(f"{os.getpid()} {' '.join(sys.argv)[:300]}\n")   # who holds it, for those who wait
+                handle.flush()
             yield
         finally:
-            handle.truncate(0)
+            if writable:
+                handle.truncate(0)
             fcntl.flock(handle, fcntl.LOCK_UN)
 
 
