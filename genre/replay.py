@@ -66,8 +66,9 @@ def replay(path: Path, tracking_uri: str) -> tuple[int, int, list[int]]:
             if metrics:
                 client.log_batch(run_id, metrics=metrics)
                 sent += len(metrics)
-        except BaseException:
+        except BaseException as error:
             _keep(path, lines[number:])
+            error.replay_run_id = record.get("run_id")   # what main says of it: the refused record is now line 1
             raise
     os.replace(path, path.with_name(path.name.replace(".jsonl", ".sent.jsonl")))
     return sent, len(marked), torn
@@ -77,6 +78,23 @@ def _keep(path: Path, lines: list[str]) -> None:
     partial = path.with_name(path.name + ".partial")
     partial.write_text("".join(line + "\n" for line in lines))
     os.replace(partial, path)
+
+
+def _refusal_advice(error: Exception, path: Path) -> str:
+    """What to do when the store stopped the replay: wait for a store that is away; for a record it refuses
+    (a run it does not know or has deleted, a value it will not take), running again meets the same refusal."""
+    reason = f"{type(error).__name__}: {str(error).splitlines()[0][:300] if str(error) else ''}"
+    code = getattr(error, "error_code", "")
+    away = isinstance(error, (ConnectionError, TimeoutError, OSError)) or code in ("TEMPORARILY_UNAVAILABLE",
+                                                                                   "INTERNAL_ERROR") \
+        or "Max retries" in str(error) or "Connection" in str(error)
+    run_id = getattr(error, "replay_run_id", None)
+    if away:
+        return (f"the tracking store could not be reached ({reason}); what was not sent is still in {path}: run "
+                f"this again once the store answers")
+    return (f"the tracking store refused the record now on line 1 of {path}" + (f" (run {run_id})" if run_id else "")
+            + f" ({reason}); sending it again meets the same refusal: check --tracking-uri names the run's store, or "
+            f"remove that line (a run deleted from the store cannot take it) and run this again for the rest")
 
 
 @exit_on_user_error
@@ -98,8 +116,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         sent, marked, torn = replay(args.path, args.tracking_uri)
     except Exception as error:
-        print(f"error: the tracking store refused the metrics ({type(error).__name__}: {str(error)[:300]}); "
-              f"what was not sent is still in {args.path}: run this again when the store is back", file=sys.stderr)
+        print(f"error: {_refusal_advice(error, args.path)}", file=sys.stderr)
         return 1
     if torn:
         print(f"warning: skipped {len(torn)} line(s) of {args.path} that are not whole records (line "

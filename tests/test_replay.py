@@ -70,3 +70,15 @@ def test_a_line_cut_short_by_a_kill_is_skipped_and_reported_and_the_rest_is_sent
     assert "skipped 1 line(s)" in out.err and "line 2" in out.err and "sent 2 metric values" in out.out
     assert [(m.step, m.value) for m in client.get_metric_history(run_id, "val/acc")] == [(1, 0.6), (3, 0.9)]
     assert client.get_run(run_id).info.status == "FINISHED"
+
+
+def test_a_refused_record_gets_advice_that_can_help_not_wait_for_the_store(tmp_path, capsys):
+    """The advice after a refused line was "run this again when the store is back", which cannot help."""
+    uri = f"sqlite:///{tmp_path}/mlflow.db"
+    mlflow.MlflowClient(uri).create_experiment("genre", artifact_location=str(tmp_path / "artifacts"))
+    kept = tmp_path / "unsent_metrics.jsonl"
+    kept.write_text(unsent.metrics_line("0" * 32, 3, {"val/acc": 0.9}))      # a run the store does not know
+    assert exit_status(replay.main, [str(kept), "--tracking-uri", uri]) == 1
+    said = capsys.readouterr().err
+    assert f"refused the record now on line 1 of {kept} (run {'0' * 32})" in said
+    assert "remove that line" in said and "when the store is back" not in said
