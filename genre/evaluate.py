@@ -190,10 +190,12 @@ def record_evaluation(client, model: LoadedClassifier, results, metrics: dict[st
 
 LONG_FILE_SECONDS = 600.0   # longer files are decoded and classified a segment at a time
 SEGMENT_SECONDS = 120.0
+MIN_AUDIO_SECONDS = 1.0   # of real audio below which an answer would rest on padding (min_audio_seconds)
 
 
 def classify_file(model: LoadedClassifier | Predictor, audio_path: str | Path, long_file_seconds: float = LONG_FILE_SECONDS,
-                  segment_seconds: float = SEGMENT_SECONDS) -> list[tuple[str, float]]:
+                  segment_seconds: float = SEGMENT_SECONDS, min_seconds: float = MIN_AUDIO_SECONDS
+                  ) -> list[tuple[str, float]]:
     """Genres of one audio file of any length, best first, with their scores (probabilities).
 
     A silent file is refused (nothing to classify); one shorter than a clip is padded with silence, and a
@@ -204,7 +206,7 @@ def classify_file(model: LoadedClassifier | Predictor, audio_path: str | Path, l
     duration = duration_seconds(audio_path)
     if duration is not None and duration > max(long_file_seconds, 2 * segment_seconds):
         return ranked(classifier.genres, _classify_in_segments(classifier, audio_path, segment_seconds))
-    waveform, _ = decode_for_classification(classifier, audio_path)
+    waveform, _ = decode_for_classification(classifier, audio_path, min_seconds=min_seconds)
     return ranked(classifier.genres, classifier.classify_waveform(waveform))
 
 
@@ -213,8 +215,8 @@ def ranked(genres: list[str], scores: np.ndarray) -> list[tuple[str, float]]:
     return sorted(zip(genres, map(float, scores), strict=True), key=lambda pair: -pair[1])
 
 
-def decode_for_classification(classifier: Predictor, audio_path: str | Path, shown: str | None = None
-                              ) -> tuple[np.ndarray, float]:
+def decode_for_classification(classifier: Predictor, audio_path: str | Path, shown: str | None = None,
+                              min_seconds: float = MIN_AUDIO_SECONDS) -> tuple[np.ndarray, float]:
     """A file decoded at the classifier's rate, and the seconds of silence classifying it adds: what
     ``evaluate.py audio=`` and the app (:mod:`genre.app`) both classify. A file that cannot be decoded, or a
     silent one, raises :class:`AudioDecodeError`; one shorter than a clip is padded to it, and a warning says so
@@ -224,6 +226,11 @@ def decode_for_classification(classifier: Predictor, audio_path: str | Path, sho
     problem = input_problem(waveform)
     if problem:
         raise AudioDecodeError(audio_path, problem)
+    needed = min(min_seconds, min_samples(classifier.clip_frames, classifier.frontend.hop_length) / rate)
+    if waveform.shape[0] < needed * rate:   # a 0.2-s clip padded with 9.8 s of silence read "classical 100 %"
+        raise AudioDecodeError(shown or audio_path, f"lasts {waveform.shape[0] / rate:.2f} s: an answer needs at least "
+                                                    f"{needed:.2f} s of audio (the min_audio_seconds setting), or it "
+                                                    f"would rest on the silence it is padded with")
     padded = max(0, min_samples(classifier.clip_frames, classifier.frontend.hop_length) - waveform.shape[0])
     if padded > 0:
         log.warning("%s lasts %.2f s, less than one clip: padded with %.2f s of silence, so the answer rests on "
@@ -343,10 +350,28 @@ def nearest_tracks(corpus: dict[str, np.ndarray], embedding: np.ndarray, k: int)
             for i in nearest]
 
 
-def _print_ranking(audio: str, ranking: list[tuple[str, float]], top_k: int) -> None:
+def trained_on(config, run_info: dict) -> tuple[str, str | None]:
+    """What a model was trained on, in one line, and a warning when that was the built-in synthetic corpus (its
+    genres are timbres made up by genre's generator: a real song gets a confident answer that means little)."""
+    dataset = config.dataset.get("name") or str(config.dataset.get("_target_", "?")).split(".")[-2]
+    line = f"trained on {dataset} ({run_info.get('split_protocol', 'unknown protocol')})"
+    warning = None
+    if str(config.dataset.get("_target_", "")).endswith("synthetic.build"):
+        warning = ("this model learned the built-in synthetic corpus, made-up timbres, not real music: its genres "
+                   "for a real song mean little. Train on real music for that (dataset=gtzan, fma or folder)")
+    return line, warning
+
+
+def _print_ranking(audio: str, ranking: list[tuple[str, float]], top_k: int, model=None) -> None:
     print(f"{audio}:")
     for genre, score in ranking[:top_k]:
         print(f"  {genre:<12} {score:6.1%}")
+    if model is not None:
+        line, warning = trained_on(model.config, model.run_info if isinstance(model, Predictor) else
+                                   model.module.run_info)
+        print(f"  ({line})")
+        if warning:
+            log.warning(warning)
 
 
 def evaluate(cfg: DictConfig) -> dict:
@@ -361,15 +386,16 @@ def evaluate(cfg: DictConfig) -> dict:
         ckpt_path = find_checkpoint(cfg.run_id, resolve_tracking_uri(cfg.tracking_uri, cfg.paths.root_dir),
                                     cfg.paths.cache_dir)
     if cfg.audio and not cfg.get("similar"):   # the network and its front end only: no Lightning, no MLflow
-        ranking = classify_file(load_predictor(ckpt_path), cfg.audio)
-        _print_ranking(cfg.audio, ranking, cfg.top_k)
+        predictor = load_predictor(ckpt_path)
+        ranking = classify_file(predictor, cfg.audio, min_seconds=float(cfg.min_audio_seconds))
+        _print_ranking(cfg.audio, ranking, cfg.top_k, predictor)
         return {"ranking": ranking}
     from genre.assembly.build import load_classifier
 
     model = load_classifier(ckpt_path)
     if cfg.audio:
-        ranking = classify_file(model, cfg.audio)
-        _print_ranking(cfg.audio, ranking, cfg.top_k)
+        ranking = classify_file(model, cfg.audio, min_seconds=float(cfg.min_audio_seconds))
+        _print_ranking(cfg.audio, ranking, cfg.top_k, model)
         corpus = corpus_embeddings(model, ckpt_path, cfg.paths.cache_dir, cfg.dataset_root)
         neighbours = similar_tracks(model, cfg.audio, corpus, cfg.similar)
         agreement = neighbour_agreement(corpus, k=cfg.similar)

@@ -233,20 +233,51 @@ def test_several_files_or_none_are_refused(client, tmp_path):
 
 
 @pytest.mark.slow
-def test_a_tenth_of_a_second_is_padded_as_evaluate_pads_it_and_says_so(client, service, trained, tmp_path):
+def test_a_song_shorter_than_a_clip_is_padded_as_evaluate_pads_it_and_says_so(client, service, trained, tmp_path):
     from genre.evaluate import evaluate
     from genre.models.inference import min_samples
 
     root, _, metrics, _ = trained
     short = tmp_path / "short.wav"
-    sf.write(str(short), sf.read(str(song(tmp_path / "s.wav", seconds=1.0)))[0][:2205], 22050)
+    sf.write(str(short), sf.read(str(song(tmp_path / "s.wav", seconds=2.0)))[0][:33075], 22050)   # 1.5 s
     result = post(client, ("short.wav", short.read_bytes())).json()
-    assert result["seconds"] == pytest.approx(0.1, abs=1e-3)
+    assert result["seconds"] == pytest.approx(1.5, abs=1e-3)
     one_clip = min_samples(service.module.clip_frames, service.module.frontend.hop_length) / 22050   # 3-s clips
     assert one_clip == pytest.approx(3.0, abs=0.05)
-    assert result["padded_seconds"] == pytest.approx(one_clip - 0.1, abs=1e-3)
+    assert result["padded_seconds"] == pytest.approx(one_clip - 1.5, abs=1e-3)
     printed = dict(evaluate(compose_config("evaluate", [f"run_id={metrics['run_id']}", f"audio={short}"], root))["ranking"])
     assert {r["genre"]: r["probability"] for r in result["ranking"]} == pytest.approx(printed, abs=1e-6)
+
+
+def test_a_fifth_of_a_second_is_refused_not_answered_from_its_padding(client, trained, tmp_path):
+    """A 0.2-s clip padded with 9.8 s of silence was "classical 100.0 %" (issue 30)."""
+    from genre.evaluate import evaluate
+    from genre.runtime.errors import AudioDecodeError
+
+    root, _, metrics, _ = trained
+    tiny = tmp_path / "tiny.wav"
+    sf.write(str(tiny), sf.read(str(song(tmp_path / "t.wav", seconds=1.0)))[0][:4410], 22050)   # 0.2 s
+    answer = post(client, ("tiny.wav", tiny.read_bytes()))
+    assert answer.status_code == 422
+    assert "lasts 0.20 s: an answer needs at least 1.00 s of audio (the min_audio_seconds setting)" in \
+        answer.json()["detail"]
+    with pytest.raises(AudioDecodeError, match="an answer needs at least 1.00 s"):
+        evaluate(compose_config("evaluate", [f"run_id={metrics['run_id']}", f"audio={tiny}"], root))
+
+
+def test_the_page_and_evaluate_say_what_the_model_was_trained_on(client, trained, tmp_path, capsys, caplog):
+    """Real songs came out confident and wrong from a model of the built-in corpus, with no word about it."""
+    from genre.evaluate import evaluate
+
+    root, _, metrics, _ = trained
+    facts = client.get("/api/run").json()
+    assert facts["trained_on"].startswith("trained on synthetic (random-stratified-by-track(")
+    assert "built-in synthetic corpus, made-up timbres, not real music" in facts["trained_on_warning"]
+    with caplog.at_level("WARNING"):
+        evaluate(compose_config("evaluate", [f"run_id={metrics['run_id']}", f"audio={song(tmp_path / 'x.wav')}"],
+                                root))
+    assert "(trained on synthetic (random-stratified-by-track(" in capsys.readouterr().out
+    assert "not real music" in caplog.text
 
 
 @pytest.mark.slow
@@ -442,12 +473,12 @@ def test_the_page_in_chromium_shows_evaluates_genre_and_plays_similar_tracks(tra
             "return [...document.querySelectorAll('#similar audio')].every(a => a.readyState >= 1 && !a.error)"))
         durations = browser.execute_script("return [...document.querySelectorAll('#similar audio')].map(a => a.duration)")
         assert len(durations) == 4 and all(d == pytest.approx(6.0, abs=0.01) for d in durations)
-        short = tmp_path / "short.wav"                   # 0.1 s: padded, and the page says so
-        sf.write(str(short), sf.read(str(path))[0][:2205], 22050)
+        short = tmp_path / "short.wav"                   # 1.5 s: padded, and the page says so
+        sf.write(str(short), sf.read(str(path))[0][:33075], 22050)
         picker.send_keys(str(short))
         wait.until(lambda b: b.find_element(By.ID, "padded").is_displayed())
-        assert "padded with 2.8" in browser.find_element(By.ID, "padded").text
-        assert "short.wav: 0.1 s" in browser.find_element(By.ID, "song-line").text
+        assert "padded with 1.4" in browser.find_element(By.ID, "padded").text
+        assert "short.wav: 1.5 s" in browser.find_element(By.ID, "song-line").text
         picker.send_keys(str(path))
         wait.until(lambda b: not b.find_element(By.ID, "padded").is_displayed()
                    and b.find_element(By.ID, "result").is_displayed())

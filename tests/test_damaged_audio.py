@@ -157,3 +157,16 @@ def test_a_directory_a_dangling_or_looping_link_and_a_url_are_each_named_for_wha
                           (tmp_path / "absent.wav", "file not found")):
         with pytest.raises(AudioDecodeError, match=reason):
             load_audio(given, 22050)
+
+
+def test_a_file_that_is_not_audio_is_described_in_words_not_a_bytes_repr(tmp_path):
+    """The message showed a Python bytes repr: ``starts with b'hell'`` (issue 30)."""
+    text = tmp_path / "notes.wav"
+    text.write_bytes(b"hello, this is a text file" * 100)
+    with pytest.raises(AudioDecodeError) as refused:
+        load_audio(text, SR)
+    assert 'it starts with "hell"' in str(refused.value) and "b'" not in str(refused.value)
+    binary = tmp_path / "noise.flac"
+    binary.write_bytes(bytes([0, 1, 2, 250]) * 100)
+    with pytest.raises(AudioDecodeError, match="it starts with 00 01 02 fa"):
+        load_audio(binary, SR)

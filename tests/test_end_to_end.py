@@ -191,7 +191,9 @@ def test_classify_an_audio_file_of_any_length_and_format(trained, tmp_path):
                          cwd=ROOT, capture_output=True, text=True, timeout=300)
     assert out.returncode == 0, out.stderr
     lines = out.stdout.strip().splitlines()
-    assert lines[0].endswith("song.mp3:") and len(lines) == 3 and lines[1].strip().endswith("%")
+    assert lines[0].endswith("song.mp3:") and lines[1].strip().endswith("%") and lines[2].strip().endswith("%")
+    assert lines[3].startswith("  (trained on synthetic (random-stratified-by-track(")   # what the model knows
+    assert "not real music" in out.stdout + out.stderr and len(lines) <= 5
 
 
 def test_run_shows_its_data_system_metrics_and_registered_model(trained):
@@ -331,11 +333,13 @@ def test_the_logged_model_and_evaluate_refuse_what_is_not_music_and_say_what_the
     silent = write_tone(tmp_path / "silence.wav", 4.0, frequency=0.0)
     with pytest.raises(AudioDecodeError, match=r"silence.wav: silent \(its loudest sample is digital silence"):
         classify_file(checkpoint, silent)
-    short = write_tone(tmp_path / "short.wav", 0.25, sample_rate=rate)
+    short = write_tone(tmp_path / "short.wav", 1.5, sample_rate=rate)
     with caplog.at_level("WARNING"):
         classify_file(checkpoint, short)
     # 3-s clips of centred frames need (clip_frames - 1) hops + 1 sample: about 2.96 s
-    assert re.search(r"short.wav lasts 0.25 s, less than one clip: padded with 2.7\d s of silence", caplog.text)
+    assert re.search(r"short.wav lasts 1.50 s, less than one clip: padded with 1.4\d s of silence", caplog.text)
+    with pytest.raises(AudioDecodeError, match=r"lasts 0.25 s: an answer needs at least 1.00 s of audio"):
+        classify_file(checkpoint, write_tone(tmp_path / "shorter.wav", 0.25, sample_rate=rate))
 
 
 def test_scoring_the_same_split_twice_records_it_once(trained):

@@ -55,7 +55,8 @@ def serve(cfg: DictConfig) -> None:
 
     if not isinstance(cfg.similar, int) or cfg.similar < 0:
         raise ConfigError(f"similar={cfg.similar!r}: an integer >= 0 (tracks like the song to list)")
-    limits = Limits(float(cfg.max_upload_mb), float(cfg.max_seconds), int(cfg.workers), int(cfg.queue))
+    limits = Limits(float(cfg.max_upload_mb), float(cfg.max_seconds), int(cfg.workers), int(cfg.queue),
+                    float(cfg.min_audio_seconds))
     host = str(cfg.host)
     check_port(host, cfg.port)
     from genre.tracking.store import resolve_tracking_uri

@@ -23,6 +23,7 @@ from genre.evaluate import (
     find_checkpoint,
     nearest_tracks,
     ranked,
+    trained_on,
 )
 from genre.runtime.errors import AudioDecodeError, ConfigError, GenreError, printable
 
@@ -51,6 +52,7 @@ class Limits:
     max_seconds: float = 600.0       # a longer song is refused before it is decoded (from its header)
     workers: int = 2                 # songs analysed at once; the rest wait their turn
     queue: int = 16                  # songs waiting at most; more are answered 503, try again
+    min_audio_seconds: float = 1.0   # of real audio: a shorter song is refused (its answer would be the padding's)
 
     def __post_init__(self):
         if not (self.max_upload_mb > 0 and self.max_seconds > 0 and self.workers >= 1 and self.queue >= 0):
@@ -153,6 +155,7 @@ class AppModel:
                  "ui_command": None, "corpus_tracks": 0 if self.corpus is None else len(self.corpus["track_id"]),
                  "corpus_problem": self.corpus_problem, "skipped": [(self._shown_path(s.path), printable(s.reason)) for s in self.skipped],
                  "similar": self.similar}
+        facts["trained_on"], facts["trained_on_warning"] = trained_on(config, info)
         if not (run_id and uri):
             return facts
         from genre.tracking.store import is_tracking_server, limit_http_retries
@@ -198,7 +201,7 @@ class AppModel:
             raise Refused(413, f"{shown} lasts {declared:.0f} s, longer than the {limits.max_seconds:.0f} s this app "
                                f"takes (max_seconds=...): cut it, or start the app with a larger limit")
         try:
-            waveform, padded = decode_for_classification(self.module, path, shown)
+            waveform, padded = decode_for_classification(self.module, path, shown, limits.min_audio_seconds)
         except AudioDecodeError as error:
             raise Refused(422, f"{shown}: {error.reason}") from None
         rate = self.module.frontend.sample_rate

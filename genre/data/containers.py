@@ -38,7 +38,15 @@ def check_signature(path: Path, head: bytes) -> None:
     if not head.startswith(expected) and not mp3_frame_sync:
         shown = " or ".join(repr(s.decode()) for s in expected) + (" or an MPEG frame" if suffix == ".mp3" else "")
         raise AudioDecodeError(path, f"unreadable: not a {suffix[1:].upper()} file, it does not start with {shown} "
-                                     f"(starts with {head[:4]!r}); the file is damaged or misnamed")
+                                     f"(it starts with {shown_bytes(head[:4])}); the file is damaged or misnamed")
+
+
+def shown_bytes(data: bytes) -> str:
+    """A file's first bytes as a person reads them: the text they spell when printable ("hell"), else hex
+    (ff fb 90 00), never a Python bytes repr."""
+    if data and all(32 <= b < 127 for b in data):
+        return f'"{data.decode()}"'
+    return " ".join(f"{b:02x}" for b in data) or "nothing"
 
 
 def declared_frames(path: Path, head: bytes) -> int | None:

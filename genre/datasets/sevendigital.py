@@ -30,7 +30,7 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from genre.data.containers import HEAD_BYTES, check_signature
+from genre.data.containers import HEAD_BYTES, check_signature, shown_bytes
 from genre.datasets.msd import MSD_TRACK_ID, read_genre_labels, read_msd_metadata, select_tracks
 from genre.runtime.errors import AudioDecodeError, DatasetError, GenreError, exit_on_user_error
 
@@ -152,7 +152,7 @@ class Downloader:
         try:   # an error page sent with status 200 must not be kept as an .mp3
             check_signature(partial.with_name("preview.mp3"), bytes(body[:HEAD_BYTES]))
         except AudioDecodeError:
-            raise BadPreview(f"the body is not MP3 audio (it starts with {bytes(body[:16])!r})") from None
+            raise BadPreview(f"the body is not MP3 audio (it starts with {shown_bytes(bytes(body[:16]))})") from None
         if len(body) < MIN_PREVIEW_BYTES:   # a Content-Length shorter than the body cuts it short
             raise BadPreview(f"the body is {len(body)} bytes, too short for a preview (at least {MIN_PREVIEW_BYTES})")
         partial.write_bytes(body)

@@ -59,6 +59,9 @@ async function loadFacts() {
     link.append(element("b", "no run recorded"));
   }
   box.append(link);
+  const trained = $("trained");
+  trained.hidden = !facts.trained_on_warning;
+  trained.textContent = facts.trained_on_warning ? `Note: ${facts.trained_on_warning}.` : "";
   $("limits").textContent = `any format evaluate.py takes (WAV, AU, FLAC, OGG, MP3), up to ` +
     `${facts.limits.max_upload_mb} MB and ${facts.limits.max_seconds} s`;
 }
