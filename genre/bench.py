@@ -308,7 +308,7 @@ def figure_app(work: Path, song_mp3: Path) -> dict:
     root = work / "command_line"
     [checkpoint] = root.glob("outputs/runs/*/checkpoints/best-*.ckpt")
     load_s, service = _timed(AppModel, checkpoint, 5, str(root / "cache"), tracking_uri=f"sqlite:///{root}/mlflow.db")
-    client = TestClient(create_app(service))
+    client = TestClient(create_app(service), base_url="http://127.0.0.1")
     waveform = load_audio(song_mp3, SAMPLE_RATE)
     song_wav = work / "app_song.wav"
     sf.write(str(song_wav), waveform, SAMPLE_RATE)
