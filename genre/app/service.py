@@ -185,8 +185,7 @@ class AppModel:
     def _shown_path(self, path: str) -> str:
         """A corpus file as the page names it: relative to the dataset's root, never the machine's full path."""
         try:
-            root = getattr(self, "dataset_root", None)
-            return printable(Path(path).resolve().relative_to(root)) if root else \
+            return printable(Path(path).resolve().relative_to(self.dataset_root)) if self.dataset_root else \
                 printable(Path(path).name)
         except ValueError:
             return printable(Path(path).name)

@@ -9,7 +9,7 @@ anything is imported or called; anything else is a :class:`~genre.runtime.errors
 setting. Light: the commands that only classify a file import it without Lightning or MLflow.
 
 Adding a component (a network, a front end, a dataset) means adding its dotted name here
-(``tests/test_layout.py`` checks that every ``_target_`` in ``conf/`` and ``experiments/`` is listed).
+(``tests/test_config_targets.py`` checks that every ``_target_`` in ``conf/`` and ``experiments/`` is listed).
 """
 from __future__ import annotations
 
